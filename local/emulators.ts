@@ -1,0 +1,97 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { freePort } from './ports.ts';
+
+export interface Emulator {
+  /** host:port, the value for FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST. */
+  host: string;
+  stop(): Promise<void>;
+}
+
+/** Names what is missing to run the official emulators, or returns null when all is there. */
+export function missingEmulatorPrerequisite(): string | null {
+  if (spawnSync('java', ['-version'], { stdio: 'ignore' }).status !== 0) {
+    return 'java is missing (install it: apt-get install -y default-jre-headless)';
+  }
+  // `gcloud version` lists the installed components without touching the network.
+  const gcloud = spawnSync('gcloud', ['version'], { encoding: 'utf8' });
+  if (gcloud.error || gcloud.status !== 0) {
+    return 'gcloud is missing (install the Google Cloud CLI: apt-get install google-cloud-cli)';
+  }
+  const components: Record<string, string> = {
+    'cloud-firestore-emulator': 'google-cloud-cli-firestore-emulator',
+    'pubsub-emulator': 'google-cloud-cli-pubsub-emulator',
+  };
+  for (const [component, pkg] of Object.entries(components)) {
+    if (!new RegExp(`^${component} `, 'm').test(gcloud.stdout)) {
+      return `the gcloud component ${component} is missing (install it: apt-get install ${pkg}, or gcloud components install ${component})`;
+    }
+  }
+  return null;
+}
+
+async function waitForHttp(url: string, child: ChildProcess, log: () => string): Promise<void> {
+  const deadline = Date.now() + 90_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`emulator exited early:\n${log()}`);
+    try {
+      const res = await fetch(url);
+      if (res.status < 500) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`emulator did not answer on ${url} within 90 s:\n${log()}`);
+}
+
+async function startEmulator(args: string[], probePath: string): Promise<Emulator> {
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  // detached: the emulator's Java child gets its own process group, so stop() can end all of it.
+  const child = spawn('gcloud', [...args, `--host-port=${host}`], {
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output = (output + chunk.toString()).slice(-8000);
+  };
+  child.stdout?.on('data', collect);
+  child.stderr?.on('data', collect);
+  const stop = async () => {
+    if (child.exitCode !== null || child.pid === undefined) return;
+    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+    try {
+      process.kill(-child.pid, 'SIGTERM');
+    } catch {
+      return;
+    }
+    const timer = setTimeout(() => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }, 5000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await waitForHttp(`http://${host}${probePath}`, child, () => output);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { host, stop };
+}
+
+export function startFirestoreEmulator(): Promise<Emulator> {
+  return startEmulator(['emulators', 'firestore', 'start', '--quiet'], '/');
+}
+
+export function startPubsubEmulator(projectId: string): Promise<Emulator> {
+  return startEmulator(
+    ['beta', 'emulators', 'pubsub', 'start', '--quiet', `--project=${projectId}`],
+    '/',
+  );
+}
