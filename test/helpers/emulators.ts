@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import test from 'ava';
+import {
+  missingEmulatorPrerequisite,
+  startFirestoreEmulator,
+  startPubsubEmulator,
+  type Emulator,
+} from '../../local/emulators.ts';
+
+export interface EmulatorEnv {
+  firestoreHost: string;
+  pubsubHost: string;
+  /** A project id of this test file's own, so files sharing one emulator do not see each other. */
+  projectId: string;
+}
+
+const missing =
+  process.env.FIRESTORE_EMULATOR_HOST && process.env.PUBSUB_EMULATOR_HOST
+    ? null
+    : missingEmulatorPrerequisite();
+
+/** `test` where the official emulators can run, `test.skip` where they cannot. */
+export const emulatorTest = missing ? test.skip : test;
+
+let started: Promise<EmulatorEnv> | undefined;
+const owned: Emulator[] = [];
+
+/**
+ * The Firestore and Pub/Sub emulators for this test file: the ones `.ci/run` started (named by
+ * FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST), or a pair started here and stopped after the file.
+ * Sets the emulator variables in process.env so the real client libraries find them.
+ */
+export function emulators(): Promise<EmulatorEnv> {
+  started ??= (async () => {
+    const projectId = `test-${randomBytes(4).toString('hex')}`;
+    let firestoreHost = process.env.FIRESTORE_EMULATOR_HOST;
+    let pubsubHost = process.env.PUBSUB_EMULATOR_HOST;
+    if (!firestoreHost || !pubsubHost) {
+      const [firestore, pubsub] = await Promise.all([
+        startFirestoreEmulator(),
+        startPubsubEmulator(projectId),
+      ]);
+      owned.push(firestore, pubsub);
+      firestoreHost = firestore.host;
+      pubsubHost = pubsub.host;
+    }
+    process.env.FIRESTORE_EMULATOR_HOST = firestoreHost;
+    process.env.PUBSUB_EMULATOR_HOST = pubsubHost;
+    process.env.METADATA_SERVER_DETECTION = 'none';
+    return { firestoreHost, pubsubHost, projectId };
+  })();
+  return started;
+}
+
+test.after.always(async () => {
+  await Promise.all(owned.map((e) => e.stop()));
+});
