@@ -1,0 +1,60 @@
+import type { VmPlan } from './plan.ts';
+import { instanceName } from './ids.ts';
+import type { WorkshopRecord, WorkshopSecrets } from './workshop.ts';
+
+export const APP_LABEL = 'clarateach';
+export const SSH_USER = 'clarateach';
+
+export interface VmSpecSettings {
+  project: string;
+  registry: string;
+  nekoImage: string;
+  caddyImage: string;
+  readyTopic: string;
+  startupScript: string;
+}
+
+export interface InstanceSpecOut {
+  name: string;
+  machineType: string;
+  labels: Record<string, string>;
+  metadata: Record<string, string>;
+  spot: boolean;
+}
+
+/** Everything one VM needs to boot its seats, as instance labels and metadata (DESIGN.md §6). */
+export function instanceSpec(
+  workshop: WorkshopRecord,
+  vm: VmPlan,
+  secrets: WorkshopSecrets,
+  settings: VmSpecSettings,
+): InstanceSpecOut {
+  const name = instanceName(workshop.id, vm.index);
+  const seatTokens: string[] = [];
+  for (let seat = vm.firstSeat; seat < vm.firstSeat + vm.seatCount; seat++) {
+    seatTokens.push(`${seat}:${secrets.seatTokens[seat]}`);
+  }
+  return {
+    name,
+    machineType: vm.machineType,
+    // Labels let the sweep find every VM of this system, including ones no record knows about.
+    labels: { app: APP_LABEL, workshop: workshop.id },
+    metadata: {
+      'startup-script': settings.startupScript,
+      'workshop-id': workshop.id,
+      'vm-name': name,
+      'seat-first': String(vm.firstSeat),
+      'seat-count': String(vm.seatCount),
+      'workspace-image': workshop.image,
+      'neko-image': settings.nekoImage,
+      'caddy-image': settings.caddyImage,
+      // docker-credential-gcr wants the registry host, not the repository path.
+      registry: settings.registry.split('/')[0] ?? '',
+      'ready-topic': `projects/${settings.project}/topics/${settings.readyTopic}`,
+      'ready-token': secrets.readyTokens[name] ?? '',
+      'seat-tokens': seatTokens.join(' '),
+      'ssh-keys': `${SSH_USER}:${secrets.sshPublicKey}`,
+    },
+    spot: workshop.spot,
+  };
+}

@@ -1,0 +1,144 @@
+import type { CostEstimate } from './cost.ts';
+import type { VmPlan } from './plan.ts';
+import type { EndReason, Status } from './state.ts';
+
+/** `workshops/{id}`. Times are ISO-8601 UTC strings, which sort and compare as text. */
+export interface WorkshopRecord {
+  id: string;
+  name: string;
+  ownerId: string;
+  seats: number;
+  durationMinutes: number;
+  image: string;
+  spot: boolean;
+  status: Status;
+  joinCode: string;
+  createdAt: string;
+  updatedAt: string;
+  startedAt: string | null;
+  readyAt: string | null;
+  endingAt: string | null;
+  endedAt: string | null;
+  /** When the sweep ends it (reason `ttl`); for an unstarted workshop, when it is cleaned up. */
+  expiresAt: string;
+  provisioningDeadline: string | null;
+  endReason: EndReason | null;
+  error: { code: string; message: string } | null;
+  seatsReady: number;
+  seatsTaken: number;
+  vmPlan: VmPlan[];
+  estimatedCost: CostEstimate;
+}
+
+export const VM_STATUSES = ['pending', 'booting', 'ready', 'failed', 'lost', 'deleted'] as const;
+export type VmStatus = (typeof VM_STATUSES)[number];
+
+/** `workshops/{id}/vms/{name}`. */
+export interface VmRecord {
+  name: string;
+  zone: string;
+  index: number;
+  firstSeat: number;
+  seatCount: number;
+  machineType: string;
+  status: VmStatus;
+  instanceId: string | null;
+  externalIp: string | null;
+  internalIp: string | null;
+  httpPort: number | null;
+  readyAt: string | null;
+  readyTokenHash: string;
+  error: { code: string; message: string } | null;
+}
+
+/** `workshops/{id}/private/secrets`: admin-only, never logged, dropped when the workshop ends. */
+export interface WorkshopSecrets {
+  sshPrivateKey: string;
+  sshPublicKey: string;
+  readyTokens: Record<string, string>;
+  /** Per-seat access credentials the VM's proxy checks, keyed by global seat number. */
+  seatTokens: Record<string, string>;
+}
+
+/** `workshops/{id}/seats/{seat}`: created with create(), so a seat is never given twice. */
+export interface SeatRecord {
+  seat: number;
+  learnerName: string;
+  tokenHash: string;
+  vmName: string;
+  joinedAt: string;
+}
+
+/** `joinCodes/{code}`. */
+export interface JoinCodeRecord {
+  workshopId: string;
+  createdAt: string;
+}
+
+/** A workshop as the HTTP contract returns it (DESIGN.md §5). */
+export interface WorkshopView {
+  id: string;
+  name: string;
+  status: Status;
+  seats: number;
+  seatsReady: number;
+  seatsTaken: number;
+  joinCode: string;
+  createdAt: string;
+  startedAt: string | null;
+  readyAt: string | null;
+  endedAt: string | null;
+  expiresAt: string;
+  endReason: EndReason | null;
+  error: { code: string; message: string } | null;
+  vms: { name: string; status: VmStatus; externalIp: string | null }[];
+  estimatedCost: CostEstimate;
+  durationMinutes: number;
+  spot: boolean;
+}
+
+export function toWorkshopView(workshop: WorkshopRecord, vms: readonly VmRecord[]): WorkshopView {
+  return {
+    id: workshop.id,
+    name: workshop.name,
+    status: workshop.status,
+    seats: workshop.seats,
+    seatsReady: workshop.seatsReady,
+    seatsTaken: workshop.seatsTaken,
+    joinCode: workshop.joinCode,
+    createdAt: workshop.createdAt,
+    startedAt: workshop.startedAt,
+    readyAt: workshop.readyAt,
+    endedAt: workshop.endedAt,
+    expiresAt: workshop.expiresAt,
+    endReason: workshop.endReason,
+    error: workshop.error,
+    vms: [...vms]
+      .sort((a, b) => a.index - b.index)
+      .map((vm) => ({ name: vm.name, status: vm.status, externalIp: vm.externalIp })),
+    estimatedCost: workshop.estimatedCost,
+    durationMinutes: workshop.durationMinutes,
+    spot: workshop.spot,
+  };
+}
+
+export interface SeatEndpoints {
+  terminal: string;
+  files: string;
+  browser: string;
+}
+
+/** The seat's URLs on its VM's proxy, carrying the seat's access credential. */
+export function seatEndpoints(vm: VmRecord, seat: number, accessToken: string): SeatEndpoints {
+  const port = vm.httpPort && vm.httpPort !== 80 ? `:${vm.httpPort}` : '';
+  const base = `http://${vm.externalIp}${port}/vm/${seat}`;
+  const query = `?t=${encodeURIComponent(accessToken)}`;
+  return {
+    terminal: `${base}/terminal${query}`,
+    files: `${base}/files${query}`,
+    browser: `${base}/browser${query}`,
+  };
+}
+
+export const addMinutes = (iso: string | Date, minutes: number): string =>
+  new Date(new Date(iso).getTime() + minutes * 60_000).toISOString();

@@ -1,0 +1,145 @@
+import { Ajv, type JSONSchemaType, type ValidateFunction } from 'ajv';
+import { END_REASONS, type EndReason } from './core/state.ts';
+import { WORKSHOP_ID_PATTERN } from './core/ids.ts';
+
+/**
+ * Every HTTP body and event payload, as a TypeScript type and the ajv schema that checks it.
+ * `JSONSchemaType<T>` makes the compiler hold each schema to its type, so the two cannot drift.
+ */
+const ajv = new Ajv({ allErrors: false, strict: true });
+
+const NON_BLANK = '\\S';
+const workshopId = { type: 'string', pattern: WORKSHOP_ID_PATTERN, maxLength: 32 } as const;
+
+export interface CreateWorkshopBody {
+  name: string;
+  seats: number;
+  durationMinutes?: number;
+  image?: string;
+  spot?: boolean;
+}
+const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['name', 'seats'],
+  properties: {
+    name: { type: 'string', minLength: 1, maxLength: 100, pattern: NON_BLANK },
+    seats: { type: 'integer', minimum: 1, maximum: 200 },
+    durationMinutes: { type: 'integer', minimum: 15, maximum: 720, nullable: true },
+    // An image reference: a name in the workshop registry (`python:3.12`) or a full path.
+    image: {
+      type: 'string',
+      minLength: 1,
+      maxLength: 256,
+      pattern: '^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]{1,128})?(@sha256:[a-f0-9]{64})?$',
+      nullable: true,
+    },
+    spot: { type: 'boolean', nullable: true },
+  },
+};
+
+export interface ExtendBody {
+  minutes: number;
+}
+const extendSchema: JSONSchemaType<ExtendBody> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['minutes'],
+  properties: { minutes: { type: 'integer', minimum: 1, maximum: 720 } },
+};
+
+export interface JoinBody {
+  code: string;
+  name: string;
+  seatToken?: string;
+}
+const joinSchema: JSONSchemaType<JoinBody> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['code', 'name'],
+  properties: {
+    code: { type: 'string', minLength: 1, maxLength: 32 },
+    name: { type: 'string', minLength: 1, maxLength: 60, pattern: NON_BLANK },
+    seatToken: { type: 'string', minLength: 1, maxLength: 128, nullable: true },
+  },
+};
+
+export interface WorkshopStartedEvent {
+  workshopId: string;
+}
+const workshopStartedSchema: JSONSchemaType<WorkshopStartedEvent> = {
+  type: 'object',
+  additionalProperties: true,
+  required: ['workshopId'],
+  properties: { workshopId },
+};
+
+export interface WorkshopEndedEvent {
+  workshopId: string;
+  reason: EndReason;
+}
+const workshopEndedSchema: JSONSchemaType<WorkshopEndedEvent> = {
+  type: 'object',
+  additionalProperties: true,
+  required: ['workshopId', 'reason'],
+  properties: { workshopId, reason: { type: 'string', enum: [...END_REASONS] } },
+};
+
+export interface VmReadyEvent {
+  workshopId: string;
+  vmName: string;
+  state: 'ready' | 'failed';
+  externalIp?: string;
+  internalIp?: string;
+  /** The port the VM's Caddy serves on; 80 on a real VM, another on the local stack. */
+  httpPort?: number;
+  seatsReady?: number;
+  readyToken: string;
+  /** The tail of the startup log when state is `failed`. */
+  error?: string;
+}
+const ip = { type: 'string', maxLength: 64, pattern: '^[0-9a-fA-F.:]*$', nullable: true } as const;
+const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
+  type: 'object',
+  additionalProperties: true,
+  required: ['workshopId', 'vmName', 'state', 'readyToken'],
+  properties: {
+    workshopId,
+    vmName: { type: 'string', minLength: 1, maxLength: 63 },
+    state: { type: 'string', enum: ['ready', 'failed'] },
+    externalIp: ip,
+    internalIp: ip,
+    httpPort: { type: 'integer', minimum: 1, maximum: 65535, nullable: true },
+    seatsReady: { type: 'integer', minimum: 0, maximum: 200, nullable: true },
+    readyToken: { type: 'string', minLength: 1, maxLength: 128 },
+    error: { type: 'string', maxLength: 8000, nullable: true },
+  },
+};
+
+export type Validator<T> = ValidateFunction<T>;
+
+export const validators = {
+  createWorkshop: ajv.compile(createWorkshopSchema),
+  extend: ajv.compile(extendSchema),
+  join: ajv.compile(joinSchema),
+  workshopStarted: ajv.compile(workshopStartedSchema),
+  workshopEnded: ajv.compile(workshopEndedSchema),
+  vmReady: ajv.compile(vmReadySchema),
+};
+
+/** One readable line for the first problem ajv found, e.g. `seats must be <= 200`. */
+export function describeErrors(validate: ValidateFunction): string {
+  const error = validate.errors?.[0];
+  if (!error) return 'invalid';
+  const where = error.instancePath ? error.instancePath.slice(1).replace(/\//g, '.') : 'body';
+  if (error.keyword === 'additionalProperties') {
+    return `${where} has an unknown field: ${String(error.params.additionalProperty)}`;
+  }
+  if (error.keyword === 'required') {
+    return `${where} is missing ${String(error.params.missingProperty)}`;
+  }
+  if (error.keyword === 'pattern' && error.params.pattern === NON_BLANK) {
+    return `${where} must not be blank`;
+  }
+  return `${where} ${error.message ?? 'is invalid'}`;
+}

@@ -1,0 +1,47 @@
+import { Firestore } from '@google-cloud/firestore';
+import { PubSub } from '@google-cloud/pubsub';
+import { EventBus } from './bus.ts';
+import { ComputeProvisioner, type Provisioner } from './compute.ts';
+import { loadConfig, type Config } from './config.ts';
+import { Store } from './store.ts';
+
+/** What the functions talk to. Built once per instance, on first use, from the environment. */
+export interface Services {
+  config: Config;
+  store: Store;
+  bus: EventBus;
+  compute: Provisioner;
+  now(): Date;
+}
+
+let current: Services | undefined;
+
+export function createServices(config: Config = loadConfig()): Services {
+  return {
+    config,
+    store: new Store(new Firestore({ projectId: config.project, ignoreUndefinedProperties: true })),
+    bus: new EventBus(new PubSub({ projectId: config.project })),
+    compute: new ComputeProvisioner({
+      project: config.project,
+      zone: config.zone,
+      sourceImage: config.vm.sourceImage,
+      diskSizeGb: config.vm.diskSizeGb,
+      serviceAccount: config.vm.serviceAccount,
+      network: config.vm.network,
+      endpoint: config.computeEndpoint,
+    }),
+    now: () => new Date(),
+  };
+}
+
+export function services(): Services {
+  current ??= createServices();
+  return current;
+}
+
+/** Replaces the services, for tests and the local stack; returns the previous ones. */
+export function setServices(next: Services | undefined): Services | undefined {
+  const previous = current;
+  current = next;
+  return previous;
+}
