@@ -13,7 +13,10 @@ export class EventBus {
 
   constructor(private readonly pubsub: PubSub) {}
 
-  async publish<T extends keyof EventPayloads>(topic: T, payload: EventPayloads[T]): Promise<string> {
+  async publish<T extends keyof EventPayloads>(
+    topic: T,
+    payload: EventPayloads[T],
+  ): Promise<string> {
     let handle = this.topics.get(topic);
     if (!handle) {
       handle = this.pubsub.topic(topic);

@@ -8,7 +8,9 @@ interface PubSubData {
 }
 
 /** Decodes the JSON payload of a Pub/Sub CloudEvent, or says why it cannot. */
-export function decodePubSub(event: CloudEvent<unknown>): { payload: unknown } | { problem: string } {
+export function decodePubSub(
+  event: CloudEvent<unknown>,
+): { payload: unknown } | { problem: string } {
   const data = event.data as PubSubData | undefined;
   const encoded = data?.message?.data;
   if (typeof encoded !== 'string' || encoded === '') return { problem: 'the message has no data' };
@@ -31,7 +33,10 @@ export function eventHandler<T>(
   return async (event) => {
     const decoded = decodePubSub(event);
     if ('problem' in decoded) {
-      log.warn(`${name}: dropped a malformed message`, { eventId: event.id, problem: decoded.problem });
+      log.warn(`${name}: dropped a malformed message`, {
+        eventId: event.id,
+        problem: decoded.problem,
+      });
       return;
     }
     if (!validate(decoded.payload)) {
@@ -46,7 +51,11 @@ export function eventHandler<T>(
       await handle(payload, event);
     } catch (error) {
       const workshopId = (payload as { workshopId?: string }).workshopId;
-      log.error(`${name} failed; the event will be retried`, { eventId: event.id, workshopId, error });
+      log.error(`${name} failed; the event will be retried`, {
+        eventId: event.id,
+        workshopId,
+        error,
+      });
       throw error;
     }
   };

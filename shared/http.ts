@@ -13,8 +13,7 @@ export class HttpError extends Error {
   }
 }
 
-export const notFound = (what = 'workshop') =>
-  new HttpError(404, 'NOT_FOUND', `${what} not found`);
+export const notFound = (what = 'workshop') => new HttpError(404, 'NOT_FOUND', `${what} not found`);
 export const invalidRequest = (message: string) => new HttpError(400, 'INVALID_REQUEST', message);
 
 export function sendError(res: Response, error: HttpError): void {

@@ -37,7 +37,9 @@ export class Store {
     return this.workshop(id).collection('seats') as CollectionReference<SeatRecord>;
   }
   secrets(id: string): DocumentReference<WorkshopSecrets> {
-    return this.workshop(id).collection('private').doc('secrets') as DocumentReference<WorkshopSecrets>;
+    return this.workshop(id)
+      .collection('private')
+      .doc('secrets') as DocumentReference<WorkshopSecrets>;
   }
   joinCode(code: string): DocumentReference<JoinCodeRecord> {
     return this.db.collection('joinCodes').doc(code) as DocumentReference<JoinCodeRecord>;

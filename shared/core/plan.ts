@@ -18,7 +18,8 @@ export function machineTypeFor(seatCount: number): string {
  * busier than another (45 seats: 15+15+15, not 20+20+5).
  */
 export function planVms(seats: number): VmPlan[] {
-  if (!Number.isInteger(seats) || seats < 1) throw new RangeError(`seats must be a positive integer`);
+  if (!Number.isInteger(seats) || seats < 1)
+    throw new RangeError(`seats must be a positive integer`);
   const vmCount = Math.ceil(seats / MAX_SEATS_PER_VM);
   const base = Math.floor(seats / vmCount);
   const extra = seats % vmCount;

@@ -1,0 +1,16 @@
+import type { Request, Response } from '@google-cloud/functions-framework';
+import { HttpError, httpHandler, invalidRequest, jsonBody } from '../shared/http.ts';
+import { joinWorkshop } from '../shared/lifecycle/join.ts';
+import { describeErrors, validators } from '../shared/schemas.ts';
+import { services } from '../shared/services.ts';
+
+/** A learner enters the workshop code and gets a seat (DESIGN.md §5). */
+export const join = httpHandler('join', async (req: Request, res: Response) => {
+  if (req.method !== 'POST') throw new HttpError(405, 'METHOD_NOT_ALLOWED', 'use POST');
+  const body = jsonBody(req);
+  if (!validators.join(body)) throw invalidRequest(describeErrors(validators.join));
+  res
+    .status(200)
+    .set('Cache-Control', 'no-store')
+    .json(await joinWorkshop(services(), body));
+});

@@ -1,0 +1,98 @@
+import type { Request, Response } from '@google-cloud/functions-framework';
+import { isWorkshopId } from '../shared/core/ids.ts';
+import { toWorkshopView, type WorkshopRecord } from '../shared/core/workshop.ts';
+import { HttpError, httpHandler, invalidRequest, jsonBody, notFound } from '../shared/http.ts';
+import { callerOf, type Caller } from '../shared/identity.ts';
+import { createWorkshop } from '../shared/lifecycle/create.ts';
+import { requestEnd } from '../shared/lifecycle/end.ts';
+import { extendWorkshop } from '../shared/lifecycle/extend.ts';
+import { startWorkshop } from '../shared/lifecycle/start.ts';
+import { canSee, visibleOrNotFound } from '../shared/lifecycle/workshop-access.ts';
+import { describeErrors, validators } from '../shared/schemas.ts';
+import { services, type Services } from '../shared/services.ts';
+
+const LIST_LIMIT = 100;
+
+async function view(s: Services, workshop: WorkshopRecord) {
+  return toWorkshopView(workshop, await s.store.getVms(workshop.id));
+}
+
+async function load(s: Services, id: string, caller: Caller): Promise<WorkshopRecord> {
+  if (!isWorkshopId(id)) throw notFound();
+  return visibleOrNotFound(await s.store.getWorkshop(id), caller);
+}
+
+function methodNotAllowed(allowed: string): HttpError {
+  return new HttpError(405, 'METHOD_NOT_ALLOWED', `use ${allowed}`);
+}
+
+/**
+ * The instructor API (DESIGN.md §5). Deployed, the function's own URL is the root; in the local
+ * stack it sits under /workshops; both shapes are accepted.
+ */
+export const workshops = httpHandler('workshops', async (req: Request, res: Response) => {
+  const s = services();
+  const caller = callerOf(req, s.config.auth);
+  const parts = req.path.split('/').filter(Boolean);
+  if (parts[0] === 'workshops') parts.shift();
+  const [id, action, ...rest] = parts;
+
+  if (id === undefined) {
+    if (req.method === 'GET') {
+      const list = await s.store.listWorkshops(caller.id, LIST_LIMIT);
+      res.status(200).json({ workshops: await Promise.all(list.map((w) => view(s, w))) });
+      return;
+    }
+    if (req.method !== 'POST') throw methodNotAllowed('GET or POST');
+    const body = jsonBody(req);
+    if (!validators.createWorkshop(body))
+      throw invalidRequest(describeErrors(validators.createWorkshop));
+    const workshop = await createWorkshop(s, caller, body);
+    res.status(201).json(toWorkshopView(workshop, []));
+    return;
+  }
+  if (rest.length > 0) throw new HttpError(404, 'NOT_FOUND', 'no such route');
+
+  switch (action) {
+    case undefined: {
+      if (req.method === 'GET') {
+        res.status(200).json(await view(s, await load(s, id, caller)));
+        return;
+      }
+      if (req.method !== 'DELETE') throw methodNotAllowed('GET or DELETE');
+      const workshop = await load(s, id, caller);
+      const ended = (await requestEnd(s, id, { reason: 'instructor' })) ?? workshop;
+      res.status(202).json(await view(s, ended));
+      return;
+    }
+    case 'start': {
+      if (req.method !== 'POST') throw methodNotAllowed('POST');
+      if (!isWorkshopId(id)) throw notFound();
+      res.status(202).json(await view(s, await startWorkshop(s, id, caller)));
+      return;
+    }
+    case 'extend': {
+      if (req.method !== 'POST') throw methodNotAllowed('POST');
+      if (!isWorkshopId(id)) throw notFound();
+      const body = jsonBody(req);
+      if (!validators.extend(body)) throw invalidRequest(describeErrors(validators.extend));
+      res.status(200).json(await view(s, await extendWorkshop(s, id, caller, body.minutes)));
+      return;
+    }
+    case 'ssh-key': {
+      if (req.method !== 'GET') throw methodNotAllowed('GET');
+      if (!caller.admin) throw new HttpError(403, 'FORBIDDEN', 'only admins may read SSH keys');
+      const workshop = isWorkshopId(id) ? await s.store.getWorkshop(id) : null;
+      const secrets = canSee(workshop, caller) ? await s.store.getSecrets(id) : null;
+      if (!secrets) throw notFound('SSH key');
+      res
+        .status(200)
+        .set('Cache-Control', 'no-store')
+        .type('text/plain')
+        .send(secrets.sshPrivateKey);
+      return;
+    }
+    default:
+      throw new HttpError(404, 'NOT_FOUND', 'no such route');
+  }
+});

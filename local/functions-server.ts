@@ -1,0 +1,69 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import '../functions/index.ts';
+import { TOPICS, type Topic } from '../shared/topics.ts';
+
+/** Which function each topic's push subscription reaches, as deployed by deploy.sh. */
+export const TOPIC_FUNCTIONS: Record<Topic, string> = {
+  [TOPICS.workshopStarted]: 'onWorkshopStarted',
+  [TOPICS.vmReady]: 'onVmReady',
+  [TOPICS.workshopEnded]: 'onWorkshopEnded',
+  [TOPICS.workshopSweep]: 'sweep',
+};
+
+export interface FunctionsServer {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves every function on one port through the Functions Framework itself: `/workshops…` and
+ * `/join` for the HTTP functions, `/projects/P/topics/T` for push deliveries of topic T (the
+ * framework turns such a push body into a CloudEvent).
+ */
+export async function startFunctionsServer(port = 0): Promise<FunctionsServer> {
+  const servers = new Map<string, http.Server>();
+  const serverFor = (name: string) => {
+    let server = servers.get(name);
+    if (!server) {
+      server = getTestServer(name);
+      servers.set(name, server);
+    }
+    return server;
+  };
+  const front = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]!;
+    const topic = /^\/projects\/[^/]+\/topics\/([^/]+)$/.exec(path)?.[1];
+    let target: string | undefined;
+    if (topic) target = TOPIC_FUNCTIONS[decodeURIComponent(topic) as Topic];
+    else if (path === '/workshops' || path.startsWith('/workshops/')) target = 'workshops';
+    else if (path === '/join' || path.startsWith('/join/')) target = 'join';
+    else if (path === '/health') {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');
+      return;
+    }
+    if (!target) {
+      res
+        .writeHead(404, { 'content-type': 'application/json' })
+        .end(JSON.stringify({ error: { code: 'NOT_FOUND', message: 'no such route' } }));
+      return;
+    }
+    serverFor(target).emit('request', req, res);
+  });
+  await new Promise<void>((resolve, reject) => {
+    front.once('error', reject);
+    front.listen(port, '127.0.0.1', () => resolve());
+  });
+  const actual = (front.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${actual}`,
+    port: actual,
+    close: () =>
+      new Promise<void>((resolve) => {
+        front.closeAllConnections();
+        front.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,55 @@
+import { resolveImage } from '../config.ts';
+import { estimateCost } from '../core/cost.ts';
+import { newJoinCode, newWorkshopId } from '../core/ids.ts';
+import { planVms } from '../core/plan.ts';
+import { addMinutes, type WorkshopRecord } from '../core/workshop.ts';
+import type { Caller } from '../identity.ts';
+import type { CreateWorkshopBody } from '../schemas.ts';
+import type { Services } from '../services.ts';
+
+export const DEFAULT_DURATION_MINUTES = 240;
+const CODE_ATTEMPTS = 8;
+
+export async function createWorkshop(
+  s: Services,
+  caller: Caller,
+  body: CreateWorkshopBody,
+): Promise<WorkshopRecord> {
+  const now = s.now().toISOString();
+  const durationMinutes = body.durationMinutes ?? DEFAULT_DURATION_MINUTES;
+  const spot = body.spot ?? s.config.useSpot;
+  const vmPlan = planVms(body.seats);
+  const base: Omit<WorkshopRecord, 'joinCode' | 'id'> = {
+    name: body.name.trim(),
+    ownerId: caller.id,
+    seats: body.seats,
+    durationMinutes,
+    image: resolveImage(s.config, body.image),
+    spot,
+    status: 'created',
+    createdAt: now,
+    updatedAt: now,
+    startedAt: null,
+    readyAt: null,
+    endingAt: null,
+    endedAt: null,
+    expiresAt: addMinutes(now, s.config.unstartedTtlMinutes),
+    provisioningDeadline: null,
+    endReason: null,
+    error: null,
+    seatsReady: 0,
+    seatsTaken: 0,
+    vmPlan,
+    estimatedCost: estimateCost(
+      vmPlan.map((vm) => vm.machineType),
+      durationMinutes,
+      spot,
+    ),
+  };
+  // Codes are random over ~40 bits, so a clash is rare; create() detects it without a query.
+  for (let attempt = 0; attempt < CODE_ATTEMPTS; attempt++) {
+    const workshop: WorkshopRecord = { ...base, id: newWorkshopId(), joinCode: newJoinCode() };
+    if (await s.store.createWorkshop(workshop)) return workshop;
+  }
+  throw new Error('could not find a free join code');
+}

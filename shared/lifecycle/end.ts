@@ -1,0 +1,107 @@
+import { APP_LABEL } from '../core/vm-spec.ts';
+import { decide, type EndReason, isTerminal } from '../core/state.ts';
+import type { WorkshopRecord } from '../core/workshop.ts';
+import { log } from '../log.ts';
+import type { Services } from '../services.ts';
+import { TOPICS } from '../topics.ts';
+
+export interface EndRequest {
+  reason: EndReason;
+  error?: { code: string; message: string };
+  /** Only end from these statuses (a sweep acting on what it saw); any live status when absent. */
+  onlyFrom?: readonly WorkshopRecord['status'][];
+}
+
+/**
+ * Moves a workshop towards its end: an unstarted one ends at once, a running one becomes
+ * `ending` and `workshop.ended` is published so its VMs are deleted. The first reason wins;
+ * asking again is harmless and re-publishes while the workshop is still `ending`.
+ */
+export async function requestEnd(
+  s: Services,
+  id: string,
+  request: EndRequest,
+): Promise<WorkshopRecord | null> {
+  const now = s.now().toISOString();
+  const workshop = await s.store.inTransaction(id, (tx, current) => {
+    if (!current) return null;
+    if (request.onlyFrom && !request.onlyFrom.includes(current.status)) return current;
+    const decision = decide(current.status, { type: 'end', reason: request.reason });
+    if (decision.kind !== 'move') return current;
+    const next: WorkshopRecord = {
+      ...current,
+      status: decision.to,
+      updatedAt: now,
+      endReason: request.reason,
+      error: request.error ?? current.error,
+    };
+    if (isTerminal(decision.to)) {
+      // Never started: nothing to tear down, so the code is freed right here.
+      next.endedAt = now;
+      tx.delete(s.store.joinCode(current.joinCode));
+    } else {
+      next.endingAt = now;
+    }
+    tx.set(s.store.workshop(id), next);
+    return next;
+  });
+  if (workshop?.status === 'ending') {
+    await s.bus.publish(TOPICS.workshopEnded, {
+      workshopId: id,
+      reason: workshop.endReason ?? request.reason,
+    });
+    log.info('workshop ending', { workshopId: id, reason: workshop.endReason });
+  }
+  return workshop;
+}
+
+/** Deletes every VM the workshop may own: the recorded ones and any carrying its label. */
+export async function deleteWorkshopVms(s: Services, id: string): Promise<string[]> {
+  const [recorded, labelled] = await Promise.all([
+    s.store.getVms(id),
+    s.compute.list({ app: APP_LABEL, workshop: id }),
+  ]);
+  const names = [...new Set([...recorded.map((vm) => vm.name), ...labelled.map((i) => i.name)])];
+  await Promise.all(names.map((name) => s.compute.delete(name)));
+  return names;
+}
+
+/**
+ * The `workshop.ended` work: deletes the VMs, drops the live data (seats, secrets, join code) and
+ * records the end. Every step is idempotent, so a redelivery or a crash half-way is repaired by
+ * running it again. A transient Compute error propagates, and the event is retried.
+ */
+export async function tearDown(s: Services, id: string, reason: EndReason): Promise<void> {
+  let workshop = await s.store.getWorkshop(id);
+  if (!workshop) {
+    log.warn('workshop.ended for an unknown workshop', { workshopId: id });
+    return;
+  }
+  if (workshop.status === 'provisioning' || workshop.status === 'ready') {
+    // The event can come before our own transition was seen (sweep, another writer): end it first.
+    workshop = (await requestEnd(s, id, { reason })) ?? workshop;
+  }
+  if (workshop.status === 'created') {
+    await requestEnd(s, id, { reason });
+    return;
+  }
+  const names = await deleteWorkshopVms(s, id);
+  if (isTerminal(workshop.status)) return;
+  const batch = s.store.db.batch();
+  for (const vm of await s.store.getVms(id)) {
+    if (vm.status !== 'deleted') batch.update(s.store.vms(id).doc(vm.name), { status: 'deleted' });
+  }
+  await batch.commit();
+  await s.store.dropLiveData(workshop);
+  const now = s.now().toISOString();
+  await s.store.inTransaction(id, (tx, current) => {
+    if (!current) return;
+    const decision = decide(current.status, {
+      type: 'torn-down',
+      reason: current.endReason ?? reason,
+    });
+    if (decision.kind !== 'move') return;
+    tx.update(s.store.workshop(id), { status: decision.to, endedAt: now, updatedAt: now });
+  });
+  log.info('workshop torn down', { workshopId: id, deletedVms: names });
+}

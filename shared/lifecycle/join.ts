@@ -1,0 +1,107 @@
+import { randomInt } from 'node:crypto';
+import { hashToken, newToken } from '../core/secrets.ts';
+import { normalizeJoinCode } from '../core/ids.ts';
+import { vmForSeat } from '../core/plan.ts';
+import { instanceName } from '../core/ids.ts';
+import { seatEndpoints, type SeatEndpoints, type SeatRecord } from '../core/workshop.ts';
+import { HttpError } from '../http.ts';
+import { log } from '../log.ts';
+import type { JoinBody } from '../schemas.ts';
+import { isAlreadyExists, Store } from '../store.ts';
+import type { Services } from '../services.ts';
+
+export interface JoinResult {
+  workshopId: string;
+  seat: number;
+  seatToken: string;
+  endpoints: SeatEndpoints;
+  expiresAt: string;
+}
+
+const codeNotFound = () =>
+  new HttpError(404, 'CODE_NOT_FOUND', 'no running workshop has this code');
+
+function shuffled(values: number[]): number[] {
+  for (let i = values.length - 1; i > 0; i--) {
+    const j = randomInt(i + 1);
+    [values[i], values[j]] = [values[j]!, values[i]!];
+  }
+  return values;
+}
+
+/**
+ * Gives a learner a seat. Seats are claimed with create(), so under any number of concurrent
+ * joins a seat goes to exactly one learner; a learner who comes back with their seatToken gets
+ * the same seat.
+ */
+export async function joinWorkshop(s: Services, body: JoinBody): Promise<JoinResult> {
+  const code = normalizeJoinCode(body.code);
+  if (!code) throw codeNotFound();
+  const codeDoc = (await s.store.joinCode(code).get()).data();
+  if (!codeDoc) throw codeNotFound();
+  const workshop = await s.store.getWorkshop(codeDoc.workshopId);
+  if (
+    !workshop ||
+    workshop.status === 'ending' ||
+    workshop.status === 'ended' ||
+    workshop.status === 'failed'
+  ) {
+    throw codeNotFound();
+  }
+  if (workshop.status !== 'ready') {
+    throw new HttpError(409, 'NOT_READY', `the workshop is ${workshop.status}, not ready yet`, {
+      status: workshop.status,
+    });
+  }
+  const id = workshop.id;
+  const [secrets, vms] = await Promise.all([s.store.getSecrets(id), s.store.getVms(id)]);
+  if (!secrets) throw codeNotFound();
+  const respond = (seat: number, seatToken: string): JoinResult => {
+    const plan = vmForSeat(workshop.vmPlan, seat);
+    const vm = plan && vms.find((v) => v.name === instanceName(id, plan.index));
+    if (!vm?.externalIp) throw new Error(`seat ${seat} of ${id} has no reachable VM`);
+    return {
+      workshopId: id,
+      seat,
+      seatToken,
+      endpoints: seatEndpoints(vm, seat, secrets.seatTokens[seat]!),
+      expiresAt: workshop.expiresAt,
+    };
+  };
+
+  if (body.seatToken) {
+    const mine = await s.store
+      .seats(id)
+      .where('tokenHash', '==', hashToken(body.seatToken))
+      .limit(1)
+      .get();
+    const seat = mine.docs[0]?.data();
+    if (seat) return respond(seat.seat, body.seatToken);
+  }
+
+  const taken = new Set((await s.store.seats(id).select().get()).docs.map((d) => Number(d.id)));
+  const free = shuffled(
+    Array.from({ length: workshop.seats }, (_, i) => i + 1).filter((n) => !taken.has(n)),
+  );
+  const seatToken = newToken();
+  for (const seat of free) {
+    const plan = vmForSeat(workshop.vmPlan, seat)!;
+    const record: SeatRecord = {
+      seat,
+      learnerName: body.name.trim(),
+      tokenHash: hashToken(seatToken),
+      vmName: instanceName(id, plan.index),
+      joinedAt: s.now().toISOString(),
+    };
+    try {
+      await s.store.seats(id).doc(String(seat)).create(record);
+    } catch (error) {
+      if (isAlreadyExists(error)) continue; // someone else took it a moment ago
+      throw error;
+    }
+    await s.store.workshop(id).update({ seatsTaken: Store.increment(1) });
+    log.info('learner joined', { workshopId: id, seat });
+    return respond(seat, seatToken);
+  }
+  throw new HttpError(409, 'WORKSHOP_FULL', 'every seat of this workshop is taken');
+}

@@ -1,0 +1,78 @@
+import { ComputeError } from '../core/compute-errors.ts';
+import { deterministicUuid } from '../core/ids.ts';
+import { instanceSpec } from '../core/vm-spec.ts';
+import { isTerminal } from '../core/state.ts';
+import type { VmRecord, WorkshopRecord } from '../core/workshop.ts';
+import { log } from '../log.ts';
+import type { Services } from '../services.ts';
+import { TOPICS } from '../topics.ts';
+import { deleteWorkshopVms, requestEnd } from './end.ts';
+
+/** Marks a VM booting, unless a report already moved it further (reports may come first). */
+async function markBooting(s: Services, workshopId: string, vm: VmRecord): Promise<void> {
+  const ref = s.store.vms(workshopId).doc(vm.name);
+  await s.store.db.runTransaction(async (tx) => {
+    const snap = await tx.get(ref);
+    if (snap.data()?.status === 'pending') tx.update(ref, { status: 'booting' });
+  });
+}
+
+async function insertVm(s: Services, workshop: WorkshopRecord, vm: VmRecord): Promise<void> {
+  const secrets = await s.store.getSecrets(workshop.id);
+  const plan = workshop.vmPlan.find((p) => p.index === vm.index);
+  if (!secrets || !plan)
+    throw new Error(`workshop ${workshop.id} has no secrets or plan for ${vm.name}`);
+  const spec = instanceSpec(workshop, plan, secrets, {
+    project: s.config.project,
+    registry: s.config.registry,
+    nekoImage: s.config.images.neko,
+    caddyImage: s.config.images.caddy,
+    readyTopic: TOPICS.vmReady,
+    startupScript: s.config.startupScript,
+  });
+  try {
+    // The same requestId on a redelivery makes Compute return the first operation, not a new VM.
+    await s.compute.insert(spec, deterministicUuid(workshop.id, vm.name, 'insert'));
+  } catch (error) {
+    if (!(error instanceof ComputeError) || error.kind !== 'already-exists') throw error;
+  }
+  await markBooting(s, workshop.id, vm);
+}
+
+/**
+ * The `workshop.started` work: inserts every VM not yet inserted. A permanent Compute error
+ * (quota, stock-out, bad image) fails the workshop; a transient one propagates so the event is
+ * retried. If the workshop was ended while the inserts were in flight, the new VMs are deleted.
+ */
+export async function provisionWorkshop(s: Services, id: string): Promise<void> {
+  const workshop = await s.store.getWorkshop(id);
+  if (!workshop || workshop.status !== 'provisioning') {
+    log.info('workshop.started: nothing to provision', {
+      workshopId: id,
+      status: workshop?.status,
+    });
+    return;
+  }
+  const pending = (await s.store.getVms(id)).filter((vm) => vm.status === 'pending');
+  const results = await Promise.allSettled(pending.map((vm) => insertVm(s, workshop, vm)));
+  const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
+  const permanent = errors.find(
+    (e): e is ComputeError => e instanceof ComputeError && e.kind !== 'transient',
+  );
+  if (permanent) {
+    log.warn('provisioning failed', { workshopId: id, code: permanent.code, kind: permanent.kind });
+    await requestEnd(s, id, {
+      reason: 'provisioning-failed',
+      error: { code: permanent.code, message: permanent.message },
+    });
+    return;
+  }
+  const after = await s.store.getWorkshop(id);
+  if (after && (after.status === 'ending' || isTerminal(after.status))) {
+    // Ended while we inserted: teardown may already have listed the VMs, so delete ours here.
+    await deleteWorkshopVms(s, id);
+    return;
+  }
+  if (errors.length > 0) throw errors[0];
+  log.info('workshop VMs inserted', { workshopId: id, vms: pending.map((vm) => vm.name) });
+}

@@ -1,0 +1,95 @@
+import { newSshKeyPair, newToken, hashToken } from '../core/secrets.ts';
+import { instanceName } from '../core/ids.ts';
+import { decide } from '../core/state.ts';
+import {
+  addMinutes,
+  type VmRecord,
+  type WorkshopRecord,
+  type WorkshopSecrets,
+} from '../core/workshop.ts';
+import { SSH_USER } from '../core/vm-spec.ts';
+import { HttpError } from '../http.ts';
+import type { Caller } from '../identity.ts';
+import { log } from '../log.ts';
+import type { Services } from '../services.ts';
+import { TOPICS } from '../topics.ts';
+import { visibleOrNotFound } from './workshop-access.ts';
+
+/** Fresh credentials for a workshop's VMs and seats; made once, when it starts. */
+function newSecrets(workshop: WorkshopRecord): WorkshopSecrets {
+  const ssh = newSshKeyPair(SSH_USER);
+  const readyTokens: Record<string, string> = {};
+  for (const vm of workshop.vmPlan) readyTokens[instanceName(workshop.id, vm.index)] = newToken();
+  const seatTokens: Record<string, string> = {};
+  for (let seat = 1; seat <= workshop.seats; seat++) seatTokens[seat] = newToken();
+  return { sshPrivateKey: ssh.privateKey, sshPublicKey: ssh.publicKey, readyTokens, seatTokens };
+}
+
+/**
+ * created → provisioning, recording the VMs to make and their secrets in the same transaction,
+ * then asks for provisioning. Starting a workshop that is already provisioning or ready returns it
+ * as it is (and asks again, which the provisioner treats as a no-op).
+ */
+export async function startWorkshop(
+  s: Services,
+  id: string,
+  caller: Caller,
+): Promise<WorkshopRecord> {
+  const now = s.now().toISOString();
+  const workshop = await s.store.inTransaction(id, (tx, current) => {
+    const found = visibleOrNotFound(current, caller);
+    const decision = decide(found.status, { type: 'start' });
+    if (decision.kind === 'refuse') {
+      throw new HttpError(
+        409,
+        'INVALID_STATE',
+        `a workshop that is ${found.status} cannot be started`,
+        {
+          status: found.status,
+        },
+      );
+    }
+    if (decision.kind === 'stay') return found;
+    const next: WorkshopRecord = {
+      ...found,
+      status: 'provisioning',
+      startedAt: now,
+      updatedAt: now,
+      expiresAt: addMinutes(now, found.durationMinutes),
+      provisioningDeadline: addMinutes(now, s.config.provisioningTimeoutMinutes),
+    };
+    const secrets = newSecrets(found);
+    tx.set(s.store.workshop(id), next);
+    tx.create(s.store.secrets(id), secrets);
+    for (const vm of found.vmPlan) {
+      const name = instanceName(id, vm.index);
+      const record: VmRecord = {
+        name,
+        zone: s.config.zone,
+        index: vm.index,
+        firstSeat: vm.firstSeat,
+        seatCount: vm.seatCount,
+        machineType: vm.machineType,
+        status: 'pending',
+        instanceId: null,
+        externalIp: null,
+        internalIp: null,
+        httpPort: null,
+        readyAt: null,
+        readyTokenHash: hashToken(secrets.readyTokens[name]!),
+        error: null,
+      };
+      tx.create(s.store.vms(id).doc(name), record);
+    }
+    return next;
+  });
+  if (workshop.status === 'provisioning') {
+    await s.bus.publish(TOPICS.workshopStarted, { workshopId: id });
+    log.info('workshop started', {
+      workshopId: id,
+      seats: workshop.seats,
+      vms: workshop.vmPlan.length,
+    });
+  }
+  return workshop;
+}

@@ -1,0 +1,83 @@
+import { tokenMatches } from '../core/secrets.ts';
+import { decide } from '../core/state.ts';
+import type { VmRecord, WorkshopRecord } from '../core/workshop.ts';
+import { log } from '../log.ts';
+import type { VmReadyEvent } from '../schemas.ts';
+import type { Services } from '../services.ts';
+import { requestEnd } from './end.ts';
+
+const ERROR_TAIL = 1500;
+
+type Outcome = 'ignored' | 'recorded' | 'workshop-ready' | 'vm-failed';
+
+/**
+ * The `vm.ready` work: checks the VM's ready token, records the VM, and makes the workshop ready
+ * once every VM is. A `failed` report during provisioning fails the workshop. Reports for a
+ * workshop that is ending or over change nothing, and a duplicate changes nothing new.
+ */
+export async function recordVmReport(s: Services, report: VmReadyEvent): Promise<Outcome> {
+  const { workshopId, vmName } = report;
+  const now = s.now().toISOString();
+  const failure = {
+    code: 'VM_FAILED',
+    message: (report.error ?? 'the VM failed to start its seats').slice(-ERROR_TAIL),
+  };
+  const outcome = await s.store.inTransaction(
+    workshopId,
+    async (tx, workshop): Promise<Outcome> => {
+      const vmRef = s.store.vms(workshopId).doc(vmName);
+      const vm = (await tx.get(vmRef)).data();
+      if (!workshop || !vm) return 'ignored';
+      if (!tokenMatches(report.readyToken, vm.readyTokenHash)) {
+        log.warn('vm.ready with a wrong token ignored', { workshopId, vmName });
+        return 'ignored';
+      }
+      if (workshop.status !== 'provisioning' && workshop.status !== 'ready') return 'ignored';
+      if (report.state === 'failed') {
+        tx.update(vmRef, { status: 'failed', error: failure });
+        if (workshop.status === 'ready') {
+          // A running class keeps its other VMs; the instructor sees which one broke.
+          tx.update(s.store.workshop(workshopId), { error: failure, updatedAt: now });
+        }
+        return 'vm-failed';
+      }
+      const allVms = (await tx.get(s.store.vms(workshopId))).docs.map((d) => d.data());
+      const updated: VmRecord = {
+        ...vm,
+        status: 'ready',
+        externalIp: report.externalIp ?? vm.externalIp,
+        internalIp: report.internalIp ?? vm.internalIp,
+        httpPort: report.httpPort ?? 80,
+        readyAt: vm.readyAt ?? now,
+        error: null,
+      };
+      tx.set(vmRef, updated);
+      const vms = allVms.map((v) => (v.name === vmName ? updated : v));
+      const seatsReady = vms
+        .filter((v) => v.status === 'ready')
+        .reduce((n, v) => n + v.seatCount, 0);
+      const patch: Partial<WorkshopRecord> = { seatsReady, updatedAt: now };
+      const everyVmReady =
+        vms.length === workshop.vmPlan.length && vms.every((v) => v.status === 'ready');
+      if (everyVmReady && decide(workshop.status, { type: 'all-vms-ready' }).kind === 'move') {
+        Object.assign(patch, { status: 'ready', readyAt: now });
+        tx.update(s.store.workshop(workshopId), patch);
+        return 'workshop-ready';
+      }
+      tx.update(s.store.workshop(workshopId), patch);
+      return 'recorded';
+    },
+  );
+  if (outcome === 'vm-failed') {
+    const workshop = await s.store.getWorkshop(workshopId);
+    if (workshop?.status === 'provisioning' || workshop?.status === 'ending') {
+      await requestEnd(s, workshopId, {
+        reason: 'vm-failed',
+        error: failure,
+        onlyFrom: ['provisioning', 'ending'],
+      });
+    }
+  }
+  log.info('vm report', { workshopId, vmName, state: report.state, outcome });
+  return outcome;
+}
