@@ -1,0 +1,158 @@
+import { instanceName } from '../core/ids.ts';
+import { APP_LABEL } from '../core/vm-spec.ts';
+import { mayHaveVms } from '../core/state.ts';
+import { addMinutes, type WorkshopRecord } from '../core/workshop.ts';
+import type { InstanceInfo } from '../compute.ts';
+import { log } from '../log.ts';
+import type { Services } from '../services.ts';
+import { TOPICS } from '../topics.ts';
+import { requestEnd } from './end.ts';
+
+/** How many due workshops of each kind one sweep handles; the next sweep takes the rest. */
+export const SWEEP_BATCH = 200;
+/** An `ending` workshop older than this has lost its teardown event or crashed in it. */
+export const ENDING_REDRIVE_MINUTES = 3;
+/** A VM still `pending` this long after start has lost its `workshop.started` event. */
+export const START_REDRIVE_MINUTES = 2;
+/** Instance states in which a VM is not serving its seats (Spot preemption stops or deletes). */
+const DOWN_STATES = new Set(['STOPPING', 'STOPPED', 'SUSPENDING', 'SUSPENDED', 'TERMINATED']);
+
+export interface SweepReport {
+  expired: string[];
+  timedOut: string[];
+  redrivenEnds: string[];
+  redrivenStarts: string[];
+  leakedDeleted: string[];
+  lostVms: string[];
+  /** Documents read from Firestore by this sweep: it must grow with due work, not history. */
+  documentsRead: number;
+}
+
+/**
+ * The reconciler (DESIGN.md §4): compares what should exist with what does and acts on the
+ * difference. Every query reads only due documents (indexes in firestore.indexes.json).
+ */
+export async function sweep(s: Services): Promise<SweepReport> {
+  const now = s.now().toISOString();
+  const report: SweepReport = {
+    expired: [],
+    timedOut: [],
+    redrivenEnds: [],
+    redrivenStarts: [],
+    leakedDeleted: [],
+    lostVms: [],
+    documentsRead: 0,
+  };
+  const query = async (q: FirebaseFirestore.Query<WorkshopRecord>) => {
+    const snap = await q.limit(SWEEP_BATCH).get();
+    report.documentsRead += snap.size;
+    return snap.docs.map((d) => d.data());
+  };
+  const workshops = s.store.workshops();
+
+  // 1. Past their time: running classes end with reason ttl, unstarted ones are cleaned up.
+  for (const w of await query(
+    workshops.where('status', 'in', ['created', 'provisioning', 'ready']).where('expiresAt', '<=', now),
+  )) {
+    await requestEnd(s, w.id, { reason: 'ttl', onlyFrom: ['created', 'provisioning', 'ready'] });
+    report.expired.push(w.id);
+  }
+
+  // 2. Provisioning past its deadline: fail it, which deletes whatever VMs it got.
+  const provisioning = await query(workshops.where('status', '==', 'provisioning'));
+  for (const w of provisioning) {
+    if (w.provisioningDeadline && w.provisioningDeadline <= now) {
+      await requestEnd(s, w.id, {
+        reason: 'provisioning-timeout',
+        error: {
+          code: 'PROVISIONING_TIMEOUT',
+          message: `the VMs were not ready within ${s.config.provisioningTimeoutMinutes} minutes`,
+        },
+        onlyFrom: ['provisioning'],
+      });
+      report.timedOut.push(w.id);
+    } else if (w.startedAt && addMinutes(w.startedAt, START_REDRIVE_MINUTES) <= now) {
+      // Its start event may be lost; provisioning is idempotent, so asking again is safe.
+      const pending = await s.store.vms(w.id).where('status', '==', 'pending').get();
+      report.documentsRead += pending.size;
+      if (!pending.empty) {
+        await s.bus.publish(TOPICS.workshopStarted, { workshopId: w.id });
+        report.redrivenStarts.push(w.id);
+      }
+    }
+  }
+
+  // 3. Stuck in ending: the teardown event was lost or its handler died; run it again.
+  for (const w of await query(
+    workshops
+      .where('status', '==', 'ending')
+      .where('endingAt', '<=', addMinutes(now, -ENDING_REDRIVE_MINUTES)),
+  )) {
+    await s.bus.publish(TOPICS.workshopEnded, { workshopId: w.id, reason: w.endReason ?? 'ttl' });
+    report.redrivenEnds.push(w.id);
+  }
+
+  // 4. Instances that no active workshop accounts for are leaks: delete them.
+  const instances = await s.compute.list({ app: APP_LABEL });
+  const byWorkshop = new Map<string, InstanceInfo[]>();
+  for (const instance of instances) {
+    const id = instance.labels.workshop ?? '';
+    byWorkshop.set(id, [...(byWorkshop.get(id) ?? []), instance]);
+  }
+  const owners = new Map<string, WorkshopRecord | null>();
+  await Promise.all(
+    [...byWorkshop.keys()].map(async (id) => {
+      const w = id ? await s.store.getWorkshop(id) : null;
+      if (id) report.documentsRead += 1;
+      owners.set(id, w);
+    }),
+  );
+  for (const [id, owned] of byWorkshop) {
+    const owner = owners.get(id);
+    const expected = new Set(owner?.vmPlan.map((vm) => instanceName(owner.id, vm.index)) ?? []);
+    for (const instance of owned) {
+      if (owner && mayHaveVms(owner.status) && expected.has(instance.name)) continue;
+      await s.compute.delete(instance.name);
+      report.leakedDeleted.push(instance.name);
+      log.warn('deleted a leaked VM', { workshopId: id || undefined, vmName: instance.name, status: owner?.status });
+    }
+  }
+
+  // 5. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor.
+  const ready = await query(workshops.where('status', '==', 'ready'));
+  const existing = new Map(instances.map((i) => [i.name, i]));
+  for (const w of ready) {
+    for (const vm of w.vmPlan) {
+      const name = instanceName(w.id, vm.index);
+      const instance = existing.get(name);
+      if (instance && !DOWN_STATES.has(instance.status)) continue;
+      const lost = await markVmLost(s, w.id, name, instance ? instance.status : 'DELETED');
+      report.documentsRead += 1;
+      if (lost) report.lostVms.push(name);
+    }
+  }
+  log.info('sweep done', { ...report });
+  return report;
+}
+
+/** Records a lost VM once; returns whether this call recorded it. */
+async function markVmLost(s: Services, id: string, name: string, state: string): Promise<boolean> {
+  const now = s.now().toISOString();
+  return s.store.inTransaction(id, async (tx, workshop) => {
+    const ref = s.store.vms(id).doc(name);
+    const vm = (await tx.get(ref)).data();
+    if (!workshop || workshop.status !== 'ready' || !vm || vm.status === 'lost') return false;
+    const error = {
+      code: 'VM_LOST',
+      message: `VM ${name} is ${state.toLowerCase()}; seats ${vm.firstSeat}-${vm.firstSeat + vm.seatCount - 1} are unavailable`,
+    };
+    tx.update(ref, { status: 'lost', error });
+    tx.update(s.store.workshop(id), {
+      error,
+      seatsReady: Math.max(0, workshop.seatsReady - vm.seatCount),
+      updatedAt: now,
+    });
+    log.warn('a VM of a ready workshop is gone', { workshopId: id, vmName: name, state });
+    return true;
+  });
+}
