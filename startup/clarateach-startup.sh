@@ -1,0 +1,416 @@
+#!/bin/bash
+# ClaraTeach VM startup script.
+#
+# Runs as root on a Container-Optimized OS VM at every boot (GCE `startup-script` metadata). It
+# reads its settings from the metadata server, starts one workspace container and one Neko browser
+# container per seat, puts Caddy in front of them (`/vm/<seat>/terminal|files|browser`, gated by
+# the seat's access token), checks that every seat answers, and reports the outcome on the
+# `vm.ready` Pub/Sub topic. Any failure after the settings are read is reported as
+# `state: "failed"` with the tail of this run's log.
+#
+# It is idempotent: a second run (or a reboot) reuses the seat containers whose configuration is
+# unchanged, recreates the ones that changed, removes leftovers, and always restarts Caddy with a
+# freshly rendered Caddyfile.
+#
+# Everything outside the VM can be pointed elsewhere from the environment, so the local stack runs
+# this very file (see local/vm-runner.ts):
+#   CT_METADATA_URL       metadata server base URL (…/computeMetadata/v1)
+#   CT_PUBSUB_URL         Pub/Sub REST endpoint (https://pubsub.googleapis.com)
+#   CT_DOCKER             docker executable
+#   CT_CREDENTIAL_HELPER  docker-credential-gcr executable
+#   CT_LOG                log file (also mirrored to stdout, i.e. the journal)
+#   CT_STATE_DIR          writable directory: HOME for docker auth, the rendered Caddyfile
+#   CT_HTTP_PORT          Caddy's port (80)
+#   CT_HTTP_BIND          address Caddy binds to (empty: all interfaces)
+#   CT_PORT_BASE          seat i uses PORT_BASE+10i+1..3 (3000)
+#   CT_MUX_PORT_BASE      seat i's WebRTC mux port is MUX_PORT_BASE+i (52000)
+#   CT_NAME_PREFIX        prefix for container and network names (empty on a real VM)
+#   CT_DOCKER_WAIT, CT_SEAT_WAIT  seconds to wait for Docker / for every seat and Caddy
+#   CT_METADATA_RETRIES, CT_PULL_ATTEMPTS, CT_PUBLISH_ATTEMPTS  bounded retries
+
+set -Eeuo pipefail
+# Tokens end up in the Caddyfile and the docker config: keep every file we write private.
+umask 077
+
+CT_METADATA_URL=${CT_METADATA_URL:-http://metadata.google.internal/computeMetadata/v1}
+CT_PUBSUB_URL=${CT_PUBSUB_URL:-https://pubsub.googleapis.com}
+CT_DOCKER=${CT_DOCKER:-docker}
+CT_CREDENTIAL_HELPER=${CT_CREDENTIAL_HELPER:-docker-credential-gcr}
+CT_LOG=${CT_LOG:-/var/log/clarateach-startup.log}
+CT_STATE_DIR=${CT_STATE_DIR:-/var/lib/clarateach}
+CT_HTTP_PORT=${CT_HTTP_PORT:-80}
+CT_HTTP_BIND=${CT_HTTP_BIND:-}
+CT_PORT_BASE=${CT_PORT_BASE:-3000}
+CT_MUX_PORT_BASE=${CT_MUX_PORT_BASE:-52000}
+CT_NAME_PREFIX=${CT_NAME_PREFIX:-}
+CT_DOCKER_WAIT=${CT_DOCKER_WAIT:-120}
+CT_SEAT_WAIT=${CT_SEAT_WAIT:-180}
+CT_METADATA_RETRIES=${CT_METADATA_RETRIES:-10}
+CT_PULL_ATTEMPTS=${CT_PULL_ATTEMPTS:-3}
+CT_PUBLISH_ATTEMPTS=${CT_PUBLISH_ATTEMPTS:-5}
+
+# ---------------------------------------------------------------------------------------------
+# Logging. The file is written directly (not through a pipe) so the failure report, which reads
+# the file, always sees the last lines; a `tail` mirrors this run's part of it to stdout, which
+# the guest agent forwards to the journal. It stops by itself when this script exits.
+mkdir -p "$(dirname "$CT_LOG")" "$CT_STATE_DIR"
+touch "$CT_LOG"
+log_start=$(stat -c %s "$CT_LOG")
+tail -c "+$((log_start + 1))" --pid=$$ -F "$CT_LOG" 2>/dev/null &
+exec >>"$CT_LOG" 2>&1
+
+log() { printf '%s clarateach-startup: %s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$*"; }
+# To stderr: fail may run inside $(…), whose stdout is captured, not logged.
+fail() {
+  log "error: $*" >&2
+  exit 1
+}
+# Name the command that failed; `set -e` alone would exit silently. (Source text, so no secrets.)
+trap 'log "error: command failed with status $? at line $LINENO: $BASH_COMMAND" >&2' ERR
+
+# The last ~40 lines of this run's log, at most 4000 bytes (cut at a line start).
+log_tail() {
+  local tail_text
+  tail_text=$(tail -c "+$((log_start + 1))" "$CT_LOG" | tail -n 40)
+  if ((${#tail_text} > 4000)); then
+    tail_text=$(printf '%s' "$tail_text" | tail -c 4000 | sed 1d)
+  fi
+  printf '%s' "$tail_text"
+}
+
+# A JSON string literal. Drops control characters other than tab, newline and carriage return.
+json_str() {
+  local s
+  s=$(printf '%s' "$1" | tr -d '\000-\010\013\014\016-\037')
+  s=${s//\\/\\\\}
+  s=${s//\"/\\\"}
+  s=${s//$'\t'/\\t}
+  s=${s//$'\n'/\\n}
+  s=${s//$'\r'/\\r}
+  printf '"%s"' "$s"
+}
+
+is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
+
+docker() { "$CT_DOCKER" "$@"; }
+
+# ---------------------------------------------------------------------------------------------
+# Metadata. GCE's metadata server only answers with the Metadata-Flavor header; curl retries
+# while it is not reachable yet (early boot), but not on 404.
+metadata() {
+  curl -fsS --retry "$CT_METADATA_RETRIES" --retry-delay 1 --retry-connrefused --max-time 10 \
+    -H 'Metadata-Flavor: Google' "$CT_METADATA_URL/$1"
+}
+attribute() { metadata "instance/attributes/$1" || fail "metadata attribute '$1' is missing"; }
+optional_attribute() { metadata "instance/attributes/$1" 2>/dev/null || true; }
+
+# A fresh OAuth token of the VM's service account (they expire, so fetched per publish).
+access_token() {
+  local json token
+  json=$(metadata instance/service-accounts/default/token) || return 1
+  token=$(printf '%s' "$json" | sed -n 's/.*"access_token"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p')
+  [[ -n $token ]] || return 1
+  printf '%s' "$token"
+}
+
+# ---------------------------------------------------------------------------------------------
+# Reporting on vm.ready (Pub/Sub REST; the VM may publish there and nowhere else).
+can_report=0
+terminated=0
+seats_ready=0
+
+publish_state() {
+  local state=$1 error_text=${2-} payload data token attempt
+  payload="{\"workshopId\":$(json_str "$workshop_id"),\"vmName\":$(json_str "$vm_name")"
+  payload+=",\"state\":$(json_str "$state"),\"externalIp\":$(json_str "$external_ip")"
+  payload+=",\"internalIp\":$(json_str "$internal_ip"),\"httpPort\":$((CT_HTTP_PORT))"
+  payload+=",\"seatsReady\":$((seats_ready)),\"readyToken\":$(json_str "$ready_token")"
+  if [[ $state == failed ]]; then
+    payload+=",\"error\":$(json_str "$error_text")"
+  fi
+  payload+='}'
+  data=$(printf '%s' "$payload" | base64 -w0)
+  for ((attempt = 1; attempt <= CT_PUBLISH_ATTEMPTS; attempt++)); do
+    # The bearer token goes in through a curl config on a pipe, never on the command line.
+    if token=$(access_token) &&
+      printf '{"messages":[{"data":"%s"}]}' "$data" |
+      curl -fsS --max-time 15 -X POST -H 'Content-Type: application/json' \
+        -K <(printf 'header = "Authorization: Bearer %s"\n' "$token") \
+        --data-binary @- "$CT_PUBSUB_URL/v1/$ready_topic:publish" >/dev/null; then
+      log "published vm.ready: state=$state seatsReady=$seats_ready"
+      return 0
+    fi
+    log "publishing vm.ready failed (attempt $attempt/$CT_PUBLISH_ATTEMPTS)"
+    if ((attempt < CT_PUBLISH_ATTEMPTS)); then sleep $((attempt * 2)); fi
+  done
+  return 1
+}
+
+on_exit() {
+  local rc=$?
+  trap - EXIT ERR
+  # Being stopped (shutdown, local stop) is not a provisioning failure: report nothing then.
+  if ((rc != 0 && can_report == 1 && terminated == 0)); then
+    log "startup failed (exit status $rc), reporting it"
+    publish_state failed "$(log_tail)" || log "could not report the failure"
+  fi
+  exit "$rc"
+}
+trap on_exit EXIT
+trap 'terminated=1; exit 143' TERM INT HUP
+
+# ---------------------------------------------------------------------------------------------
+log "starting (metadata ${CT_METADATA_URL})"
+for setting in CT_HTTP_PORT CT_PORT_BASE CT_MUX_PORT_BASE CT_DOCKER_WAIT CT_SEAT_WAIT \
+  CT_METADATA_RETRIES CT_PULL_ATTEMPTS CT_PUBLISH_ATTEMPTS; do
+  is_uint "${!setting}" || fail "$setting must be a number"
+done
+
+workshop_id=$(attribute workshop-id)
+vm_name=$(attribute vm-name)
+ready_topic=$(attribute ready-topic)
+ready_token=$(attribute ready-token)
+internal_ip=$(metadata instance/network-interfaces/0/ip) || fail "no internal IP in metadata"
+# A VM without an external address has no access config: report an empty one.
+external_ip=$(metadata instance/network-interfaces/0/access-configs/0/external-ip 2>/dev/null || true)
+# From here on, every failure is reported on vm.ready.
+can_report=1
+
+seat_first=$(attribute seat-first)
+seat_count=$(attribute seat-count)
+workspace_image=$(attribute workspace-image)
+neko_image=$(attribute neko-image)
+caddy_image=$(attribute caddy-image)
+registry=$(optional_attribute registry)
+seat_tokens=$(attribute seat-tokens)
+
+if ! is_uint "$seat_first" || ((seat_first < 1)); then
+  fail "seat-first must be a positive integer"
+fi
+if ! is_uint "$seat_count" || ((seat_count < 1 || seat_count > 100)); then
+  fail "seat-count must be 1..100"
+fi
+((CT_PORT_BASE + 10 * seat_count + 3 <= 65535 && CT_MUX_PORT_BASE + seat_count <= 65535)) ||
+  fail "too many seats for the port ranges"
+
+# Seat tokens: "SEAT:TOKEN SEAT:TOKEN …" keyed by global seat number. They land in the Caddyfile
+# and CEL string literals, so only URL-safe characters are accepted.
+declare -A token_of=()
+read -ra pairs <<<"$seat_tokens"
+for pair in "${pairs[@]}"; do
+  [[ $pair =~ ^([0-9]+):([A-Za-z0-9_-]{8,128})$ ]] || fail "malformed entry in seat-tokens"
+  token_of[$((10#${BASH_REMATCH[1]}))]=${BASH_REMATCH[2]}
+done
+
+seat_of() { echo $((seat_first + $1 - 1)); }                   # local index → global seat
+seat_port() { echo $((CT_PORT_BASE + 10 * $1 + $2)); }         # 1 terminal, 2 files, 3 browser
+mux_port() { echo $((CT_MUX_PORT_BASE + $1)); }
+for ((i = 1; i <= seat_count; i++)); do
+  [[ -n ${token_of[$(seat_of "$i")]:-} ]] || fail "no access token for seat $(seat_of "$i")"
+done
+
+log "workshop=$workshop_id vm=$vm_name seats=$seat_first..$((seat_first + seat_count - 1)) external=${external_ip:-none} internal=$internal_ip"
+
+# ---------------------------------------------------------------------------------------------
+# Docker. COS starts it in parallel with this script; wait (bounded) until it answers.
+deadline=$((SECONDS + CT_DOCKER_WAIT))
+until docker info >/dev/null 2>&1; do
+  ((SECONDS < deadline)) || fail "docker did not answer within ${CT_DOCKER_WAIT}s"
+  sleep 1
+done
+log "docker is up"
+
+# COS's / is read-only and root's HOME is not writable: docker-credential-gcr and docker keep
+# their config under a writable HOME.
+export HOME=$CT_STATE_DIR
+if [[ -n $registry ]]; then
+  "$CT_CREDENTIAL_HELPER" configure-docker --registries="$registry" >/dev/null ||
+    fail "could not configure docker for $registry"
+  log "docker authenticates to $registry"
+fi
+
+pull_image() {
+  local image=$1 attempt
+  for ((attempt = 1; attempt <= CT_PULL_ATTEMPTS; attempt++)); do
+    if docker pull "$image" >/dev/null; then
+      log "pulled $image"
+      return 0
+    fi
+    log "pulling $image failed (attempt $attempt/$CT_PULL_ATTEMPTS)"
+    if ((attempt < CT_PULL_ATTEMPTS)); then sleep $((attempt * 3)); fi
+  done
+  return 1
+}
+
+# Pull in parallel: the images are large and independent.
+declare -A pulling=()
+for image in "$workspace_image" "$neko_image" "$caddy_image"; do
+  [[ -z ${pulling[$image]:-} ]] || continue
+  pull_image "$image" &
+  pulling[$image]=$!
+done
+pull_failed=0
+for image in "${!pulling[@]}"; do
+  wait "${pulling[$image]}" || pull_failed=1
+done
+((pull_failed == 0)) || fail "could not pull every image"
+
+network=${CT_NAME_PREFIX}clarateach-net
+if ! docker network inspect "$network" >/dev/null 2>&1; then
+  docker network create "$network" >/dev/null
+  log "created network $network"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Containers. Each carries a hash of its settings: an unchanged container is kept (learners keep
+# their files across reboots) and started if it is not running; a changed one is recreated.
+declare -A wanted=()
+ensure_container() {
+  local name=$1 want have
+  shift
+  wanted[$name]=1
+  want=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
+  have=$(docker inspect --format '{{index .Config.Labels "clarateach.config"}} {{.State.Running}}' \
+    "$name" 2>/dev/null || true)
+  case $have in
+  "$want true")
+    log "keeping $name"
+    return 0
+    ;;
+  "$want false")
+    docker start "$name" >/dev/null
+    log "started existing $name"
+    return 0
+    ;;
+  "") ;;
+  *)
+    docker rm -f "$name" >/dev/null
+    log "removed outdated $name"
+    ;;
+  esac
+  docker run -d --name "$name" --label "clarateach.config=$want" "$@" >/dev/null
+  log "created $name"
+}
+
+labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
+for ((i = 1; i <= seat_count; i++)); do
+  seat=$(seat_of "$i")
+  token=${token_of[$seat]}
+  # Seat ports listen on loopback only: learners reach them through Caddy and its token check.
+  ensure_container "${CT_NAME_PREFIX}seat-$seat" \
+    --restart unless-stopped --network "$network" "${labels[@]}" \
+    --label "clarateach.seat=$seat" --label clarateach.role=workspace \
+    -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
+    -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
+    "$workspace_image"
+  # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp).
+  mux=$(mux_port "$i")
+  nat=()
+  if [[ -n $external_ip ]]; then nat=(-e "NEKO_WEBRTC_NAT1TO1=$external_ip"); fi
+  ensure_container "${CT_NAME_PREFIX}seat-$seat-browser" \
+    --restart unless-stopped --network "$network" "${labels[@]}" \
+    --label "clarateach.seat=$seat" --label clarateach.role=browser \
+    -p "127.0.0.1:$(seat_port "$i" 3):8080" -p "$mux:$mux/tcp" -p "$mux:$mux/udp" \
+    -e "NEKO_PASSWORD=$token" -e "NEKO_PASSWORD_ADMIN=$token" \
+    -e "NEKO_WEBRTC_TCPMUX=$mux" -e "NEKO_WEBRTC_UDPMUX=$mux" "${nat[@]}" \
+    "$neko_image"
+done
+
+# Anything else of this VM (seats from an earlier configuration, the old Caddy) goes.
+caddy_name=${CT_NAME_PREFIX}clarateach-caddy
+existing=$(docker ps -a --filter "label=clarateach.vm=$vm_name" --format '{{.Names}}')
+for name in $existing; do
+  if [[ -z ${wanted[$name]:-} ]]; then
+    docker rm -f "$name" >/dev/null
+    log "removed $name"
+  fi
+done
+
+# ---------------------------------------------------------------------------------------------
+# Caddy: /health, and per seat /vm/S/{terminal,files,browser}* proxied (prefix stripped) only when
+# the seat's token comes as ?t= or as the ct_seat_S cookie. A good ?t= also sets the cookie, so
+# the app's follow-up requests (assets, websockets) get in without it.
+caddyfile=$CT_STATE_DIR/Caddyfile
+# The backticks are Caddyfile quoting for the CEL expressions, not shell substitutions.
+# shellcheck disable=SC2016
+render_caddyfile() {
+  local i seat token kind port
+  printf '{\n\tadmin off\n\tauto_https off\n}\n\n:%s {\n' "$CT_HTTP_PORT"
+  if [[ -n $CT_HTTP_BIND ]]; then printf '\tbind %s\n' "$CT_HTTP_BIND"; fi
+  printf '\thandle /health {\n\t\trespond "OK" 200\n\t}\n'
+  for ((i = 1; i <= seat_count; i++)); do
+    seat=$(seat_of "$i")
+    token=${token_of[$seat]}
+    printf '\n\t@seat%s {\n' "$seat"
+    printf '\t\tpath /vm/%s/terminal* /vm/%s/files* /vm/%s/browser*\n' "$seat" "$seat" "$seat"
+    printf '\t\texpression `{query.t} == "%s" || {http.request.cookie.ct_seat_%s} == "%s"`\n' \
+      "$token" "$seat" "$token"
+    printf '\t}\n\thandle @seat%s {\n' "$seat"
+    printf '\t\t@seat%s_query expression `{query.t} == "%s"`\n' "$seat" "$token"
+    printf '\t\theader @seat%s_query Set-Cookie "ct_seat_%s=%s; Path=/vm/%s; HttpOnly; SameSite=Lax"\n' \
+      "$seat" "$seat" "$token" "$seat"
+    port=1
+    for kind in terminal files browser; do
+      printf '\t\thandle_path /vm/%s/%s* {\n\t\t\treverse_proxy 127.0.0.1:%s\n\t\t}\n' \
+        "$seat" "$kind" "$(seat_port "$i" "$port")"
+      port=$((port + 1))
+    done
+    printf '\t}\n'
+  done
+  # Named matchers keep their order, so this comes after every seat's handle.
+  printf '\n\t@vm path /vm/*\n\thandle @vm {\n\t\trespond "Forbidden" 403\n\t}\n'
+  printf '\thandle {\n\t\trespond "Not Found" 404\n\t}\n}\n'
+}
+render_caddyfile >"$caddyfile.tmp"
+mv -f "$caddyfile.tmp" "$caddyfile"
+
+# Always recreated: a running Caddy would keep serving the previous Caddyfile.
+docker rm -f "$caddy_name" >/dev/null 2>&1 || true
+docker run -d --name "$caddy_name" --restart unless-stopped --network host "${labels[@]}" \
+  --label clarateach.role=proxy -v "$caddyfile:/etc/caddy/Caddyfile:ro" \
+  "$caddy_image" caddy run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
+log "started $caddy_name on port $CT_HTTP_PORT"
+
+# ---------------------------------------------------------------------------------------------
+# Checks, bounded by CT_SEAT_WAIT: Caddy's /health, and for every seat its three ports directly
+# (any HTTP answer: the apps decide what / returns) and its three routes through Caddy with its
+# token (anything but a refusal or a proxy error).
+http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
+seat_answers() {
+  local i=$1 seat token k code kind
+  seat=$(seat_of "$i")
+  token=${token_of[$seat]}
+  for k in 1 2 3; do
+    [[ $(http_code "http://127.0.0.1:$(seat_port "$i" "$k")/") != 000 ]] || return 1
+  done
+  for kind in terminal files browser; do
+    code=$(http_code -K <(printf 'header = "Cookie: ct_seat_%s=%s"\n' "$seat" "$token") \
+      "http://127.0.0.1:$CT_HTTP_PORT/vm/$seat/$kind/")
+    case $code in 000 | 403 | 404 | 502 | 503 | 504) return 1 ;; esac
+  done
+}
+
+deadline=$((SECONDS + CT_SEAT_WAIT))
+while :; do
+  health=$(curl -fsS --max-time 5 "http://127.0.0.1:$CT_HTTP_PORT/health" 2>/dev/null || true)
+  seats_ready=0
+  pending=()
+  for ((i = 1; i <= seat_count; i++)); do
+    if seat_answers "$i"; then
+      seats_ready=$((seats_ready + 1))
+    else
+      pending+=("$(seat_of "$i")")
+    fi
+  done
+  if [[ $health == OK ]] && ((${#pending[@]} == 0)); then break; fi
+  if ((SECONDS >= deadline)); then
+    [[ $health == OK ]] || log "caddy does not answer /health on port $CT_HTTP_PORT"
+    if ((${#pending[@]} > 0)); then log "seats not answering: ${pending[*]}"; fi
+    fail "VM not healthy within ${CT_SEAT_WAIT}s ($seats_ready/$seat_count seats ready)"
+  fi
+  sleep 1
+done
+log "all $seats_ready seats answer, caddy is healthy"
+
+publish_state ready || fail "could not publish vm.ready"
+log "done"
