@@ -21,7 +21,7 @@ export class ComputeError extends Error {
   /** UPPER_SNAKE identifier, e.g. QUOTA_EXCEEDED, HTTP_503, TIMEOUT. Never carries secrets. */
   readonly code: string;
   /** HTTP status when one was known. */
-  readonly httpStatus?: number;
+  declare readonly httpStatus?: number;
 
   constructor(kind: ComputeErrorKind, code: string, message: string, httpStatus?: number) {
     super(message);

@@ -1,0 +1,346 @@
+/**
+ * The Compute Engine provisioner: creates, finds and deletes this system's VMs with the real
+ * `@google-cloud/compute` client (REST transport). Every failure surfaces as a ComputeError whose
+ * kind tells the caller whether to retry (transient) or give up (quota, stockout, invalid, …).
+ *
+ * With `settings.endpoint` the very same client talks plain HTTP, without credentials, to the local
+ * Compute Engine stand-in (local/compute-standin.ts).
+ */
+import { InstancesClient, ZoneOperationsClient, type protos } from '@google-cloud/compute';
+import { PassThroughClient } from 'google-auth-library';
+import { ComputeError, classifyComputeError } from './core/compute-errors.ts';
+
+type IInstance = protos.google.cloud.compute.v1.IInstance;
+type IOperation = protos.google.cloud.compute.v1.IOperation;
+
+export interface InstanceSpec {
+  name: string;
+  machineType: string;
+  labels: Record<string, string>;
+  metadata: Record<string, string>;
+  spot: boolean;
+}
+
+export interface InstanceInfo {
+  name: string;
+  status: string;
+  id?: string;
+  labels: Record<string, string>;
+  externalIp?: string;
+  internalIp?: string;
+  createdAt?: string;
+}
+
+export interface ComputeSettings {
+  project: string;
+  zone: string;
+  /** e.g. projects/cos-cloud/global/images/family/cos-stable */
+  sourceImage: string;
+  diskSizeGb: number;
+  serviceAccount?: string;
+  /** network name or path; default global/networks/default */
+  network?: string;
+  /** how long insert/delete wait for their zone operation; default 10 minutes */
+  operationTimeoutMs?: number;
+  /** the local stand-in: plain http, no auth */
+  endpoint?: { host: string; port: number };
+}
+
+export type Provisioner = Pick<ComputeProvisioner, 'insert' | 'delete' | 'get' | 'list'>;
+
+const DEFAULT_OPERATION_TIMEOUT_MS = 10 * 60_000;
+/** Upper bound for one plain API call (the REST transport itself has no deadline). */
+const CALL_TIMEOUT_MS = 60_000;
+const PAGE_SIZE = 500;
+const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
+const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
+
+type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
+
+/**
+ * Client options for the local stand-in, verified on the wire against @google-cloud/compute 6.15
+ * (google-gax 5): REST fallback to http://host:port/compute/v1/..., no Authorization header.
+ * google-gax bundles its own google-auth-library, so the PassThroughClient from ours has a
+ * different (but call-compatible) type: gax only calls `fetch`/`getRequestHeaders` on it.
+ */
+export function standinClientOptions(endpoint: { host: string; port: number }): ClientOptions {
+  return {
+    apiEndpoint: endpoint.host,
+    port: endpoint.port,
+    protocol: 'http',
+    fallback: true,
+    authClient: new PassThroughClient() as unknown as ClientOptions['authClient'],
+  };
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Rejects with a transient TIMEOUT when `promise` takes longer than `ms`. The REST transport
+ * offers no way to abort from here, so a late answer is simply ignored.
+ */
+async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new ComputeError('transient', 'TIMEOUT', `${what} timed out after ${ms} ms`)),
+      Math.max(0, ms),
+    );
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function toInfo(instance: IInstance): InstanceInfo {
+  const info: InstanceInfo = {
+    name: instance.name ?? '',
+    status: instance.status ?? 'UNKNOWN',
+    labels: { ...(instance.labels ?? {}) },
+  };
+  if (instance.id !== undefined && instance.id !== null && String(instance.id) !== '') {
+    info.id = String(instance.id);
+  }
+  const nic = instance.networkInterfaces?.[0];
+  const natIp = nic?.accessConfigs?.find((a) => a.natIP)?.natIP;
+  if (natIp) info.externalIp = natIp;
+  if (nic?.networkIP) info.internalIp = nic.networkIP;
+  if (instance.creationTimestamp) info.createdAt = instance.creationTimestamp;
+  return info;
+}
+
+/** `(labels.app = "clarateach") AND (labels.workshop = "abc")`, after checking the label syntax. */
+export function labelFilter(labels: Record<string, string>): string {
+  const parts: string[] = [];
+  for (const [key, value] of Object.entries(labels)) {
+    if (!LABEL_KEY.test(key) || !LABEL_VALUE.test(value)) {
+      throw new ComputeError('invalid', 'INVALID_LABEL', `invalid label filter ${key}`);
+    }
+    parts.push(`(labels.${key} = "${value}")`);
+  }
+  return parts.join(' AND ');
+}
+
+export class ComputeProvisioner {
+  private readonly settings: ComputeSettings;
+  private readonly instancesClient: InstancesClient;
+  private readonly operationsClient: ZoneOperationsClient;
+
+  constructor(settings: ComputeSettings) {
+    this.settings = settings;
+    // Both clients default to the REST transport; against the stand-in they speak plain HTTP
+    // without credentials. One PassThroughClient per client keeps them independent.
+    if (settings.endpoint) {
+      this.instancesClient = new InstancesClient(standinClientOptions(settings.endpoint));
+      this.operationsClient = new ZoneOperationsClient(standinClientOptions(settings.endpoint));
+    } else {
+      this.instancesClient = new InstancesClient({ projectId: settings.project, fallback: true });
+      this.operationsClient = new ZoneOperationsClient({
+        projectId: settings.project,
+        fallback: true,
+      });
+    }
+  }
+
+  /** The instance resource `insert` sends; exported through the class for inspection in tests. */
+  instanceResource(spec: InstanceSpec): IInstance {
+    const { zone, sourceImage, diskSizeGb, serviceAccount } = this.settings;
+    const network = this.settings.network ?? 'default';
+    const resource: IInstance = {
+      name: spec.name,
+      machineType: spec.machineType.includes('/')
+        ? spec.machineType
+        : `zones/${zone}/machineTypes/${spec.machineType}`,
+      labels: { ...spec.labels },
+      tags: { items: ['http-server', 'https-server'] },
+      metadata: {
+        items: Object.entries(spec.metadata).map(([key, value]) => ({ key, value })),
+      },
+      disks: [
+        {
+          boot: true,
+          autoDelete: true,
+          type: 'PERSISTENT',
+          initializeParams: {
+            sourceImage,
+            diskSizeGb,
+            diskType: `zones/${zone}/diskTypes/pd-balanced`,
+          },
+        },
+      ],
+      networkInterfaces: [
+        {
+          network: network.includes('/') ? network : `global/networks/${network}`,
+          accessConfigs: [{ name: 'External NAT', type: 'ONE_TO_ONE_NAT' }],
+        },
+      ],
+    };
+    if (serviceAccount) {
+      resource.serviceAccounts = [{ email: serviceAccount, scopes: [CLOUD_PLATFORM_SCOPE] }];
+    }
+    if (spec.spot) {
+      resource.scheduling = { provisioningModel: 'SPOT', instanceTerminationAction: 'DELETE' };
+    }
+    return resource;
+  }
+
+  /**
+   * Creates the instance and waits until its zone operation is DONE. `requestId` (a UUID) makes a
+   * retry return the same operation instead of creating a second instance.
+   */
+  async insert(spec: InstanceSpec, requestId: string): Promise<void> {
+    if (!UUID.test(requestId)) {
+      throw new ComputeError('invalid', 'INVALID_REQUEST_ID', 'requestId must be a UUID');
+    }
+    const { project, zone } = this.settings;
+    let operation: IOperation;
+    try {
+      const [lro] = await within(
+        this.instancesClient.insert({
+          project,
+          zone,
+          requestId,
+          instanceResource: this.instanceResource(spec),
+        }),
+        CALL_TIMEOUT_MS,
+        'instances.insert',
+      );
+      operation = latest(lro);
+    } catch (err) {
+      const classified = classifyComputeError(err);
+      // A 404 on insert means something the request refers to (image, network, machine type,
+      // zone) is missing: the request is wrong, the instance is not "not found".
+      if (classified.kind === 'not-found') {
+        throw new ComputeError(
+          'invalid',
+          classified.code,
+          classified.message,
+          classified.httpStatus,
+        );
+      }
+      throw classified;
+    }
+    await this.waitForOperation(operation, 'insert');
+  }
+
+  /** Deletes the instance and waits for the operation. An instance that is already gone is success. */
+  async delete(name: string): Promise<void> {
+    const { project, zone } = this.settings;
+    let operation: IOperation;
+    try {
+      const [lro] = await within(
+        this.instancesClient.delete({ project, zone, instance: name }),
+        CALL_TIMEOUT_MS,
+        'instances.delete',
+      );
+      operation = latest(lro);
+    } catch (err) {
+      const classified = classifyComputeError(err);
+      if (classified.kind === 'not-found') return;
+      throw classified;
+    }
+    try {
+      await this.waitForOperation(operation, 'delete');
+    } catch (err) {
+      // Another delete won the race: the instance is gone all the same.
+      if (err instanceof ComputeError && err.code === 'RESOURCE_NOT_FOUND') return;
+      throw err;
+    }
+  }
+
+  /** The instance, or null when there is none of that name. */
+  async get(name: string): Promise<InstanceInfo | null> {
+    const { project, zone } = this.settings;
+    try {
+      const [instance] = await within(
+        this.instancesClient.get({ project, zone, instance: name }),
+        CALL_TIMEOUT_MS,
+        'instances.get',
+      );
+      return toInfo(instance);
+    } catch (err) {
+      const classified = classifyComputeError(err);
+      if (classified.kind === 'not-found') return null;
+      throw classified;
+    }
+  }
+
+  /** Every instance in the zone carrying all of `labels`, following pages. */
+  async list(labels: Record<string, string>): Promise<InstanceInfo[]> {
+    const { project, zone } = this.settings;
+    const filter = labelFilter(labels);
+    const collect = async (): Promise<InstanceInfo[]> => {
+      const out: InstanceInfo[] = [];
+      const iterable = this.instancesClient.listAsync(
+        { project, zone, maxResults: PAGE_SIZE, ...(filter ? { filter } : {}) },
+        { autoPaginate: false },
+      );
+      for await (const instance of iterable) out.push(toInfo(instance));
+      return out;
+    };
+    try {
+      return await within(collect(), CALL_TIMEOUT_MS, 'instances.list');
+    } catch (err) {
+      throw classifyComputeError(err);
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([this.instancesClient.close(), this.operationsClient.close()]);
+  }
+
+  /**
+   * Polls ZoneOperations.wait (which answers when the operation is DONE or after about two
+   * minutes) until DONE or operationTimeoutMs, then turns operation.error into a ComputeError.
+   */
+  private async waitForOperation(operation: IOperation, what: string): Promise<IOperation> {
+    const { project, zone } = this.settings;
+    const timeoutMs = this.settings.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
+    const deadline = Date.now() + timeoutMs;
+    let current = operation;
+    let pause = 250;
+    while (current.status !== 'DONE') {
+      const name = current.name;
+      if (!name) throw new ComputeError('transient', 'UNKNOWN', `${what} returned no operation`);
+      const remaining = deadline - Date.now();
+      if (remaining <= 0) break;
+      const started = Date.now();
+      try {
+        [current] = await within(
+          this.operationsClient.wait({ project, zone, operation: name }),
+          remaining,
+          `${what} operation`,
+        );
+      } catch (err) {
+        throw classifyComputeError(err);
+      }
+      // A server that answers at once while the operation still runs must not make this spin.
+      if (current.status !== 'DONE' && Date.now() - started < pause) {
+        await sleep(Math.min(pause, Math.max(0, deadline - Date.now())));
+        pause = Math.min(pause * 2, 5_000);
+      }
+    }
+    if (current.status !== 'DONE') {
+      throw new ComputeError(
+        'transient',
+        'TIMEOUT',
+        `${what} operation ${current.name ?? ''} not done after ${timeoutMs} ms`,
+      );
+    }
+    if (current.error?.errors?.length) throw classifyComputeError(current);
+    return current;
+  }
+}
+
+/** The Operation resource inside what insert/delete return. */
+function latest(lro: unknown): IOperation {
+  const response = (lro as { latestResponse?: IOperation } | undefined)?.latestResponse;
+  if (!response) throw new ComputeError('transient', 'UNKNOWN', 'no operation in the response');
+  return response;
+}
