@@ -66,7 +66,7 @@ fail() {
   exit 1
 }
 # Name the command that failed; `set -e` alone would exit silently. (Source text, so no secrets.)
-trap 'log "error: command failed with status $? at line $LINENO: $BASH_COMMAND" >&2' ERR
+trap 'log "error: status $? from \`$BASH_COMMAND\` (line $LINENO, in ${FUNCNAME[*]:-main})" >&2' ERR
 
 # The last ~40 lines of this run's log, at most 4000 bytes (cut at a line start).
 log_tail() {
@@ -278,7 +278,7 @@ ensure_container() {
     return 0
     ;;
   "$want false")
-    docker start "$name" >/dev/null
+    docker start "$name" >/dev/null || fail "container $name did not start again"
     log "started existing $name"
     return 0
     ;;
@@ -288,7 +288,8 @@ ensure_container() {
     log "removed outdated $name"
     ;;
   esac
-  docker run -d --name "$name" --label "clarateach.config=$want" "$@" >/dev/null
+  docker run -d --name "$name" --label "clarateach.config=$want" "$@" >/dev/null ||
+    fail "container $name (image ${*: -1}) did not start"
   log "created $name"
 }
 

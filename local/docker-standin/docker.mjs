@@ -175,7 +175,13 @@ async function startProcess(c) {
       });
       if (child.pid === undefined) {
         const error = await new Promise((resolve) => child.once('error', resolve));
-        die(125, `docker: Error response from daemon: failed to start caddy: ${error}`);
+        const missing = /** @type {NodeJS.ErrnoException} */ (error).code === 'ENOENT';
+        die(
+          125,
+          missing
+            ? 'docker: Error response from daemon: the docker stand-in runs the real caddy, which is not installed (apt-get install caddy)'
+            : `docker: Error response from daemon: failed to start caddy: ${error}`,
+        );
       }
       recordPid(child.pid, c);
       child.unref();

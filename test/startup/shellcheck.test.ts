@@ -1,0 +1,25 @@
+import { spawnSync } from 'node:child_process';
+import test from 'ava';
+
+const SCRIPTS = ['startup/clarateach-startup.sh', 'local/docker-standin/docker'];
+const hasShellcheck = spawnSync('shellcheck', ['--version'], { stdio: 'ignore' }).status === 0;
+
+test('the startup script and the docker shim are valid bash', (t) => {
+  for (const script of SCRIPTS) {
+    const res = spawnSync('bash', ['-n', script], { encoding: 'utf8' });
+    t.is(res.status, 0, `${script}: ${res.stderr}`);
+  }
+});
+
+if (hasShellcheck) {
+  test('shellcheck finds nothing, not even style notes', (t) => {
+    // Default severity (style): any finding at all makes shellcheck exit non-zero.
+    const res = spawnSync('shellcheck', ['--severity=style', ...SCRIPTS], { encoding: 'utf8' });
+    t.is(res.stdout + res.stderr, '');
+    t.is(res.status, 0);
+  });
+} else {
+  test.skip('shellcheck (skipped: shellcheck is not installed; apt-get install shellcheck)', (t) => {
+    t.fail();
+  });
+}
