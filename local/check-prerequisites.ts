@@ -15,7 +15,8 @@ export function missingPrerequisites(): string[] {
 // `tsx local/check-prerequisites.ts emulators` prints what the emulators lack, or nothing.
 if (import.meta.url === `file://${process.argv[1]}`) {
   const only = process.argv[2];
-  const found = only === 'emulators' ? [missingEmulatorPrerequisite()].filter(Boolean) : missingPrerequisites();
+  const found =
+    only === 'emulators' ? [missingEmulatorPrerequisite()].filter(Boolean) : missingPrerequisites();
   if (found.length > 0) {
     console.log(found.join('; '));
     process.exitCode = 1;

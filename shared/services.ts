@@ -45,3 +45,14 @@ export function setServices(next: Services | undefined): Services | undefined {
   current = next;
   return previous;
 }
+
+/** Closes the clients of the current services (tests and the local stack, at shutdown). */
+export async function closeServices(): Promise<void> {
+  const s = setServices(undefined);
+  if (!s) return;
+  await Promise.allSettled([
+    s.bus.close(),
+    s.store.db.terminate(),
+    (s.compute as { close?: () => Promise<void> }).close?.(),
+  ]);
+}

@@ -52,7 +52,9 @@ export async function sweep(s: Services): Promise<SweepReport> {
 
   // 1. Past their time: running classes end with reason ttl, unstarted ones are cleaned up.
   for (const w of await query(
-    workshops.where('status', 'in', ['created', 'provisioning', 'ready']).where('expiresAt', '<=', now),
+    workshops
+      .where('status', 'in', ['created', 'provisioning', 'ready'])
+      .where('expiresAt', '<=', now),
   )) {
     await requestEnd(s, w.id, { reason: 'ttl', onlyFrom: ['created', 'provisioning', 'ready'] });
     report.expired.push(w.id);
@@ -114,7 +116,11 @@ export async function sweep(s: Services): Promise<SweepReport> {
       if (owner && mayHaveVms(owner.status) && expected.has(instance.name)) continue;
       await s.compute.delete(instance.name);
       report.leakedDeleted.push(instance.name);
-      log.warn('deleted a leaked VM', { workshopId: id || undefined, vmName: instance.name, status: owner?.status });
+      log.warn('deleted a leaked VM', {
+        workshopId: id || undefined,
+        vmName: instance.name,
+        status: owner?.status,
+      });
     }
   }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import test from 'ava';
+import test, { type TestFn } from 'ava';
 import {
   missingEmulatorPrerequisite,
   startFirestoreEmulator,
@@ -19,8 +19,24 @@ const missing =
     ? null
     : missingEmulatorPrerequisite();
 
-/** `test` where the official emulators can run, `test.skip` where they cannot. */
-export const emulatorTest = missing ? test.skip : test;
+/** A `test` whose tests are all skipped and whose hooks never run: for machines without emulators. */
+function skippingTest(): TestFn {
+  const skip = (title: string) => test.skip(title, () => undefined);
+  const hook = Object.assign(() => undefined, { always: () => undefined, skip: () => undefined });
+  return Object.assign(skip, {
+    serial: skip,
+    only: skip,
+    skip,
+    failing: skip,
+    before: hook,
+    after: hook,
+    beforeEach: hook,
+    afterEach: hook,
+  }) as unknown as TestFn;
+}
+
+/** `test` where the official emulators can run; where they cannot, every test is skipped. */
+export const emulatorTest: TestFn = missing ? skippingTest() : test;
 
 let started: Promise<EmulatorEnv> | undefined;
 const owned: Emulator[] = [];

@@ -1,7 +1,7 @@
 import { PubSub } from '@google-cloud/pubsub';
-import { startComputeStandin, type ComputeStandin } from '../../local/compute-standin.ts';
-import { startFunctionsServer, type FunctionsServer } from '../../local/functions-server.ts';
-import { wireTopics } from '../../local/pubsub-wiring.ts';
+import type { ComputeStandin } from '../../local/compute-standin.ts';
+import type { FunctionsServer } from '../../local/functions-server.ts';
+import { startLocalStack } from '../../local/stack.ts';
 import { services, type Services } from '../../shared/services.ts';
 import type { Topic } from '../../shared/topics.ts';
 import { emulators } from './emulators.ts';
@@ -19,7 +19,12 @@ export interface TestStack {
   standin: ComputeStandin;
   functions: FunctionsServer;
   services: Services;
-  api<T = any>(method: string, path: string, body?: unknown, headers?: Record<string, string>): Promise<ApiResponse<T>>;
+  api<T = any>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<ApiResponse<T>>;
   /** Posts a push delivery straight to the functions server, as Pub/Sub would. */
   push(topic: Topic, payload: unknown, messageId?: string): Promise<number>;
   /** Publishes through the Pub/Sub emulator; its push subscription delivers it. */
@@ -30,24 +35,22 @@ export interface TestStack {
 let pushCounter = 0;
 
 /**
- * The whole system in this test process, on the official emulators: every function behind the
- * Functions Framework, push subscriptions for every topic, and the local Compute stand-in (whose
- * instances do not boot unless `onBoot` is given).
+ * The whole system in this test process, on this file's emulators: every function behind the
+ * Functions Framework, push subscriptions for every topic, and the local Compute stand-in, whose
+ * instances boot with the real startup script only when `boot` is set.
  */
-export async function startTestStack(
-  opts: { onBoot?: Parameters<typeof startComputeStandin>[0]['onBoot'] } = {},
-): Promise<TestStack> {
+export async function startTestStack(opts: { boot?: boolean } = {}): Promise<TestStack> {
   const env = await emulators();
-  const standin = await startComputeStandin({ project: env.projectId, onBoot: opts.onBoot });
-  Object.assign(process.env, {
-    GCP_PROJECT: env.projectId,
-    GCP_REGISTRY: 'us-central1-docker.pkg.dev/test/clarateach',
-    AUTH_MODE: 'dev',
-    CT_COMPUTE_ENDPOINT: `127.0.0.1:${standin.port}`,
-    CT_LOG_LEVEL: process.env.CT_LOG_LEVEL ?? 'silent',
+  process.env.CT_LOG_LEVEL ??= 'silent';
+  const local = await startLocalStack({
+    projectId: env.projectId,
+    port: 0,
+    firestoreHost: env.firestoreHost,
+    pubsubHost: env.pubsubHost,
+    boot: opts.boot ?? false,
+    sweepEveryMs: 0,
   });
-  const functions = await startFunctionsServer();
-  await wireTopics(env.projectId, functions.url);
+  const { functions, standin } = local;
   const pubsub = new PubSub({ projectId: env.projectId });
   const s = services();
 
@@ -80,7 +83,11 @@ export async function startTestStack(
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
           subscription: `projects/${env.projectId}/subscriptions/${topic}.push`,
-          message: { data: data.toString('base64'), messageId, publishTime: new Date().toISOString() },
+          message: {
+            data: data.toString('base64'),
+            messageId,
+            publishTime: new Date().toISOString(),
+          },
         }),
       });
       await res.arrayBuffer();
@@ -91,8 +98,7 @@ export async function startTestStack(
     },
     async close() {
       await pubsub.close();
-      await functions.close();
-      await standin.stop();
+      await local.stop();
     },
   };
 }

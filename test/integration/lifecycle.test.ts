@@ -32,139 +32,152 @@ function instancesOf(id: string) {
     .sort((a, b) => a.name.localeCompare(b.name));
 }
 
-test.serial('a 25-seat class: created, provisioning on two VMs, ready, 25 seats, full, ended', async (t) => {
-  const created = await stack.api('POST', '/workshops', { name: 'Intro to Kubernetes', seats: 25 });
-  t.is(created.status, 201);
-  const ws = created.body;
-  t.is(ws.status, 'created');
-  t.regex(ws.id, /^[a-z][a-z2-7]{9,}$/);
-  t.regex(ws.joinCode, /^[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{8}$/);
-  t.is(ws.seats, 25);
-  t.is(ws.estimatedCost.currency, 'USD');
+test.serial(
+  'a 25-seat class: created, provisioning on two VMs, ready, 25 seats, full, ended',
+  async (t) => {
+    const created = await stack.api('POST', '/workshops', {
+      name: 'Intro to Kubernetes',
+      seats: 25,
+    });
+    t.is(created.status, 201);
+    const ws = created.body;
+    t.is(ws.status, 'created');
+    t.regex(ws.id, /^[a-z][a-z2-7]{9,}$/);
+    t.regex(ws.joinCode, /^[23456789ABCDEFGHJKMNPQRSTUVWXYZ]{8}$/);
+    t.is(ws.seats, 25);
+    t.is(ws.estimatedCost.currency, 'USD');
 
-  const early = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Ada' });
-  t.is(early.status, 409);
-  t.is(early.body.error.code, 'NOT_READY');
-  t.is(early.body.error.status, 'created');
+    const early = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Ada' });
+    t.is(early.status, 409);
+    t.is(early.body.error.code, 'NOT_READY');
+    t.is(early.body.error.status, 'created');
 
-  const started = await stack.api('POST', `/workshops/${ws.id}/start`);
-  t.is(started.status, 202);
-  t.is(started.body.status, 'provisioning');
-  const again = await stack.api('POST', `/workshops/${ws.id}/start`);
-  t.is(again.status, 202);
-  t.is(again.body.startedAt, started.body.startedAt);
+    const started = await stack.api('POST', `/workshops/${ws.id}/start`);
+    t.is(started.status, 202);
+    t.is(started.body.status, 'provisioning');
+    const again = await stack.api('POST', `/workshops/${ws.id}/start`);
+    t.is(again.status, 202);
+    t.is(again.body.startedAt, started.body.startedAt);
 
-  // The provisioner gets workshop.started from the Pub/Sub emulator and inserts two VMs.
-  const instances = await eventually('two instances', () => {
-    const list = instancesOf(ws.id);
-    return list.length === 2 ? list : undefined;
-  });
-  t.deepEqual(
-    instances.map((i) => i.name),
-    [`ct-${ws.id}-0`, `ct-${ws.id}-1`],
-  );
-  for (const [n, instance] of instances.entries()) {
-    t.is(instance.labels.app, 'clarateach');
-    t.regex(instance.machineType, /machineTypes\/e2-standard-8$/);
-    t.is(instance.metadata['workshop-id'], ws.id);
-    t.is(instance.metadata['vm-name'], instance.name);
-    t.is(instance.metadata['seat-first'], n === 0 ? '1' : '14');
-    t.is(instance.metadata['seat-count'], n === 0 ? '13' : '12');
-    t.is(instance.metadata['ready-topic'], `projects/${stack.projectId}/topics/vm.ready`);
-    t.regex(instance.metadata['ssh-keys']!, /^clarateach:ssh-ed25519 /);
-    t.true((instance.metadata['startup-script'] ?? '').startsWith('#!'));
-    t.is(instance.metadata['seat-tokens']!.split(' ').length, n === 0 ? 13 : 12);
-  }
-  const inserts = stack.standin.requests.filter((r) => r.method === 'POST' && /\/instances(\?|$)/.test(r.path));
-  t.true(inserts.length >= 2);
-  const body = inserts[0]!.body as { tags?: { items?: string[] } };
-  t.deepEqual(body.tags?.items, ['http-server', 'https-server']);
+    // The provisioner gets workshop.started from the Pub/Sub emulator and inserts two VMs.
+    const instances = await eventually('two instances', () => {
+      const list = instancesOf(ws.id);
+      return list.length === 2 ? list : undefined;
+    });
+    t.deepEqual(
+      instances.map((i) => i.name),
+      [`ct-${ws.id}-0`, `ct-${ws.id}-1`],
+    );
+    for (const [n, instance] of instances.entries()) {
+      t.is(instance.labels.app, 'clarateach');
+      t.regex(instance.machineType, /machineTypes\/e2-standard-8$/);
+      t.is(instance.metadata['workshop-id'], ws.id);
+      t.is(instance.metadata['vm-name'], instance.name);
+      t.is(instance.metadata['seat-first'], n === 0 ? '1' : '14');
+      t.is(instance.metadata['seat-count'], n === 0 ? '13' : '12');
+      t.is(instance.metadata['ready-topic'], `projects/${stack.projectId}/topics/vm.ready`);
+      t.regex(instance.metadata['ssh-keys']!, /^clarateach:ssh-ed25519 /);
+      t.true((instance.metadata['startup-script'] ?? '').startsWith('#!'));
+      t.is(instance.metadata['seat-tokens']!.split(' ').length, n === 0 ? 13 : 12);
+    }
+    const inserts = stack.standin.requests.filter(
+      (r) => r.method === 'POST' && /\/instances(\?|$)/.test(r.path),
+    );
+    t.true(inserts.length >= 2);
+    const body = inserts[0]!.body as { tags?: { items?: string[] } };
+    t.deepEqual(body.tags?.items, ['http-server', 'https-server']);
 
-  const provisioning = await stack.api('GET', `/workshops/${ws.id}`);
-  t.is(provisioning.body.status, 'provisioning');
-  t.is(provisioning.body.vms.length, 2);
+    const provisioning = await stack.api('GET', `/workshops/${ws.id}`);
+    t.is(provisioning.body.status, 'provisioning');
+    t.is(provisioning.body.vms.length, 2);
 
-  // The VMs report over Pub/Sub, as the startup script does.
-  await stack.publish(TOPICS.vmReady, readyReport(instances[0]!, 0));
-  await eventually('first VM ready', async () => {
-    const w = (await stack.api('GET', `/workshops/${ws.id}`)).body;
-    return w.seatsReady === 13 ? w : undefined;
-  });
-  t.is((await stack.api('GET', `/workshops/${ws.id}`)).body.status, 'provisioning');
-  await stack.publish(TOPICS.vmReady, readyReport(instances[1]!, 1));
-  const ready = await eventually('workshop ready', async () => {
-    const w = (await stack.api('GET', `/workshops/${ws.id}`)).body;
-    return w.status === 'ready' ? w : undefined;
-  });
-  t.is(ready.seatsReady, 25);
-  t.truthy(ready.readyAt);
-  t.deepEqual(
-    ready.vms.map((v: { externalIp: string }) => v.externalIp),
-    ['203.0.113.10', '203.0.113.11'],
-  );
+    // The VMs report over Pub/Sub, as the startup script does.
+    await stack.publish(TOPICS.vmReady, readyReport(instances[0]!, 0));
+    await eventually('first VM ready', async () => {
+      const w = (await stack.api('GET', `/workshops/${ws.id}`)).body;
+      return w.seatsReady === 13 ? w : undefined;
+    });
+    t.is((await stack.api('GET', `/workshops/${ws.id}`)).body.status, 'provisioning');
+    await stack.publish(TOPICS.vmReady, readyReport(instances[1]!, 1));
+    const ready = await eventually('workshop ready', async () => {
+      const w = (await stack.api('GET', `/workshops/${ws.id}`)).body;
+      return w.status === 'ready' ? w : undefined;
+    });
+    t.is(ready.seatsReady, 25);
+    t.truthy(ready.readyAt);
+    t.deepEqual(
+      ready.vms.map((v: { externalIp: string }) => v.externalIp),
+      ['203.0.113.10', '203.0.113.11'],
+    );
 
-  const joins = await Promise.all(
-    Array.from({ length: 25 }, (_, i) => stack.api('POST', '/join', { code: ws.joinCode, name: `Learner ${i}` })),
-  );
-  t.true(joins.every((j) => j.status === 200));
-  const seats = joins.map((j) => j.body.seat as number).sort((a, b) => a - b);
-  t.deepEqual(seats, Array.from({ length: 25 }, (_, i) => i + 1));
-  for (const j of joins) {
-    const ip = j.body.seat <= 13 ? '203.0.113.10' : '203.0.113.11';
-    t.true(j.body.endpoints.terminal.startsWith(`http://${ip}/vm/${j.body.seat}/terminal?t=`));
-    t.is(j.body.workshopId, ws.id);
-    t.is(j.body.expiresAt, ready.expiresAt);
-  }
-  // Each seat's endpoints carry that seat's own credential, the one its VM was given.
-  const tokens = new Set(joins.map((j) => new URL(j.body.endpoints.files).searchParams.get('t')));
-  t.is(tokens.size, 25);
-  const seat1 = joins.find((j) => j.body.seat === 1)!;
-  const vm0Tokens = instances[0]!.metadata['seat-tokens']!;
-  t.true(vm0Tokens.includes(`1:${new URL(seat1.body.endpoints.browser).searchParams.get('t')}`));
+    const joins = await Promise.all(
+      Array.from({ length: 25 }, (_, i) =>
+        stack.api('POST', '/join', { code: ws.joinCode, name: `Learner ${i}` }),
+      ),
+    );
+    t.true(joins.every((j) => j.status === 200));
+    const seats = joins.map((j) => j.body.seat as number).sort((a, b) => a - b);
+    t.deepEqual(
+      seats,
+      Array.from({ length: 25 }, (_, i) => i + 1),
+    );
+    for (const j of joins) {
+      const ip = j.body.seat <= 13 ? '203.0.113.10' : '203.0.113.11';
+      t.true(j.body.endpoints.terminal.startsWith(`http://${ip}/vm/${j.body.seat}/terminal?t=`));
+      t.is(j.body.workshopId, ws.id);
+      t.is(j.body.expiresAt, ready.expiresAt);
+    }
+    // Each seat's endpoints carry that seat's own credential, the one its VM was given.
+    const tokens = new Set(joins.map((j) => new URL(j.body.endpoints.files).searchParams.get('t')));
+    t.is(tokens.size, 25);
+    const seat1 = joins.find((j) => j.body.seat === 1)!;
+    const vm0Tokens = instances[0]!.metadata['seat-tokens']!;
+    t.true(vm0Tokens.includes(`1:${new URL(seat1.body.endpoints.browser).searchParams.get('t')}`));
 
-  const full = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Late' });
-  t.is(full.status, 409);
-  t.is(full.body.error.code, 'WORKSHOP_FULL');
+    const full = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Late' });
+    t.is(full.status, 409);
+    t.is(full.body.error.code, 'WORKSHOP_FULL');
 
-  const back = await stack.api('POST', '/join', {
-    code: ws.joinCode.toLowerCase(),
-    name: 'Learner again',
-    seatToken: seat1.body.seatToken,
-  });
-  t.is(back.status, 200);
-  t.is(back.body.seat, 1);
-  t.deepEqual(back.body.endpoints, seat1.body.endpoints);
+    const back = await stack.api('POST', '/join', {
+      code: ws.joinCode.toLowerCase(),
+      name: 'Learner again',
+      seatToken: seat1.body.seatToken,
+    });
+    t.is(back.status, 200);
+    t.is(back.body.seat, 1);
+    t.deepEqual(back.body.endpoints, seat1.body.endpoints);
 
-  const status = await stack.api('GET', `/workshops/${ws.id}`);
-  t.is(status.body.seatsTaken, 25);
+    const status = await stack.api('GET', `/workshops/${ws.id}`);
+    t.is(status.body.seatsTaken, 25);
 
-  const key = await stack.api('GET', `/workshops/${ws.id}/ssh-key`);
-  t.is(key.status, 200);
-  t.regex(key.text, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
-  t.is(key.headers.get('cache-control'), 'no-store');
+    const key = await stack.api('GET', `/workshops/${ws.id}/ssh-key`);
+    t.is(key.status, 200);
+    t.regex(key.text, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
+    t.is(key.headers.get('cache-control'), 'no-store');
 
-  const ending = await stack.api('DELETE', `/workshops/${ws.id}`);
-  t.is(ending.status, 202);
-  t.is(ending.body.status, 'ending');
-  t.is(ending.body.endReason, 'instructor');
-  const ended = await eventually('workshop ended', async () => {
-    const w = (await stack.api('GET', `/workshops/${ws.id}`)).body;
-    return w.status === 'ended' ? w : undefined;
-  });
-  t.truthy(ended.endedAt);
-  t.deepEqual(instancesOf(ws.id), []);
-  t.true(ended.vms.every((v: { status: string }) => v.status === 'deleted'));
-  const after = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Too late' });
-  t.is(after.status, 404);
-  t.is(after.body.error.code, 'CODE_NOT_FOUND');
-  t.is((await stack.api('GET', `/workshops/${ws.id}/ssh-key`)).status, 404);
-  const endAgain = await stack.api('DELETE', `/workshops/${ws.id}`);
-  t.is(endAgain.status, 202);
-  t.is(endAgain.body.status, 'ended');
-  const restart = await stack.api('POST', `/workshops/${ws.id}/start`);
-  t.is(restart.status, 409);
-  t.is(restart.body.error.code, 'INVALID_STATE');
-});
+    const ending = await stack.api('DELETE', `/workshops/${ws.id}`);
+    t.is(ending.status, 202);
+    t.is(ending.body.status, 'ending');
+    t.is(ending.body.endReason, 'instructor');
+    const ended = await eventually('workshop ended', async () => {
+      const w = (await stack.api('GET', `/workshops/${ws.id}`)).body;
+      return w.status === 'ended' ? w : undefined;
+    });
+    t.truthy(ended.endedAt);
+    t.deepEqual(instancesOf(ws.id), []);
+    t.true(ended.vms.every((v: { status: string }) => v.status === 'deleted'));
+    const after = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Too late' });
+    t.is(after.status, 404);
+    t.is(after.body.error.code, 'CODE_NOT_FOUND');
+    t.is((await stack.api('GET', `/workshops/${ws.id}/ssh-key`)).status, 404);
+    const endAgain = await stack.api('DELETE', `/workshops/${ws.id}`);
+    t.is(endAgain.status, 202);
+    t.is(endAgain.body.status, 'ended');
+    const restart = await stack.api('POST', `/workshops/${ws.id}/start`);
+    t.is(restart.status, 409);
+    t.is(restart.body.error.code, 'INVALID_STATE');
+  },
+);
 
 test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twice', async (t) => {
   const ws = (await stack.api('POST', '/workshops', { name: 'Race', seats: 20 })).body;
@@ -177,7 +190,9 @@ test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twi
   t.is((await stack.api('GET', `/workshops/${ws.id}`)).body.status, 'ready');
 
   const results = await Promise.all(
-    Array.from({ length: 100 }, (_, i) => stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` })),
+    Array.from({ length: 100 }, (_, i) =>
+      stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+    ),
   );
   const won = results.filter((r) => r.status === 200);
   const lost = results.filter((r) => r.status !== 200);
@@ -191,37 +206,47 @@ test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twi
   t.is(await stack.services.store.countSeatsTaken(ws.id), 20);
 
   await stack.api('DELETE', `/workshops/${ws.id}`);
-  await eventually('ended', async () => (await stack.api('GET', `/workshops/${ws.id}`)).body.status === 'ended');
-  t.deepEqual(instancesOf(ws.id), []);
-});
-
-test.serial('ending a workshop that never started ends it at once and frees its code', async (t) => {
-  const ws = (await stack.api('POST', '/workshops', { name: 'Never run', seats: 3 })).body;
-  const res = await stack.api('DELETE', `/workshops/${ws.id}`);
-  t.is(res.status, 202);
-  t.is(res.body.status, 'ended');
-  t.is(res.body.endReason, 'instructor');
-  t.false((await stack.services.store.joinCode(ws.joinCode).get()).exists);
-  t.deepEqual(instancesOf(ws.id), []);
-});
-
-test.serial('an instructor sees only their own workshops; admins read keys, others get 403', async (t) => {
-  const alice = { 'x-clarateach-user': 'alice@school.example' };
-  const bob = { 'x-clarateach-user': 'bob@school.example' };
-  const mine = (await stack.api('POST', '/workshops', { name: 'Alice class', seats: 2 }, alice)).body;
-  const list = await stack.api('GET', '/workshops', undefined, alice);
-  t.is(list.status, 200);
-  t.deepEqual(
-    list.body.workshops.map((w: { id: string }) => w.id),
-    [mine.id],
+  await eventually(
+    'ended',
+    async () => (await stack.api('GET', `/workshops/${ws.id}`)).body.status === 'ended',
   );
-  t.deepEqual((await stack.api('GET', '/workshops', undefined, bob)).body.workshops, []);
-  const peek = await stack.api('GET', `/workshops/${mine.id}`, undefined, bob);
-  t.is(peek.status, 404);
-  t.is(peek.body.error.code, 'NOT_FOUND');
-  t.is((await stack.api('DELETE', `/workshops/${mine.id}`, undefined, bob)).status, 404);
-  const key = await stack.api('GET', `/workshops/${mine.id}/ssh-key`, undefined, alice);
-  t.is(key.status, 403);
-  t.is(key.body.error.code, 'FORBIDDEN');
-  await stack.api('DELETE', `/workshops/${mine.id}`, undefined, alice);
+  t.deepEqual(instancesOf(ws.id), []);
 });
+
+test.serial(
+  'ending a workshop that never started ends it at once and frees its code',
+  async (t) => {
+    const ws = (await stack.api('POST', '/workshops', { name: 'Never run', seats: 3 })).body;
+    const res = await stack.api('DELETE', `/workshops/${ws.id}`);
+    t.is(res.status, 202);
+    t.is(res.body.status, 'ended');
+    t.is(res.body.endReason, 'instructor');
+    t.false((await stack.services.store.joinCode(ws.joinCode).get()).exists);
+    t.deepEqual(instancesOf(ws.id), []);
+  },
+);
+
+test.serial(
+  'an instructor sees only their own workshops; admins read keys, others get 403',
+  async (t) => {
+    const alice = { 'x-clarateach-user': 'alice@school.example' };
+    const bob = { 'x-clarateach-user': 'bob@school.example' };
+    const mine = (await stack.api('POST', '/workshops', { name: 'Alice class', seats: 2 }, alice))
+      .body;
+    const list = await stack.api('GET', '/workshops', undefined, alice);
+    t.is(list.status, 200);
+    t.deepEqual(
+      list.body.workshops.map((w: { id: string }) => w.id),
+      [mine.id],
+    );
+    t.deepEqual((await stack.api('GET', '/workshops', undefined, bob)).body.workshops, []);
+    const peek = await stack.api('GET', `/workshops/${mine.id}`, undefined, bob);
+    t.is(peek.status, 404);
+    t.is(peek.body.error.code, 'NOT_FOUND');
+    t.is((await stack.api('DELETE', `/workshops/${mine.id}`, undefined, bob)).status, 404);
+    const key = await stack.api('GET', `/workshops/${mine.id}/ssh-key`, undefined, alice);
+    t.is(key.status, 403);
+    t.is(key.body.error.code, 'FORBIDDEN');
+    await stack.api('DELETE', `/workshops/${mine.id}`, undefined, alice);
+  },
+);

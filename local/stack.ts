@@ -1,0 +1,105 @@
+import { startComputeStandin, type ComputeStandin } from './compute-standin.ts';
+import { startFirestoreEmulator, startPubsubEmulator, type Emulator } from './emulators.ts';
+import { startFunctionsServer, type FunctionsServer } from './functions-server.ts';
+import { wireTopics } from './pubsub-wiring.ts';
+import { bootInstance } from './vm-runner.ts';
+import { closeServices } from '../shared/services.ts';
+
+export interface LocalStackOptions {
+  projectId: string;
+  /** The functions' port; 0 for any free one. */
+  port: number;
+  /** Emulators already running (host:port); started here when absent. */
+  firestoreHost?: string;
+  pubsubHost?: string;
+  /** Run the startup script for each inserted instance (the real thing); off for API-only tests. */
+  boot: boolean;
+  /** Publish `workshop.sweep` this often, as Cloud Scheduler does; 0 for never. */
+  sweepEveryMs: number;
+}
+
+export interface LocalStack {
+  url: string;
+  projectId: string;
+  standin: ComputeStandin;
+  functions: FunctionsServer;
+  pubsubHost: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * The whole system on this machine (DESIGN.md §7): the official emulators, the local Compute
+ * Engine stand-in booting instances with the real startup script, every function behind the
+ * Functions Framework, and push subscriptions wiring the topics to them.
+ */
+export async function startLocalStack(opts: LocalStackOptions): Promise<LocalStack> {
+  const owned: Emulator[] = [];
+  const stops: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const s of stops.reverse()) await s().catch(() => undefined);
+    await Promise.all(owned.map((e) => e.stop()));
+  };
+  try {
+    let { firestoreHost, pubsubHost } = opts;
+    if (!firestoreHost || !pubsubHost) {
+      const [firestore, pubsub] = await Promise.all([
+        startFirestoreEmulator(),
+        startPubsubEmulator(opts.projectId),
+      ]);
+      owned.push(firestore, pubsub);
+      firestoreHost = firestore.host;
+      pubsubHost = pubsub.host;
+    }
+    const emulatorPubsub = pubsubHost;
+    Object.assign(process.env, {
+      FIRESTORE_EMULATOR_HOST: firestoreHost,
+      PUBSUB_EMULATOR_HOST: pubsubHost,
+      METADATA_SERVER_DETECTION: 'none',
+    });
+    const standin = await startComputeStandin({
+      project: opts.projectId,
+      onBoot: opts.boot
+        ? (instance) => bootInstance(instance, { pubsubEmulatorHost: emulatorPubsub })
+        : undefined,
+    });
+    stops.push(() => standin.stop());
+    stops.push(closeServices);
+    // Only what the operator did not set: the local images are served by the Docker stand-in.
+    for (const [name, value] of Object.entries({
+      GCP_PROJECT: opts.projectId,
+      GCP_REGISTRY: 'local.registry/clarateach',
+      AUTH_MODE: 'dev',
+    })) {
+      process.env[name] ??= value;
+    }
+    process.env.CT_COMPUTE_ENDPOINT = `127.0.0.1:${standin.port}`;
+    const functions = await startFunctionsServer(opts.port);
+    stops.push(() => functions.close());
+    await wireTopics(opts.projectId, functions.url);
+    if (opts.sweepEveryMs > 0) {
+      const { PubSub } = await import('@google-cloud/pubsub');
+      const pubsub = new PubSub({ projectId: opts.projectId });
+      const timer = setInterval(() => {
+        pubsub
+          .topic('workshop.sweep')
+          .publishMessage({ json: {} })
+          .catch(() => undefined);
+      }, opts.sweepEveryMs);
+      stops.push(async () => {
+        clearInterval(timer);
+        await pubsub.close();
+      });
+    }
+    return {
+      url: functions.url,
+      projectId: opts.projectId,
+      standin,
+      functions,
+      pubsubHost: emulatorPubsub,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
