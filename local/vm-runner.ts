@@ -428,9 +428,15 @@ export async function bootInstance(
   const removeContainers = async (): Promise<void> => {
     const listed = await docker('ps', '-aq', '--filter', `label=clarateach.vm=${vmName}`);
     const ids = listed.stdout.split('\n').filter(Boolean);
-    if (ids.length) await docker('rm', '-f', ...ids);
+    const removed = ids.length ? await docker('rm', '-f', ...ids) : listed;
     if (useReal) {
       await docker('network', 'rm', `${safeName}-clarateach-net`);
+      // Real containers have no other way out: say so rather than leave them silently.
+      if (listed.code !== 0 || removed.code !== 0) {
+        throw new Error(
+          `could not remove the containers of ${vmName}: ${listed.stderr}${removed.stderr}`,
+        );
+      }
     } else {
       // Anything the stand-in started that its records no longer name (e.g. a run cut short).
       const rest = await docker('ps', '-aq');

@@ -398,6 +398,11 @@ function parseFlags(args, valueFlags, boolFlags, stopAtPositional) {
       positional.push(arg);
       continue;
     }
+    // Combined short boolean flags, as docker's CLI takes them: -aq, -dt.
+    if (/^-[A-Za-z]{2,}$/.test(arg) && [...arg.slice(1)].every((ch) => boolFlags[`-${ch}`])) {
+      for (const ch of arg.slice(1)) (flags[boolFlags[`-${ch}`] ?? ''] ??= []).push('true');
+      continue;
+    }
     const eq = arg.startsWith('--') ? arg.indexOf('=') : -1;
     const flag = eq > 0 ? arg.slice(0, eq) : arg;
     if (valueFlags[flag]) {

@@ -112,7 +112,11 @@ test('run starts a container that answers on its published ports with its name',
     '{{.Names}} {{.Label "clarateach.seat"}} {{.State}}',
   );
   t.is(listed.stdout, 'seat-7 7 running\n');
-  t.is((await docker('ps', '-q', '--filter', 'label=clarateach.vm=other')).stdout, '');
+  t.deepEqual(await docker('ps', '-q', '--filter', 'label=clarateach.vm=other'), {
+    code: 0,
+    stdout: '',
+    stderr: '',
+  });
   const inspected = await docker(
     'inspect',
     '--format',
@@ -134,7 +138,9 @@ test('a name in use fails like docker (125, Conflict) and leaves the first conta
   t.is(again.code, 125);
   t.regex(again.stderr, /Conflict\. The container name "\/seat-1" is already in use/);
   t.is((await getJson(`http://127.0.0.1:${port}/`)).status, 200);
-  t.is((await docker('ps', '-a', '-q')).stdout.trim().split('\n').length, 1);
+  const all = await docker('ps', '-a', '-q');
+  t.is(all.code, 0);
+  t.is(all.stdout.trim().split('\n').length, 1);
 });
 
 test('an image reference containing "broken" cannot start (125) and stays as created', async (t) => {
@@ -146,9 +152,9 @@ test('an image reference containing "broken" cannot start (125) and stays as cre
   t.deepEqual(await startedPids(), []);
   t.true(await refused(port));
   t.is((await docker('ps', '-a', '--format', '{{.Names}} {{.State}}')).stdout, 'seat-2 created\n');
-  t.is((await docker('ps', '-q')).stdout, '');
+  t.deepEqual(await docker('ps', '-q'), { code: 0, stdout: '', stderr: '' });
   t.is((await docker('rm', '-f', 'seat-2')).code, 0);
-  t.is((await docker('ps', '-aq')).stdout, '');
+  t.deepEqual(await docker('ps', '-aq'), { code: 0, stdout: '', stderr: '' });
 });
 
 test('a published port already in use fails the run and leaves no process behind', async (t) => {
@@ -181,7 +187,7 @@ test('stop and start, then rm -f ends the process and forgets the container', as
   t.is((await docker('rm', '-f', 'seat-4')).code, 0);
   for (const pid of pids) t.false(processAlive(pid), `pid ${pid} still runs`);
   t.true(await refused(port));
-  t.is((await docker('ps', '-aq')).stdout, '');
+  t.deepEqual(await docker('ps', '-aq'), { code: 0, stdout: '', stderr: '' });
   const missing = await docker('inspect', 'seat-4');
   t.is(missing.code, 1);
   t.regex(missing.stderr, /No such object: seat-4/);

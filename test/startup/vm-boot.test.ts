@@ -382,7 +382,7 @@ vmTest('an image that cannot be pulled is reported as failed', async (t) => {
   t.is(report?.state, 'failed');
   t.regex(report?.error ?? '', /manifest unknown/);
   t.regex(report?.error ?? '', /could not pull every image/);
-  t.is((await vm.docker('ps', '-aq')).stdout, '', 'no container was created');
+  t.deepEqual(await vm.docker('ps', '-aq'), { code: 0, stdout: '', stderr: '' }, 'no container');
   await stopAndCheckNothingLeft(t, vm);
 });
 
@@ -396,6 +396,6 @@ vmTest('metadata without a token for one of the seats is reported as failed', as
   const [report] = await messages.forVm(plan.vmName);
   t.like(report, { state: 'failed', seatsReady: 0, readyToken: plan.readyToken });
   t.regex(report?.error ?? '', /no access token for seat 6/);
-  t.is((await vm.docker('ps', '-aq')).stdout, '', 'no container was created');
+  t.deepEqual(await vm.docker('ps', '-aq'), { code: 0, stdout: '', stderr: '' }, 'no container');
   await stopAndCheckNothingLeft(t, vm);
 });
