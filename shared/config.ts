@@ -16,6 +16,8 @@ export interface Config {
     serviceAccount?: string;
     network?: string;
   };
+  /** How long one insert or delete waits for its zone operation before retrying the event. */
+  operationTimeoutMs: number;
   /** host:port of the local Compute Engine stand-in; unset in production. */
   computeEndpoint?: { host: string; port: number };
   provisioningTimeoutMinutes: number;
@@ -101,6 +103,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       network: env.VM_NETWORK || undefined,
     },
     computeEndpoint,
+    // Below the event functions' 540 s timeout, so a slow operation fails the attempt cleanly.
+    operationTimeoutMs: intVar(env, 'COMPUTE_OPERATION_TIMEOUT_SECONDS', 300, problems) * 1000,
     provisioningTimeoutMinutes: intVar(env, 'PROVISIONING_TIMEOUT_MINUTES', 15, problems),
     maxDurationMinutes: intVar(env, 'MAX_DURATION_MINUTES', 720, problems),
     unstartedTtlMinutes: intVar(env, 'UNSTARTED_TTL_MINUTES', 7 * 24 * 60, problems),

@@ -29,6 +29,7 @@ export function createServices(config: Config = loadConfig()): Services {
       serviceAccount: config.vm.serviceAccount,
       network: config.vm.network,
       endpoint: config.computeEndpoint,
+      operationTimeoutMs: config.operationTimeoutMs,
     }),
     now: () => new Date(),
   };

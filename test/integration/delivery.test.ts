@@ -1,0 +1,216 @@
+import sinon from 'sinon';
+import { emulatorTest as test } from '../helpers/emulators.ts';
+import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { TOPICS } from '../../shared/topics.ts';
+
+/**
+ * At-least-once and any order (issue 4): every event type delivered twice concurrently and in
+ * reversed order ends in the same state as one clean delivery, with no instance unaccounted for.
+ */
+let stack: TestStack;
+
+test.before(async () => {
+  stack = await startTestStack();
+});
+test.afterEach.always(() => sinon.restore());
+test.after.always(async () => {
+  await stack?.close();
+});
+
+const instancesOf = (id: string) =>
+  stack.standin
+    .instances()
+    .filter((i) => i.labels.workshop === id)
+    .sort((a, b) => a.name.localeCompare(b.name));
+
+const get = async (id: string) => (await stack.api('GET', `/workshops/${id}`)).body;
+
+async function reportsFor(id: string) {
+  const secrets = await stack.services.store.getSecrets(id);
+  const vms = await stack.services.store.getVms(id);
+  return vms
+    .sort((a, b) => a.index - b.index)
+    .map((vm, n) => ({
+      workshopId: id,
+      vmName: vm.name,
+      state: 'ready' as const,
+      externalIp: `198.51.100.${n + 1}`,
+      internalIp: `10.0.0.${n + 1}`,
+      seatsReady: vm.seatCount,
+      readyToken: secrets!.readyTokens[vm.name]!,
+    }));
+}
+
+/** Holds every Compute insert until `release()`, to put events out of order on purpose. */
+function holdInserts() {
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const compute = stack.services.compute;
+  const original = compute.insert.bind(compute);
+  const stub = sinon.stub(compute, 'insert').callsFake(async (...args) => {
+    await gate;
+    return original(...args);
+  });
+  return { release, stub };
+}
+
+async function createAndStart(seats: number) {
+  const ws = (await stack.api('POST', '/workshops', { name: 'Delivery', seats })).body;
+  await stack.api('POST', `/workshops/${ws.id}/start`);
+  return ws as { id: string; joinCode: string };
+}
+
+async function untilStatus(id: string, status: string) {
+  return eventually(`workshop ${status}`, async () => {
+    const w = await get(id);
+    return w.status === status ? w : undefined;
+  });
+}
+
+test.serial('workshop.started four times, concurrently: one VM per plan entry, once', async (t) => {
+  const ws = await createAndStart(25);
+  const statuses = await Promise.all(
+    [1, 2, 3].map(() => stack.push(TOPICS.workshopStarted, { workshopId: ws.id })),
+  );
+  t.deepEqual(statuses, [204, 204, 204]);
+  await eventually('VMs booting', async () => {
+    const w = await get(ws.id);
+    return w.vms.every((v: { status: string }) => v.status === 'booting') ? w : undefined;
+  });
+  t.deepEqual(
+    instancesOf(ws.id).map((i) => i.name),
+    [`ct-${ws.id}-0`, `ct-${ws.id}-1`],
+  );
+  // Every insert of one VM carried the same requestId.
+  const ids = new Map<string, Set<string>>();
+  for (const r of stack.standin.requests) {
+    const m = /\/instances\?requestId=([\w-]+)/.exec(r.path);
+    const name = (r.body as { name?: string } | undefined)?.name;
+    if (m && name?.includes(ws.id)) ids.set(name, (ids.get(name) ?? new Set()).add(m[1]!));
+  }
+  t.is(ids.size, 2);
+  for (const set of ids.values()) t.is(set.size, 1);
+
+  await stack.api('DELETE', `/workshops/${ws.id}`);
+  await untilStatus(ws.id, 'ended');
+  t.deepEqual(instancesOf(ws.id), []);
+});
+
+test.serial(
+  'vm.ready twice, concurrently, and in reversed VM order: ready once, 25 seats',
+  async (t) => {
+    const ws = await createAndStart(25);
+    await eventually('two instances', () => instancesOf(ws.id).length === 2);
+    const [first, second] = await reportsFor(ws.id);
+    await Promise.all([stack.push(TOPICS.vmReady, second), stack.push(TOPICS.vmReady, second)]);
+    t.is((await get(ws.id)).status, 'provisioning');
+    await Promise.all([stack.push(TOPICS.vmReady, first), stack.push(TOPICS.vmReady, first)]);
+    const ready = await get(ws.id);
+    t.is(ready.status, 'ready');
+    t.is(ready.seatsReady, 25);
+    const readyAt = ready.readyAt;
+    await stack.push(TOPICS.vmReady, first);
+    const again = await get(ws.id);
+    t.is(again.readyAt, readyAt);
+    t.is(again.seatsReady, 25);
+
+    await Promise.all([
+      stack.api('DELETE', `/workshops/${ws.id}`),
+      stack.push(TOPICS.workshopEnded, { workshopId: ws.id, reason: 'instructor' }),
+      stack.push(TOPICS.workshopEnded, { workshopId: ws.id, reason: 'instructor' }),
+    ]);
+    const ended = await untilStatus(ws.id, 'ended');
+    t.is(ended.endReason, 'instructor');
+    t.deepEqual(instancesOf(ws.id), []);
+  },
+);
+
+test.serial(
+  'vm.ready before the provisioner recorded the insert: ready is not undone',
+  async (t) => {
+    const hold = holdInserts();
+    const ws = await createAndStart(5);
+    await eventually('insert attempted', () => hold.stub.callCount >= 1);
+    // A second delivery of our own, held at the insert too; its answer says the provisioner is done.
+    const delivery = stack.push(TOPICS.workshopStarted, { workshopId: ws.id });
+    await eventually('both inserts held', () => hold.stub.callCount >= 2);
+    const [report] = await reportsFor(ws.id);
+    t.is(await stack.push(TOPICS.vmReady, report), 204);
+    t.is((await get(ws.id)).status, 'ready');
+    hold.release();
+    t.is(await delivery, 204);
+    t.is(instancesOf(ws.id).length, 1);
+    const w = await get(ws.id);
+    t.is(w.status, 'ready');
+    t.is(w.vms[0].status, 'ready');
+
+    await stack.api('DELETE', `/workshops/${ws.id}`);
+    await untilStatus(ws.id, 'ended');
+    t.deepEqual(instancesOf(ws.id), []);
+  },
+);
+
+test.serial(
+  'workshop.ended while the insert is in flight: the late VM is still deleted',
+  async (t) => {
+    const hold = holdInserts();
+    const ws = await createAndStart(5);
+    await eventually('insert attempted', () => hold.stub.callCount >= 1);
+    const delivery = stack.push(TOPICS.workshopStarted, { workshopId: ws.id });
+    await eventually('both inserts held', () => hold.stub.callCount >= 2);
+    const ending = await stack.api('DELETE', `/workshops/${ws.id}`);
+    t.is(ending.body.status, 'ending');
+    // Teardown finds nothing to delete yet and finishes.
+    await untilStatus(ws.id, 'ended');
+    hold.release();
+    // The insert lands after the end; the provisioner sees the end and deletes what it made.
+    t.is(await delivery, 204);
+    await eventually('no instance left', () => instancesOf(ws.id).length === 0);
+    t.true(
+      stack.standin.requests.some((r) => r.method === 'DELETE' && r.path.includes(`ct-${ws.id}-0`)),
+    );
+    t.is((await get(ws.id)).status, 'ended');
+    t.deepEqual(instancesOf(ws.id), []);
+  },
+);
+
+test.serial('vm.ready for a workshop that is ending changes nothing', async (t) => {
+  const ws = await createAndStart(3);
+  await eventually('instance', () => instancesOf(ws.id).length === 1);
+  const [report] = await reportsFor(ws.id);
+  await stack.api('DELETE', `/workshops/${ws.id}`);
+  await Promise.all([stack.push(TOPICS.vmReady, report), stack.push(TOPICS.vmReady, report)]);
+  const ended = await untilStatus(ws.id, 'ended');
+  t.is(ended.readyAt, null);
+  t.is(ended.seatsReady, 0);
+  t.not(ended.vms[0].status, 'ready');
+  t.deepEqual(instancesOf(ws.id), []);
+  // And a start after the end is refused, a late started event does nothing.
+  t.is(await stack.push(TOPICS.workshopStarted, { workshopId: ws.id }), 204);
+  t.deepEqual(instancesOf(ws.id), []);
+  t.is((await get(ws.id)).status, 'ended');
+});
+
+test.serial(
+  'a VM reporting failed, twice: the workshop fails once and its VMs are deleted',
+  async (t) => {
+    const ws = await createAndStart(25);
+    await eventually('two instances', () => instancesOf(ws.id).length === 2);
+    const [first, second] = await reportsFor(ws.id);
+    await stack.push(TOPICS.vmReady, first);
+    const failed = {
+      ...second!,
+      state: 'failed' as const,
+      error: 'seat-20: docker run failed: no such image',
+    };
+    await Promise.all([stack.push(TOPICS.vmReady, failed), stack.push(TOPICS.vmReady, failed)]);
+    const w = await untilStatus(ws.id, 'failed');
+    t.is(w.endReason, 'vm-failed');
+    t.is(w.error.code, 'VM_FAILED');
+    t.true(w.error.message.includes('no such image'));
+    t.deepEqual(instancesOf(ws.id), []);
+    // A late ready for the other VM changes nothing.
+    await stack.push(TOPICS.vmReady, first);
+    t.is((await get(ws.id)).status, 'failed');
+  },
+);
