@@ -101,7 +101,15 @@ metadata() {
   curl -fsS --retry "$CT_METADATA_RETRIES" --retry-delay 1 --retry-connrefused --max-time 10 \
     -H 'Metadata-Flavor: Google' "$CT_METADATA_URL/$1"
 }
-attribute() { metadata "instance/attributes/$1" || fail "metadata attribute '$1' is missing"; }
+attribute() {
+  local value rc=0
+  value=$(metadata "instance/attributes/$1") || rc=$?
+  case $rc in
+  0) printf '%s' "$value" ;;
+  22) fail "metadata attribute '$1' is missing" ;; # curl -f: an HTTP error such as 404
+  *) fail "metadata server did not answer for '$1' (curl exit $rc)" ;;
+  esac
+}
 optional_attribute() { metadata "instance/attributes/$1" 2>/dev/null || true; }
 
 # A fresh OAuth token of the VM's service account (they expire, so fetched per publish).
