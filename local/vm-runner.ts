@@ -25,10 +25,23 @@ export interface InstanceToBoot {
 export interface BootEnv {
   /** host:port of the Pub/Sub emulator; the script publishes `vm.ready` there over REST. */
   pubsubEmulatorHost: string;
-  /** `auto` (default): real Docker when a daemon answers, the stand-in otherwise. */
-  docker?: 'auto' | 'standin' | 'real';
+  /**
+   * `auto`: real Docker when a daemon answers, the stand-in otherwise. Default: the
+   * CT_LOCAL_DOCKER environment variable (`auto`, `standin`, `real`), else `auto`.
+   */
+  docker?: DockerMode;
   /** Extra environment for the startup script (e.g. shorter bounded waits in tests). */
   scriptEnv?: Record<string, string>;
+}
+
+export type DockerMode = 'auto' | 'standin' | 'real';
+
+function dockerMode(requested: DockerMode | undefined): DockerMode {
+  const mode = requested ?? process.env.CT_LOCAL_DOCKER ?? 'auto';
+  if (mode !== 'auto' && mode !== 'standin' && mode !== 'real') {
+    throw new Error(`CT_LOCAL_DOCKER must be auto, standin or real, not ${mode}`);
+  }
+  return mode;
 }
 
 export interface DockerResult {
@@ -245,7 +258,7 @@ export async function bootInstance(
   instance: InstanceToBoot,
   env: BootEnv,
 ): Promise<BootedInstance> {
-  const mode = env.docker ?? 'auto';
+  const mode = dockerMode(env.docker);
   const real = mode === 'standin' ? { available: false } : detectRealDocker();
   if (mode === 'real' && !real.available) throw new Error('no Docker daemon answers `docker info`');
   const useReal = real.available;
