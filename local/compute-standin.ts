@@ -45,6 +45,8 @@ export interface InstanceRecord {
   id: string;
   /** PROVISIONING → STAGING → RUNNING; STOPPING while being deleted */
   status: string;
+  /** every status the instance has had, in order */
+  statusHistory: string[];
   /** as received, e.g. zones/us-central1-a/machineTypes/e2-standard-4 */
   machineType: string;
   labels: Record<string, string>;
@@ -431,6 +433,7 @@ export async function startComputeStandin(opts: ComputeStandinOptions): Promise<
     | 'zone'
     | 'id'
     | 'status'
+    | 'statusHistory'
     | 'externalIp'
     | 'internalIp'
     | 'creationTimestamp'
@@ -549,6 +552,12 @@ export async function startComputeStandin(opts: ComputeStandinOptions): Promise<
     };
   }
 
+  function setStatus(record: InstanceRecord, status: string): void {
+    if (record.status === status) return;
+    record.status = status;
+    record.statusHistory.push(status);
+  }
+
   function boot(state: InstanceState): void {
     const r = state.record;
     if (!opts.onBoot || stopping) return;
@@ -655,6 +664,7 @@ export async function startComputeStandin(opts: ComputeStandinOptions): Promise<
       zone,
       id,
       status: 'PROVISIONING',
+      statusHistory: ['PROVISIONING'],
       externalIp: LOOPBACK,
       internalIp: LOOPBACK,
       creationTimestamp: new Date().toISOString(),
@@ -673,12 +683,12 @@ export async function startComputeStandin(opts: ComputeStandinOptions): Promise<
     later(
       stepMs,
       () => {
-        record.status = 'STAGING';
+        setStatus(record, 'STAGING');
         op.progress = 50;
         later(
           stepMs,
           () => {
-            record.status = 'RUNNING';
+            setStatus(record, 'RUNNING');
             // The guest boots once the instance runs; the operation is DONE at that point too.
             boot(state);
             finish(op);
@@ -727,7 +737,7 @@ export async function startComputeStandin(opts: ComputeStandinOptions): Promise<
     }
     const op = newOperation(project, zone, 'delete', name, state.record.id);
     if (requestId !== undefined) byRequestId.set(`${project}/${requestId}`, op);
-    state.record.status = 'STOPPING';
+    setStatus(state.record, 'STOPPING');
     if (fault === 'never-done') return operationJson(op);
 
     // An insert still in progress ends here (unless it was made never to finish).
@@ -982,20 +992,26 @@ export async function startComputeStandin(opts: ComputeStandinOptions): Promise<
   if (!address || typeof address !== 'object') throw new Error('stand-in has no port');
   const port = address.port;
 
-  async function stop(): Promise<void> {
-    if (stopping) return;
+  let stopped: Promise<void> | undefined;
+
+  async function shutdownAll(): Promise<void> {
     stopping = true;
     for (const timer of looseTimers) clearTimeout(timer);
     looseTimers.clear();
-    // Answer every blocked wait, then stop every booted instance.
+    // Answer every blocked wait, then stop every booted instance (waiting for boots in flight).
     for (const op of operations.values()) {
       for (const wake of [...op.waiters]) wake();
     }
     const states = [...instances.values()];
-    await Promise.allSettled(states.map((s) => (s.deletion ? s.deletion : shutDown(s))));
+    await Promise.allSettled(states.map((s) => s.deletion ?? shutDown(s)));
     instances.clear();
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+
+  function stop(): Promise<void> {
+    stopped ??= shutdownAll();
+    return stopped;
   }
 
   return {

@@ -24,6 +24,8 @@ const IMAGE = 'projects/cos-cloud/global/images/family/cos-stable';
 interface Stack {
   standin: ComputeStandin;
   compute: ComputeProvisioner;
+  /** default timeouts, for cleaning up after tests that shorten them */
+  cleaner: ComputeProvisioner;
   booted: string[];
   stopped: string[];
 }
@@ -47,25 +49,30 @@ async function stack(
     },
     ...standinOpts,
   });
-  const compute = new ComputeProvisioner({
+  const settings = {
     project: PROJECT,
     zone: ZONE,
     sourceImage: IMAGE,
     diskSizeGb: 30,
     serviceAccount: 'clarateach-vm@ct-test.iam.gserviceaccount.com',
     endpoint: { host: '127.0.0.1', port: standin.port },
+  };
+  const compute = new ComputeProvisioner({
+    ...settings,
     ...(operationTimeoutMs !== undefined ? { operationTimeoutMs } : {}),
   });
+  const cleaner = new ComputeProvisioner(settings);
   t.teardown(async () => {
     await compute.close();
+    await cleaner.close();
     await standin.stop();
   });
-  return { standin, compute, booted, stopped };
+  return { standin, compute, cleaner, booted, stopped };
 }
 
 /** Deletes whatever is left through the provisioner and checks nothing stayed behind. */
 async function expectClean(t: ExecutionContext, s: Stack): Promise<void> {
-  for (const instance of s.standin.instances()) await s.compute.delete(instance.name);
+  for (const instance of s.standin.instances()) await s.cleaner.delete(instance.name);
   t.deepEqual(s.standin.instances(), [], 'the stand-in holds no instance');
   t.deepEqual([...s.stopped].sort(), [...s.booted].sort(), 'every booted instance was stopped');
 }
@@ -477,7 +484,7 @@ test('delete faults: 503 and quota are reported, never-done times out, then dele
   t.deepEqual(s.stopped, [], 'still running after the failed deletes');
   t.is(s.standin.instances()[0]?.status, 'STOPPING');
 
-  await s.compute.delete('ct-delf-0');
+  await s.cleaner.delete('ct-delf-0');
   t.deepEqual(s.stopped, ['ct-delf-0']);
   await expectClean(t, s);
 });
