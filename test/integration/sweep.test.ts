@@ -1,0 +1,188 @@
+import sinon from 'sinon';
+import { emulatorTest as test } from '../helpers/emulators.ts';
+import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { TOPICS } from '../../shared/topics.ts';
+
+/** The reconciler (issue 4): time limits, stuck work, leaks and lost VMs, through the real function. */
+let stack: TestStack;
+
+test.before(async () => {
+  stack = await startTestStack();
+});
+test.afterEach.always(() => sinon.restore());
+test.after.always(async () => {
+  await stack?.close();
+});
+
+const instancesOf = (id: string) =>
+  stack.standin.instances().filter((i) => i.labels.workshop === id);
+const get = async (id: string) => (await stack.api('GET', `/workshops/${id}`)).body;
+const untilStatus = (id: string, status: string) =>
+  eventually(`workshop ${status}`, async () => {
+    const w = await get(id);
+    return w.status === status ? w : undefined;
+  });
+const minutesAfter = (iso: string, minutes: number) => new Date(Date.parse(iso) + minutes * 60_000);
+const runSweep = async () => {
+  const status = await stack.push(TOPICS.workshopSweep, {});
+  if (status !== 204) throw new Error(`sweep answered ${status}`);
+};
+
+async function readyWorkshop(seats: number) {
+  const ws = (await stack.api('POST', '/workshops', { name: 'Sweep', seats })).body;
+  await stack.api('POST', `/workshops/${ws.id}/start`);
+  await eventually('instances', () => instancesOf(ws.id).length === Math.ceil(seats / 20));
+  const secrets = await stack.services.store.getSecrets(ws.id);
+  for (const vm of await stack.services.store.getVms(ws.id)) {
+    await stack.push(TOPICS.vmReady, {
+      workshopId: ws.id,
+      vmName: vm.name,
+      state: 'ready',
+      externalIp: '198.51.100.7',
+      readyToken: secrets!.readyTokens[vm.name],
+    });
+  }
+  return untilStatus(ws.id, 'ready');
+}
+
+test.serial(
+  'a ready class past its time ends with reason ttl and its VMs are deleted',
+  async (t) => {
+    const ws = await readyWorkshop(3);
+    await runSweep();
+    t.is((await get(ws.id)).status, 'ready', 'not due yet: untouched');
+    sinon.stub(stack.services, 'now').returns(minutesAfter(ws.expiresAt, 1));
+    await runSweep();
+    const ended = await untilStatus(ws.id, 'ended');
+    t.is(ended.endReason, 'ttl');
+    t.deepEqual(instancesOf(ws.id), []);
+  },
+);
+
+test.serial('a VM that never reports ready is failed and deleted at the deadline', async (t) => {
+  const ws = (await stack.api('POST', '/workshops', { name: 'Silent VM', seats: 4 })).body;
+  const started = (await stack.api('POST', `/workshops/${ws.id}/start`)).body;
+  await eventually('instance', () => instancesOf(ws.id).length === 1);
+  sinon.stub(stack.services, 'now').returns(minutesAfter(started.startedAt, 14));
+  await runSweep();
+  t.is((await get(ws.id)).status, 'provisioning', 'before the 15-minute deadline');
+  sinon.restore();
+  sinon.stub(stack.services, 'now').returns(minutesAfter(started.startedAt, 15));
+  await runSweep();
+  const failed = await untilStatus(ws.id, 'failed');
+  t.is(failed.endReason, 'provisioning-timeout');
+  t.is(failed.error.code, 'PROVISIONING_TIMEOUT');
+  t.deepEqual(instancesOf(ws.id), []);
+});
+
+test.serial('an unstarted workshop past its time is cleaned up and its code freed', async (t) => {
+  const ws = (await stack.api('POST', '/workshops', { name: 'Forgotten', seats: 2 })).body;
+  sinon.stub(stack.services, 'now').returns(minutesAfter(ws.expiresAt, 1));
+  await runSweep();
+  const ended = await get(ws.id);
+  t.is(ended.status, 'ended');
+  t.is(ended.endReason, 'ttl');
+  t.false((await stack.services.store.joinCode(ws.joinCode).get()).exists);
+});
+
+test.serial('a workshop stuck in ending (its event lost) is torn down by the sweep', async (t) => {
+  const ws = await readyWorkshop(2);
+  // The end is recorded but its event never reaches the teardown.
+  const publish = sinon.stub(stack.services.bus, 'publish').resolves('lost');
+  t.is((await stack.api('DELETE', `/workshops/${ws.id}`)).body.status, 'ending');
+  t.true(publish.calledWith(TOPICS.workshopEnded));
+  publish.restore();
+  await runSweep();
+  t.is((await get(ws.id)).status, 'ending', 'not stuck long enough yet');
+  t.is(instancesOf(ws.id).length, 1);
+  sinon.stub(stack.services, 'now').returns(minutesAfter(new Date().toISOString(), 5));
+  await runSweep();
+  const ended = await untilStatus(ws.id, 'ended');
+  t.is(ended.endReason, 'instructor');
+  t.deepEqual(instancesOf(ws.id), []);
+});
+
+test.serial('a start whose event was lost is driven again', async (t) => {
+  const ws = (await stack.api('POST', '/workshops', { name: 'Lost start', seats: 2 })).body;
+  const publish = sinon.stub(stack.services.bus, 'publish').resolves('lost');
+  const started = (await stack.api('POST', `/workshops/${ws.id}/start`)).body;
+  publish.restore();
+  t.is(started.status, 'provisioning');
+  t.deepEqual(instancesOf(ws.id), []);
+  sinon.stub(stack.services, 'now').returns(minutesAfter(started.startedAt, 3));
+  await runSweep();
+  await eventually('instance inserted', () => instancesOf(ws.id).length === 1);
+  sinon.restore();
+  await stack.api('DELETE', `/workshops/${ws.id}`);
+  await untilStatus(ws.id, 'ended');
+  t.deepEqual(instancesOf(ws.id), []);
+});
+
+test.serial('VMs labelled as ours that no active workshop accounts for are deleted', async (t) => {
+  const ended = (await stack.api('POST', '/workshops', { name: 'Gone', seats: 1 })).body;
+  await stack.api('DELETE', `/workshops/${ended.id}`);
+  const live = await readyWorkshop(1);
+  const spec = (workshop: string, name: string) => ({
+    name,
+    machineType: 'e2-standard-4',
+    labels: { app: 'clarateach', workshop },
+    metadata: {},
+    spot: false,
+  });
+  await stack.services.compute.insert(spec(ended.id, `ct-${ended.id}-0`), crypto.randomUUID());
+  await stack.services.compute.insert(
+    spec('zzzzzzzzzzunknown', 'ct-zzzzzzzzzzunknown-0'),
+    crypto.randomUUID(),
+  );
+  // A stray VM under a live workshop's label but outside its plan is a leak too.
+  await stack.services.compute.insert(spec(live.id, `ct-${live.id}-7`), crypto.randomUUID());
+  t.is(stack.standin.instances().length, 4);
+  await runSweep();
+  t.deepEqual(
+    stack.standin.instances().map((i) => i.name),
+    [`ct-${live.id}-0`],
+  );
+  t.is((await get(live.id)).status, 'ready', 'the live class keeps its VM');
+  await stack.api('DELETE', `/workshops/${live.id}`);
+  await untilStatus(live.id, 'ended');
+  t.deepEqual(stack.standin.instances(), []);
+});
+
+test.serial(
+  'a ready class whose VM vanished (Spot preemption) shows it to the instructor',
+  async (t) => {
+    const ws = await readyWorkshop(25);
+    await stack.services.compute.delete(`ct-${ws.id}-1`);
+    await runSweep();
+    const w = await get(ws.id);
+    t.is(w.status, 'ready', 'the other VM still serves its seats');
+    t.is(w.error.code, 'VM_LOST');
+    t.regex(w.error.message, /seats 14-25/);
+    t.is(w.seatsReady, 13);
+    t.is(w.vms.find((v: { name: string }) => v.name === `ct-${ws.id}-1`).status, 'lost');
+    await runSweep();
+    t.is((await get(ws.id)).seatsReady, 13, 'recorded once');
+    await stack.api('DELETE', `/workshops/${ws.id}`);
+    await untilStatus(ws.id, 'ended');
+    t.deepEqual(instancesOf(ws.id), []);
+  },
+);
+
+test.serial('extend moves the end later, capped at the maximum duration', async (t) => {
+  const ws = await readyWorkshop(1);
+  const extended = await stack.api('POST', `/workshops/${ws.id}/extend`, { minutes: 30 });
+  t.is(extended.status, 200);
+  t.is(Date.parse(extended.body.expiresAt) - Date.parse(ws.expiresAt), 30 * 60_000);
+  t.true(extended.body.estimatedCost.total > ws.estimatedCost.total);
+  const capped = await stack.api('POST', `/workshops/${ws.id}/extend`, { minutes: 720 });
+  t.is(capped.status, 200);
+  t.is(capped.body.expiresAt, minutesAfter(ws.startedAt, 720).toISOString());
+  const refused = await stack.api('POST', `/workshops/${ws.id}/extend`, { minutes: 10 });
+  t.is(refused.status, 409);
+  t.is(refused.body.error.code, 'LIMIT_REACHED');
+  await stack.api('DELETE', `/workshops/${ws.id}`);
+  await untilStatus(ws.id, 'ended');
+  const late = await stack.api('POST', `/workshops/${ws.id}/extend`, { minutes: 10 });
+  t.is(late.status, 409);
+  t.is(late.body.error.code, 'INVALID_STATE');
+});
