@@ -2,7 +2,7 @@ import { startComputeStandin, type ComputeStandin } from './compute-standin.ts';
 import { startFirestoreEmulator, startPubsubEmulator, type Emulator } from './emulators.ts';
 import { startFunctionsServer, type FunctionsServer } from './functions-server.ts';
 import { wireTopics } from './pubsub-wiring.ts';
-import { bootInstance } from './vm-runner.ts';
+import { bootInstance, type BootedInstance, type DockerMode } from './vm-runner.ts';
 import { closeServices } from '../shared/services.ts';
 
 export interface LocalStackOptions {
@@ -18,12 +18,23 @@ export interface LocalStackOptions {
   sweepEveryMs: number;
 }
 
+/**
+ * Real Docker only when the operator named real images: the default images live in a registry
+ * that only the Docker stand-in knows. CT_LOCAL_DOCKER overrides.
+ */
+function localDocker(): DockerMode {
+  const chosen = process.env.CT_LOCAL_DOCKER as DockerMode | undefined;
+  return chosen ?? (process.env.WORKSPACE_IMAGE ? 'auto' : 'standin');
+}
+
 export interface LocalStack {
   url: string;
   projectId: string;
   standin: ComputeStandin;
   functions: FunctionsServer;
   pubsubHost: string;
+  /** Every instance booted so far, still running or not. */
+  booted: BootedInstance[];
   stop(): Promise<void>;
 }
 
@@ -51,6 +62,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       pubsubHost = pubsub.host;
     }
     const emulatorPubsub = pubsubHost;
+    const booted: BootedInstance[] = [];
     Object.assign(process.env, {
       FIRESTORE_EMULATOR_HOST: firestoreHost,
       PUBSUB_EMULATOR_HOST: pubsubHost,
@@ -59,7 +71,14 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     const standin = await startComputeStandin({
       project: opts.projectId,
       onBoot: opts.boot
-        ? (instance) => bootInstance(instance, { pubsubEmulatorHost: emulatorPubsub })
+        ? async (instance) => {
+            const vm = await bootInstance(instance, {
+              pubsubEmulatorHost: emulatorPubsub,
+              docker: localDocker(),
+            });
+            booted.push(vm);
+            return vm;
+          }
         : undefined,
     });
     stops.push(() => standin.stop());
@@ -96,6 +115,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       standin,
       functions,
       pubsubHost: emulatorPubsub,
+      booted,
       stop,
     };
   } catch (error) {

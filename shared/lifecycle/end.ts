@@ -101,7 +101,12 @@ export async function tearDown(s: Services, id: string, reason: EndReason): Prom
       reason: current.endReason ?? reason,
     });
     if (decision.kind !== 'move') return;
-    tx.update(s.store.workshop(id), { status: decision.to, endedAt: now, updatedAt: now });
+    tx.update(s.store.workshop(id), {
+      status: decision.to,
+      endedAt: now,
+      updatedAt: now,
+      seatsReady: 0,
+    });
   });
   log.info('workshop torn down', { workshopId: id, deletedVms: names });
 }

@@ -1,7 +1,7 @@
 import { PubSub } from '@google-cloud/pubsub';
 import type { ComputeStandin } from '../../local/compute-standin.ts';
 import type { FunctionsServer } from '../../local/functions-server.ts';
-import { startLocalStack } from '../../local/stack.ts';
+import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import { services, type Services } from '../../shared/services.ts';
 import type { Topic } from '../../shared/topics.ts';
 import { emulators } from './emulators.ts';
@@ -15,6 +15,7 @@ export interface ApiResponse<T = any> {
 
 export interface TestStack {
   url: string;
+  local: LocalStack;
   projectId: string;
   standin: ComputeStandin;
   functions: FunctionsServer;
@@ -56,6 +57,7 @@ export async function startTestStack(opts: { boot?: boolean } = {}): Promise<Tes
 
   return {
     url: functions.url,
+    local,
     projectId: env.projectId,
     standin,
     functions,

@@ -2,8 +2,8 @@ import {
   DocumentReference,
   Query,
   Transaction,
+  QuerySnapshot,
   type DocumentSnapshot,
-  type QuerySnapshot,
 } from '@google-cloud/firestore';
 import sinon from 'sinon';
 import { emulatorTest as test } from '../helpers/emulators.ts';
@@ -81,13 +81,13 @@ test('10,000 ended workshops and 50 due: the due ones end, reads stay near 50', 
 
   const read = new Set<string>();
   let reads = 0;
-  const count = (snap: QuerySnapshot | DocumentSnapshot) => {
-    if ('docs' in snap) {
+  const count = <T extends QuerySnapshot | DocumentSnapshot>(snap: T): T => {
+    if (snap instanceof QuerySnapshot) {
       reads += snap.size;
       for (const d of snap.docs) read.add(d.ref.path);
     } else {
       reads += 1;
-      read.add(snap.ref.path);
+      read.add((snap as DocumentSnapshot).ref.path);
     }
     return snap;
   };
@@ -101,7 +101,7 @@ test('10,000 ended workshops and 50 due: the due ones end, reads stay near 50', 
   });
   const txGet = Transaction.prototype.get;
   sinon.replace(Transaction.prototype, 'get', async function (this: Transaction, target: never) {
-    return count((await txGet.call(this, target)) as QuerySnapshot | DocumentSnapshot) as never;
+    return count((await txGet.call(this, target)) as unknown as DocumentSnapshot) as never;
   } as typeof txGet);
   // The teardown the sweep asks for is not part of the sweep's own cost.
   sinon.stub(stack.services.bus, 'publish').resolves('not sent');

@@ -1,0 +1,69 @@
+import { emulatorTest as test } from '../helpers/emulators.ts';
+import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { runDemo } from '../../local/demo.ts';
+import { processAlive } from '../../local/vm-runner.ts';
+
+/**
+ * The whole class end to end (issue 3): the real startup script boots each "VM" against the
+ * metadata server and the Pub/Sub emulator, the real Caddy guards every seat, and nothing is
+ * left behind: no instance, no process.
+ */
+let stack: TestStack;
+
+test.before(async () => {
+  stack = await startTestStack({ boot: true });
+});
+test.after.always(async () => {
+  const pids = stack?.local.booted.flatMap((vm) => vm.pids()) ?? [];
+  await stack?.close();
+  if (pids.some(processAlive)) throw new Error('a VM process outlived the stack');
+});
+
+test.serial(
+  'the demo class: 12 seats through Caddy, own seat in, other seats out, all gone at the end',
+  async (t) => {
+    const lines: string[] = [];
+    const result = await runDemo(stack.url, (line) => lines.push(line));
+    t.log(lines.join('\n'));
+    t.is(result.status, 'ended');
+    t.deepEqual(
+      [...result.seats].sort((a, b) => a - b),
+      Array.from({ length: 12 }, (_, i) => i + 1),
+    );
+    t.is(result.ownSeat.status, 200);
+    t.regex(result.ownSeat.body, /seat-1\b/);
+    t.is(result.foreignToken.status, 403);
+    t.is(result.noToken.status, 403);
+    t.true(result.vmStatuses.every((s) => s === 'deleted'));
+    t.deepEqual(stack.standin.instances(), []);
+    const pids = stack.local.booted.flatMap((vm) => vm.pids());
+    t.true(pids.length > 0);
+    await eventually('every VM process gone', () => !pids.some(processAlive));
+  },
+);
+
+test.serial(
+  'a seat container that cannot start: the VM reports failed, the workshop fails, its VM is deleted',
+  async (t) => {
+    const ws = (
+      await stack.api('POST', '/workshops', {
+        name: 'Broken image',
+        seats: 2,
+        image: 'broken-workspace:1',
+      })
+    ).body;
+    await stack.api('POST', `/workshops/${ws.id}/start`);
+    const failed = await eventually(
+      'workshop failed',
+      async () => {
+        const w = (await stack.api('GET', `/workshops/${ws.id}`)).body;
+        return w.status === 'failed' ? w : undefined;
+      },
+      120_000,
+    );
+    t.is(failed.endReason, 'vm-failed');
+    t.is(failed.error.code, 'VM_FAILED');
+    t.regex(failed.error.message, /seat|container|broken/i);
+    t.deepEqual(stack.standin.instances(), []);
+  },
+);
