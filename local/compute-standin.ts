@@ -710,15 +710,6 @@ export async function startComputeStandin(opts: ComputeStandinOptions): Promise<
       const existing = byRequestId.get(`${project}/${requestId}`);
       if (existing) return operationJson(existing);
     }
-    const k = key(project, zone, name);
-    const state = instances.get(k);
-    if (!state) {
-      throw new ApiError(
-        404,
-        'notFound',
-        `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`,
-      );
-    }
     const fault = takeFault('delete');
     if (fault === 'quota') {
       throw new ApiError(
@@ -733,6 +724,15 @@ export async function startComputeStandin(opts: ComputeStandinOptions): Promise<
         503,
         'backendError',
         'Internal error. Please try again or contact Google Support.',
+      );
+    }
+    const k = key(project, zone, name);
+    const state = instances.get(k);
+    if (!state) {
+      throw new ApiError(
+        404,
+        'notFound',
+        `The resource 'projects/${project}/zones/${zone}/instances/${name}' was not found`,
       );
     }
     const op = newOperation(project, zone, 'delete', name, state.record.id);

@@ -357,6 +357,9 @@ test('fault injection is counted and validated', async (t) => {
   s.injectFault({ op: 'list', kind: 'http503', times: 5 });
   s.clearFaults();
   t.is((await call(s, 'GET', `${BASE}/instances`)).status, 200);
+  s.injectFault({ op: 'delete', kind: 'http503' });
+  t.is((await call(s, 'DELETE', `${BASE}/instances/a`)).status, 503, 'before the lookup');
+  t.is((await call(s, 'DELETE', `${BASE}/instances/a`)).status, 404);
   s.injectFault({ op: 'list', kind: 'quota' });
   const quota = await call(s, 'GET', `${BASE}/instances`);
   t.is(quota.status, 403);
