@@ -1,0 +1,83 @@
+import test from 'ava';
+import { planVms } from '../../shared/core/plan.ts';
+import { instanceSpec } from '../../shared/core/vm-spec.ts';
+import {
+  seatEndpoints,
+  toWorkshopView,
+  type VmRecord,
+  type WorkshopRecord,
+} from '../../shared/core/workshop.ts';
+
+const workshop = {
+  id: 'abcdefghijklmnop',
+  seats: 25,
+  image: 'reg/clarateach/workspace:latest',
+  spot: true,
+  vmPlan: planVms(25),
+} as WorkshopRecord;
+const seatTokens = Object.fromEntries(
+  Array.from({ length: 25 }, (_, i) => [String(i + 1), `tok${i + 1}`]),
+);
+const secrets = {
+  sshPrivateKey: 'PRIVATE',
+  sshPublicKey: 'ssh-ed25519 AAAA clarateach',
+  readyTokens: { 'ct-abcdefghijklmnop-1': 'ready1' },
+  seatTokens,
+};
+const settings = {
+  project: 'p1',
+  registry: 'us-central1-docker.pkg.dev/p1/clarateach',
+  nekoImage: 'neko',
+  caddyImage: 'caddy',
+  readyTopic: 'vm.ready',
+  startupScript: '#!/bin/bash',
+};
+
+test('a VM gets its seats, tokens, topic and labels in metadata, never the private key', (t) => {
+  const spec = instanceSpec(workshop, workshop.vmPlan[1]!, secrets, settings);
+  t.is(spec.name, 'ct-abcdefghijklmnop-1');
+  t.is(spec.machineType, 'e2-standard-8');
+  t.true(spec.spot);
+  t.deepEqual(spec.labels, { app: 'clarateach', workshop: 'abcdefghijklmnop' });
+  t.is(spec.metadata['seat-first'], '14');
+  t.is(spec.metadata['seat-count'], '12');
+  t.is(
+    spec.metadata['seat-tokens'],
+    Array.from({ length: 12 }, (_, i) => `${14 + i}:tok${14 + i}`).join(' '),
+  );
+  t.is(spec.metadata['ready-token'], 'ready1');
+  t.is(spec.metadata['ready-topic'], 'projects/p1/topics/vm.ready');
+  t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
+  t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');
+  t.false(Object.values(spec.metadata).some((v) => v.includes('PRIVATE')));
+});
+
+const vm = { externalIp: '203.0.113.5', httpPort: 80 } as VmRecord;
+
+test('seat endpoints point at the seat on its VM and carry its credential', (t) => {
+  t.deepEqual(seatEndpoints(vm, 7, 'a b'), {
+    terminal: 'http://203.0.113.5/vm/7/terminal?t=a%20b',
+    files: 'http://203.0.113.5/vm/7/files?t=a%20b',
+    browser: 'http://203.0.113.5/vm/7/browser?t=a%20b',
+  });
+  t.is(
+    seatEndpoints({ ...vm, httpPort: 8123 }, 1, 't').files,
+    'http://203.0.113.5:8123/vm/1/files?t=t',
+  );
+});
+
+test('the workshop view holds the contract fields only, VMs in order', (t) => {
+  const view = toWorkshopView(
+    { ...workshop, ownerId: 'x', joinCode: 'ABCDEFGH' } as WorkshopRecord,
+    [
+      { name: 'b', index: 1, status: 'ready', externalIp: '1.1.1.1' } as VmRecord,
+      { name: 'a', index: 0, status: 'booting', externalIp: null } as VmRecord,
+    ],
+  );
+  t.deepEqual(view.vms, [
+    { name: 'a', status: 'booting', externalIp: null },
+    { name: 'b', status: 'ready', externalIp: '1.1.1.1' },
+  ]);
+  t.false('ownerId' in view);
+  t.false('vmPlan' in view);
+});
