@@ -46,6 +46,8 @@ node -e '
   g firestore indexes composite create --collection-group="$group" --query-scope="$scope" \
     $fields --async 2>&1 | grep -v ALREADY_EXISTS || true
 done
+# Join rate-limit counters delete themselves once their window is over.
+g firestore fields ttls update expiresAt --collection-group=rateLimits --enable-ttl --async >/dev/null 2>&1 || true
 token=$(gcloud auth print-access-token)
 rules_api=https://firebaserules.googleapis.com/v1/projects/$GCP_PROJECT
 ruleset=$(node -e 'console.log(JSON.stringify({source:{files:[{name:"firestore.rules",content:require("fs").readFileSync("firestore.rules","utf8")}]}}))' |

@@ -22,6 +22,8 @@ export interface Config {
   computeEndpoint?: { host: string; port: number };
   provisioningTimeoutMinutes: number;
   maxDurationMinutes: number;
+  /** Unknown join codes one client address may try per 10 minutes. */
+  joinMissLimit: number;
   /** Workshops created but never started are cleaned up after this long. */
   unstartedTtlMinutes: number;
   auth: { mode: AuthMode; admins: ReadonlySet<string> };
@@ -107,6 +109,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     operationTimeoutMs: intVar(env, 'COMPUTE_OPERATION_TIMEOUT_SECONDS', 300, problems) * 1000,
     provisioningTimeoutMinutes: intVar(env, 'PROVISIONING_TIMEOUT_MINUTES', 15, problems),
     maxDurationMinutes: intVar(env, 'MAX_DURATION_MINUTES', 720, problems),
+    joinMissLimit: intVar(env, 'JOIN_MISS_LIMIT', 20, problems),
     unstartedTtlMinutes: intVar(env, 'UNSTARTED_TTL_MINUTES', 7 * 24 * 60, problems),
     auth: {
       mode: authMode,

@@ -114,7 +114,7 @@ export class Store {
     return snap.data().count;
   }
 
-  static increment(n: number) {
+  increment(n: number) {
     return FieldValue.increment(n);
   }
 }

@@ -7,7 +7,8 @@ import { seatEndpoints, type SeatEndpoints, type SeatRecord } from '../core/work
 import { HttpError } from '../http.ts';
 import { log } from '../log.ts';
 import type { JoinBody } from '../schemas.ts';
-import { isAlreadyExists, Store } from '../store.ts';
+import { assertNotLimited, recordMiss } from '../rate-limit.ts';
+import { isAlreadyExists } from '../store.ts';
 import type { Services } from '../services.ts';
 
 export interface JoinResult {
@@ -34,11 +35,20 @@ function shuffled(values: number[]): number[] {
  * joins a seat goes to exactly one learner; a learner who comes back with their seatToken gets
  * the same seat.
  */
-export async function joinWorkshop(s: Services, body: JoinBody): Promise<JoinResult> {
+export async function joinWorkshop(
+  s: Services,
+  body: JoinBody,
+  clientAddress: string,
+): Promise<JoinResult> {
+  await assertNotLimited(s.store, clientAddress, s.now(), s.config.joinMissLimit);
+  const miss = async () => {
+    await recordMiss(s.store, clientAddress, s.now());
+    return codeNotFound();
+  };
   const code = normalizeJoinCode(body.code);
-  if (!code) throw codeNotFound();
+  if (!code) throw await miss();
   const codeDoc = (await s.store.joinCode(code).get()).data();
-  if (!codeDoc) throw codeNotFound();
+  if (!codeDoc) throw await miss();
   const workshop = await s.store.getWorkshop(codeDoc.workshopId);
   if (
     !workshop ||
@@ -46,7 +56,7 @@ export async function joinWorkshop(s: Services, body: JoinBody): Promise<JoinRes
     workshop.status === 'ended' ||
     workshop.status === 'failed'
   ) {
-    throw codeNotFound();
+    throw await miss();
   }
   if (workshop.status !== 'ready') {
     throw new HttpError(409, 'NOT_READY', `the workshop is ${workshop.status}, not ready yet`, {
@@ -99,7 +109,7 @@ export async function joinWorkshop(s: Services, body: JoinBody): Promise<JoinRes
       if (isAlreadyExists(error)) continue; // someone else took it a moment ago
       throw error;
     }
-    await s.store.workshop(id).update({ seatsTaken: Store.increment(1) });
+    await s.store.workshop(id).update({ seatsTaken: s.store.increment(1) });
     log.info('learner joined', { workshopId: id, seat });
     return respond(seat, seatToken);
   }

@@ -484,3 +484,25 @@ test('a forged vm.ready (wrong token) changes nothing', async (t) => {
     [],
   );
 });
+
+test('guessing codes is rate limited per client address; other learners are not', async (t) => {
+  const guesser = { 'x-clarateach-client-ip': '198.51.100.66' };
+  const learner = { 'x-clarateach-client-ip': '198.51.100.67' };
+  const statuses: number[] = [];
+  for (let i = 0; i < 21; i++) {
+    const res = await stack.api(
+      'POST',
+      '/join',
+      { code: `ZZZZZZ${'23456789ABCDEFGHJKMNPQRSTUVWXYZ'[i]}Z`, name: 'g' },
+      guesser,
+    );
+    statuses.push(res.status);
+  }
+  t.deepEqual(statuses, [...Array(20).fill(404), 429]);
+  const blocked = await stack.api('POST', '/join', { code: joinCode, name: 'g' }, guesser);
+  t.is(blocked.status, 429);
+  t.is(blocked.body.error.code, 'RATE_LIMITED');
+  const other = await stack.api('POST', '/join', { code: joinCode, name: 'l' }, learner);
+  t.is(other.status, 409);
+  t.is(other.body.error.code, 'NOT_READY');
+});
