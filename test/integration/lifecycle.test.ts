@@ -3,8 +3,22 @@ import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts'
 import { TOPICS } from '../../shared/topics.ts';
 
 let stack: TestStack;
+/** Every line the functions log during this file, to check that no secret ever reaches a log. */
+const logged: string[] = [];
 
 test.before(async () => {
+  process.env.CT_LOG_LEVEL = 'info';
+  for (const stream of [process.stdout, process.stderr]) {
+    const write = stream.write.bind(stream);
+    stream.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      const text = chunk.toString();
+      if (text.startsWith('{"severity"')) {
+        logged.push(...text.split('\n').filter(Boolean));
+        return true;
+      }
+      return write(chunk, ...rest);
+    }) as typeof stream.write;
+  }
   stack = await startTestStack();
 });
 test.after.always(async () => {
