@@ -7,20 +7,12 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type { BootableInstance } from './compute-standin.ts';
 import { startMetadataServer, type MetadataServer } from './metadata-server.ts';
 import { freePort } from './ports.ts';
 
 /** What the local Compute Engine stand-in knows of an inserted instance. */
-export interface InstanceToBoot {
-  name: string;
-  zone: string;
-  project: string;
-  /** Instance metadata: the startup script's attributes, and `startup-script` itself. */
-  metadata: Record<string, string>;
-  labels: Record<string, string>;
-  externalIp: string;
-  internalIp: string;
-}
+export type InstanceToBoot = BootableInstance;
 
 export interface BootEnv {
   /** host:port of the Pub/Sub emulator; the script publishes `vm.ready` there over REST. */

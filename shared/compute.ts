@@ -9,17 +9,12 @@
 import { InstancesClient, ZoneOperationsClient, type protos } from '@google-cloud/compute';
 import { PassThroughClient } from 'google-auth-library';
 import { ComputeError, classifyComputeError } from './core/compute-errors.ts';
+import type { InstanceSpec } from './core/vm-spec.ts';
 
 type IInstance = protos.google.cloud.compute.v1.IInstance;
 type IOperation = protos.google.cloud.compute.v1.IOperation;
 
-export interface InstanceSpec {
-  name: string;
-  machineType: string;
-  labels: Record<string, string>;
-  metadata: Record<string, string>;
-  spot: boolean;
-}
+export type { InstanceSpec } from './core/vm-spec.ts';
 
 export interface InstanceInfo {
   name: string;

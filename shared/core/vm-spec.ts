@@ -14,7 +14,8 @@ export interface VmSpecSettings {
   startupScript: string;
 }
 
-export interface InstanceSpecOut {
+/** One VM as the provisioner creates it. */
+export interface InstanceSpec {
   name: string;
   machineType: string;
   labels: Record<string, string>;
@@ -28,7 +29,7 @@ export function instanceSpec(
   vm: VmPlan,
   secrets: WorkshopSecrets,
   settings: VmSpecSettings,
-): InstanceSpecOut {
+): InstanceSpec {
   const name = instanceName(workshop.id, vm.index);
   const seatTokens: string[] = [];
   for (let seat = vm.firstSeat; seat < vm.firstSeat + vm.seatCount; seat++) {

@@ -4,6 +4,7 @@ import type { FunctionsServer } from '../../local/functions-server.ts';
 import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import { services, type Services } from '../../shared/services.ts';
 import type { Topic } from '../../shared/topics.ts';
+import type { VmReadyEvent } from '../../shared/schemas.ts';
 import { emulators } from './emulators.ts';
 
 export interface ApiResponse<T = any> {
@@ -30,6 +31,14 @@ export interface TestStack {
   push(topic: Topic, payload: unknown, messageId?: string): Promise<number>;
   /** Publishes through the Pub/Sub emulator; its push subscription delivers it. */
   publish(topic: Topic, payload: unknown): Promise<void>;
+  /** The stand-in's instances labelled for this workshop, by name. */
+  instancesOf(id: string): ReturnType<ComputeStandin['instances']>;
+  /** GET /workshops/{id}, as the portal sees it. */
+  workshop(id: string): Promise<any>;
+  /** Polls GET /workshops/{id} until it has this status; returns it. */
+  untilStatus(id: string, status: string): Promise<any>;
+  /** The `vm.ready` reports the workshop's VMs would publish, from what they were given. */
+  readyReports(id: string): Promise<VmReadyEvent[]>;
   close(): Promise<void>;
 }
 
@@ -55,29 +64,58 @@ export async function startTestStack(opts: { boot?: boolean } = {}): Promise<Tes
   const pubsub = new PubSub({ projectId: env.projectId });
   const s = services();
 
+  const api: TestStack['api'] = async (method, path, body, headers = {}) => {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (body !== undefined) {
+      init.body = typeof body === 'string' ? body : JSON.stringify(body);
+      (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+    }
+    const res = await fetch(`${functions.url}${path}`, init);
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // not JSON: leave the text
+    }
+    return { status: res.status, body: parsed as any, text, headers: res.headers };
+  };
+  const workshop = async (id: string) => (await api('GET', `/workshops/${id}`)).body;
+
   return {
     url: functions.url,
     local,
+    api,
+    workshop,
+    instancesOf: (id) =>
+      standin
+        .instances()
+        .filter((i) => i.labels.workshop === id)
+        .sort((a, b) => a.name.localeCompare(b.name)),
+    untilStatus: (id, status) =>
+      eventually(`workshop ${id} ${status}`, async () => {
+        const w = await workshop(id);
+        return w.status === status ? w : undefined;
+      }),
+    async readyReports(id) {
+      const [secrets, vms] = await Promise.all([s.store.getSecrets(id), s.store.getVms(id)]);
+      return vms
+        .sort((a, b) => a.index - b.index)
+        .map((vm, n) => ({
+          workshopId: id,
+          vmName: vm.name,
+          state: 'ready' as const,
+          externalIp: `198.51.100.${n + 1}`,
+          internalIp: `10.0.0.${n + 1}`,
+          httpPort: 80,
+          seatsReady: vm.seatCount,
+          readyToken: secrets!.readyTokens[vm.name]!,
+        }));
+    },
     projectId: env.projectId,
     standin,
     functions,
     services: s,
-    async api(method, path, body, headers = {}) {
-      const init: RequestInit = { method, headers: { ...headers } };
-      if (body !== undefined) {
-        init.body = typeof body === 'string' ? body : JSON.stringify(body);
-        (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
-      }
-      const res = await fetch(`${functions.url}${path}`, init);
-      const text = await res.text();
-      let parsed: unknown = text;
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        // not JSON: leave the text
-      }
-      return { status: res.status, body: parsed as any, text, headers: res.headers };
-    },
     async push(topic, payload, messageId = `m-${++pushCounter}`) {
       const data = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
       const res = await fetch(`${functions.url}/projects/${env.projectId}/topics/${topic}`, {

@@ -17,30 +17,6 @@ test.after.always(async () => {
   await stack?.close();
 });
 
-const instancesOf = (id: string) =>
-  stack.standin
-    .instances()
-    .filter((i) => i.labels.workshop === id)
-    .sort((a, b) => a.name.localeCompare(b.name));
-
-const get = async (id: string) => (await stack.api('GET', `/workshops/${id}`)).body;
-
-async function reportsFor(id: string) {
-  const secrets = await stack.services.store.getSecrets(id);
-  const vms = await stack.services.store.getVms(id);
-  return vms
-    .sort((a, b) => a.index - b.index)
-    .map((vm, n) => ({
-      workshopId: id,
-      vmName: vm.name,
-      state: 'ready' as const,
-      externalIp: `198.51.100.${n + 1}`,
-      internalIp: `10.0.0.${n + 1}`,
-      seatsReady: vm.seatCount,
-      readyToken: secrets!.readyTokens[vm.name]!,
-    }));
-}
-
 /** Holds every Compute insert until `release()`, to put events out of order on purpose. */
 function holdInserts() {
   let release!: () => void;
@@ -60,13 +36,6 @@ async function createAndStart(seats: number) {
   return ws as { id: string; joinCode: string };
 }
 
-async function untilStatus(id: string, status: string) {
-  return eventually(`workshop ${status}`, async () => {
-    const w = await get(id);
-    return w.status === status ? w : undefined;
-  });
-}
-
 test.serial('workshop.started four times, concurrently: one VM per plan entry, once', async (t) => {
   const ws = await createAndStart(25);
   const statuses = await Promise.all(
@@ -74,11 +43,11 @@ test.serial('workshop.started four times, concurrently: one VM per plan entry, o
   );
   t.deepEqual(statuses, [204, 204, 204]);
   await eventually('VMs booting', async () => {
-    const w = await get(ws.id);
+    const w = await stack.workshop(ws.id);
     return w.vms.every((v: { status: string }) => v.status === 'booting') ? w : undefined;
   });
   t.deepEqual(
-    instancesOf(ws.id).map((i) => i.name),
+    stack.instancesOf(ws.id).map((i) => i.name),
     [`ct-${ws.id}-0`, `ct-${ws.id}-1`],
   );
   // Every insert of one VM carried the same requestId.
@@ -92,25 +61,25 @@ test.serial('workshop.started four times, concurrently: one VM per plan entry, o
   for (const set of ids.values()) t.is(set.size, 1);
 
   await stack.api('DELETE', `/workshops/${ws.id}`);
-  await untilStatus(ws.id, 'ended');
-  t.deepEqual(instancesOf(ws.id), []);
+  await stack.untilStatus(ws.id, 'ended');
+  t.deepEqual(stack.instancesOf(ws.id), []);
 });
 
 test.serial(
   'vm.ready twice, concurrently, and in reversed VM order: ready once, 25 seats',
   async (t) => {
     const ws = await createAndStart(25);
-    await eventually('two instances', () => instancesOf(ws.id).length === 2);
-    const [first, second] = await reportsFor(ws.id);
+    await eventually('two instances', () => stack.instancesOf(ws.id).length === 2);
+    const [first, second] = await stack.readyReports(ws.id);
     await Promise.all([stack.push(TOPICS.vmReady, second), stack.push(TOPICS.vmReady, second)]);
-    t.is((await get(ws.id)).status, 'provisioning');
+    t.is((await stack.workshop(ws.id)).status, 'provisioning');
     await Promise.all([stack.push(TOPICS.vmReady, first), stack.push(TOPICS.vmReady, first)]);
-    const ready = await get(ws.id);
+    const ready = await stack.workshop(ws.id);
     t.is(ready.status, 'ready');
     t.is(ready.seatsReady, 25);
     const readyAt = ready.readyAt;
     await stack.push(TOPICS.vmReady, first);
-    const again = await get(ws.id);
+    const again = await stack.workshop(ws.id);
     t.is(again.readyAt, readyAt);
     t.is(again.seatsReady, 25);
 
@@ -119,9 +88,9 @@ test.serial(
       stack.push(TOPICS.workshopEnded, { workshopId: ws.id, reason: 'instructor' }),
       stack.push(TOPICS.workshopEnded, { workshopId: ws.id, reason: 'instructor' }),
     ]);
-    const ended = await untilStatus(ws.id, 'ended');
+    const ended = await stack.untilStatus(ws.id, 'ended');
     t.is(ended.endReason, 'instructor');
-    t.deepEqual(instancesOf(ws.id), []);
+    t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
 
@@ -134,19 +103,19 @@ test.serial(
     // A second delivery of our own, held at the insert too; its answer says the provisioner is done.
     const delivery = stack.push(TOPICS.workshopStarted, { workshopId: ws.id });
     await eventually('both inserts held', () => hold.stub.callCount >= 2);
-    const [report] = await reportsFor(ws.id);
+    const [report] = await stack.readyReports(ws.id);
     t.is(await stack.push(TOPICS.vmReady, report), 204);
-    t.is((await get(ws.id)).status, 'ready');
+    t.is((await stack.workshop(ws.id)).status, 'ready');
     hold.release();
     t.is(await delivery, 204);
-    t.is(instancesOf(ws.id).length, 1);
-    const w = await get(ws.id);
+    t.is(stack.instancesOf(ws.id).length, 1);
+    const w = await stack.workshop(ws.id);
     t.is(w.status, 'ready');
     t.is(w.vms[0].status, 'ready');
 
     await stack.api('DELETE', `/workshops/${ws.id}`);
-    await untilStatus(ws.id, 'ended');
-    t.deepEqual(instancesOf(ws.id), []);
+    await stack.untilStatus(ws.id, 'ended');
+    t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
 
@@ -161,42 +130,42 @@ test.serial(
     const ending = await stack.api('DELETE', `/workshops/${ws.id}`);
     t.is(ending.body.status, 'ending');
     // Teardown finds nothing to delete yet and finishes.
-    await untilStatus(ws.id, 'ended');
+    await stack.untilStatus(ws.id, 'ended');
     hold.release();
     // The insert lands after the end; the provisioner sees the end and deletes what it made.
     t.is(await delivery, 204);
-    await eventually('no instance left', () => instancesOf(ws.id).length === 0);
+    await eventually('no instance left', () => stack.instancesOf(ws.id).length === 0);
     t.true(
       stack.standin.requests.some((r) => r.method === 'DELETE' && r.path.includes(`ct-${ws.id}-0`)),
     );
-    t.is((await get(ws.id)).status, 'ended');
-    t.deepEqual(instancesOf(ws.id), []);
+    t.is((await stack.workshop(ws.id)).status, 'ended');
+    t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
 
 test.serial('vm.ready for a workshop that is ending changes nothing', async (t) => {
   const ws = await createAndStart(3);
-  await eventually('instance', () => instancesOf(ws.id).length === 1);
-  const [report] = await reportsFor(ws.id);
+  await eventually('instance', () => stack.instancesOf(ws.id).length === 1);
+  const [report] = await stack.readyReports(ws.id);
   await stack.api('DELETE', `/workshops/${ws.id}`);
   await Promise.all([stack.push(TOPICS.vmReady, report), stack.push(TOPICS.vmReady, report)]);
-  const ended = await untilStatus(ws.id, 'ended');
+  const ended = await stack.untilStatus(ws.id, 'ended');
   t.is(ended.readyAt, null);
   t.is(ended.seatsReady, 0);
   t.not(ended.vms[0].status, 'ready');
-  t.deepEqual(instancesOf(ws.id), []);
+  t.deepEqual(stack.instancesOf(ws.id), []);
   // And a start after the end is refused, a late started event does nothing.
   t.is(await stack.push(TOPICS.workshopStarted, { workshopId: ws.id }), 204);
-  t.deepEqual(instancesOf(ws.id), []);
-  t.is((await get(ws.id)).status, 'ended');
+  t.deepEqual(stack.instancesOf(ws.id), []);
+  t.is((await stack.workshop(ws.id)).status, 'ended');
 });
 
 test.serial(
   'a VM reporting failed, twice: the workshop fails once and its VMs are deleted',
   async (t) => {
     const ws = await createAndStart(25);
-    await eventually('two instances', () => instancesOf(ws.id).length === 2);
-    const [first, second] = await reportsFor(ws.id);
+    await eventually('two instances', () => stack.instancesOf(ws.id).length === 2);
+    const [first, second] = await stack.readyReports(ws.id);
     await stack.push(TOPICS.vmReady, first);
     const failed = {
       ...second!,
@@ -204,13 +173,13 @@ test.serial(
       error: 'seat-20: docker run failed: no such image',
     };
     await Promise.all([stack.push(TOPICS.vmReady, failed), stack.push(TOPICS.vmReady, failed)]);
-    const w = await untilStatus(ws.id, 'failed');
+    const w = await stack.untilStatus(ws.id, 'failed');
     t.is(w.endReason, 'vm-failed');
     t.is(w.error.code, 'VM_FAILED');
     t.true(w.error.message.includes('no such image'));
-    t.deepEqual(instancesOf(ws.id), []);
+    t.deepEqual(stack.instancesOf(ws.id), []);
     // A late ready for the other VM changes nothing.
     await stack.push(TOPICS.vmReady, first);
-    t.is((await get(ws.id)).status, 'failed');
+    t.is((await stack.workshop(ws.id)).status, 'failed');
   },
 );

@@ -20,15 +20,6 @@ test.after.always(async () => {
   await stack?.close();
 });
 
-const instancesOf = (id: string) =>
-  stack.standin.instances().filter((i) => i.labels.workshop === id);
-const get = async (id: string) => (await stack.api('GET', `/workshops/${id}`)).body;
-const untilStatus = (id: string, status: string) =>
-  eventually(`workshop ${status}`, async () => {
-    const w = await get(id);
-    return w.status === status ? w : undefined;
-  });
-
 async function createAndStart(seats: number) {
   const ws = (await stack.api('POST', '/workshops', { name: 'Faults', seats })).body;
   const started = await stack.api('POST', `/workshops/${ws.id}/start`);
@@ -49,13 +40,13 @@ for (const [kind, code] of permanent) {
       // Two VMs: one insert fails, the other succeeds and must not outlive the failure.
       stack.standin.injectFault({ op: 'insert', kind, times: 1 });
       const ws = await createAndStart(25);
-      const failed = await untilStatus(ws.id, 'failed');
+      const failed = await stack.untilStatus(ws.id, 'failed');
       t.is(failed.endReason, 'provisioning-failed');
       t.regex(failed.error.code, code);
       t.is(typeof failed.error.message, 'string');
       t.truthy(failed.endedAt);
-      await eventually('no instance left', () => instancesOf(ws.id).length === 0);
-      t.deepEqual(instancesOf(ws.id), []);
+      await eventually('no instance left', () => stack.instancesOf(ws.id).length === 0);
+      t.deepEqual(stack.instancesOf(ws.id), []);
     },
   );
 }
@@ -64,18 +55,18 @@ test.serial('503 then success: the event is retried and the VM is made once', as
   stack.standin.injectFault({ op: 'insert', kind: 'http503', times: 1 });
   const ws = await createAndStart(3);
   const w = await eventually('VM booting', async () => {
-    const w = await get(ws.id);
+    const w = await stack.workshop(ws.id);
     return w.vms[0]?.status === 'booting' ? w : undefined;
   });
   t.is(w.status, 'provisioning');
-  t.is(instancesOf(ws.id).length, 1);
+  t.is(stack.instancesOf(ws.id).length, 1);
   const inserts = stack.standin.requests.filter(
     (r) => r.method === 'POST' && (r.body as { name?: string })?.name === `ct-${ws.id}-0`,
   );
   t.true(inserts.length >= 2, 'the insert was tried again');
   await stack.api('DELETE', `/workshops/${ws.id}`);
-  await untilStatus(ws.id, 'ended');
-  t.deepEqual(instancesOf(ws.id), []);
+  await stack.untilStatus(ws.id, 'ended');
+  t.deepEqual(stack.instancesOf(ws.id), []);
 });
 
 test.serial('a transient error from the client is retried, not a failure', async (t) => {
@@ -85,12 +76,15 @@ test.serial('a transient error from the client is retried, not a failure', async
   stub.onFirstCall().rejects(new ComputeError('transient', 'ECONNRESET', 'socket hang up'));
   stub.callsFake(original);
   const ws = await createAndStart(2);
-  await eventually('VM booting', async () => (await get(ws.id)).vms[0]?.status === 'booting');
+  await eventually(
+    'VM booting',
+    async () => (await stack.workshop(ws.id)).vms[0]?.status === 'booting',
+  );
   t.true(stub.callCount >= 2);
-  t.is((await get(ws.id)).status, 'provisioning');
+  t.is((await stack.workshop(ws.id)).status, 'provisioning');
   await stack.api('DELETE', `/workshops/${ws.id}`);
-  await untilStatus(ws.id, 'ended');
-  t.deepEqual(instancesOf(ws.id), []);
+  await stack.untilStatus(ws.id, 'ended');
+  t.deepEqual(stack.instancesOf(ws.id), []);
 });
 
 test.serial(
@@ -98,7 +92,7 @@ test.serial(
   async (t) => {
     stack.standin.injectFault({ op: 'insert', kind: 'never-done' });
     const ws = await createAndStart(2);
-    const startedAt = (await get(ws.id)).startedAt as string;
+    const startedAt = (await stack.workshop(ws.id)).startedAt as string;
     // The first attempts time out (2 s each) and are retried; nothing moves the workshop forward.
     await eventually(
       'two insert attempts',
@@ -107,16 +101,16 @@ test.serial(
           (r) => r.method === 'POST' && (r.body as { name?: string })?.name === `ct-${ws.id}-0`,
         ).length >= 2,
     );
-    t.is((await get(ws.id)).status, 'provisioning');
+    t.is((await stack.workshop(ws.id)).status, 'provisioning');
     // At the provisioning deadline the sweep fails it.
     const later = new Date(Date.parse(startedAt) + 16 * 60_000);
     sinon.stub(stack.services, 'now').returns(later);
     t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
-    const failed = await untilStatus(ws.id, 'failed');
+    const failed = await stack.untilStatus(ws.id, 'failed');
     t.is(failed.endReason, 'provisioning-timeout');
     t.is(failed.error.code, 'PROVISIONING_TIMEOUT');
     stack.standin.clearFaults();
-    await eventually('no instance left', () => instancesOf(ws.id).length === 0);
-    t.deepEqual(instancesOf(ws.id), []);
+    await eventually('no instance left', () => stack.instancesOf(ws.id).length === 0);
+    t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );

@@ -39,13 +39,6 @@ function readyReport(instance: { name: string; metadata: Record<string, string> 
   };
 }
 
-function instancesOf(id: string) {
-  return stack.standin
-    .instances()
-    .filter((i) => i.labels.workshop === id)
-    .sort((a, b) => a.name.localeCompare(b.name));
-}
-
 test.serial(
   'a 25-seat class: created, provisioning on two VMs, ready, 25 seats, full, ended',
   async (t) => {
@@ -75,7 +68,7 @@ test.serial(
 
     // The provisioner gets workshop.started from the Pub/Sub emulator and inserts two VMs.
     const instances = await eventually('two instances', () => {
-      const list = instancesOf(ws.id);
+      const list = stack.instancesOf(ws.id);
       return list.length === 2 ? list : undefined;
     });
     t.deepEqual(
@@ -178,7 +171,7 @@ test.serial(
       return w.status === 'ended' ? w : undefined;
     });
     t.truthy(ended.endedAt);
-    t.deepEqual(instancesOf(ws.id), []);
+    t.deepEqual(stack.instancesOf(ws.id), []);
     t.true(ended.vms.every((v: { status: string }) => v.status === 'deleted'));
     const after = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Too late' });
     t.is(after.status, 404);
@@ -197,7 +190,7 @@ test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twi
   const ws = (await stack.api('POST', '/workshops', { name: 'Race', seats: 20 })).body;
   await stack.api('POST', `/workshops/${ws.id}/start`);
   const [instance] = await eventually('one instance', () => {
-    const list = instancesOf(ws.id);
+    const list = stack.instancesOf(ws.id);
     return list.length === 1 ? list : undefined;
   });
   t.is(await stack.push(TOPICS.vmReady, readyReport(instance!, 0)), 204);
@@ -224,7 +217,7 @@ test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twi
     'ended',
     async () => (await stack.api('GET', `/workshops/${ws.id}`)).body.status === 'ended',
   );
-  t.deepEqual(instancesOf(ws.id), []);
+  t.deepEqual(stack.instancesOf(ws.id), []);
 });
 
 test.serial(
@@ -236,7 +229,7 @@ test.serial(
     t.is(res.body.status, 'ended');
     t.is(res.body.endReason, 'instructor');
     t.false((await stack.services.store.joinCode(ws.joinCode).get()).exists);
-    t.deepEqual(instancesOf(ws.id), []);
+    t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
 

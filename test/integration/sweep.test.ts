@@ -14,14 +14,6 @@ test.after.always(async () => {
   await stack?.close();
 });
 
-const instancesOf = (id: string) =>
-  stack.standin.instances().filter((i) => i.labels.workshop === id);
-const get = async (id: string) => (await stack.api('GET', `/workshops/${id}`)).body;
-const untilStatus = (id: string, status: string) =>
-  eventually(`workshop ${status}`, async () => {
-    const w = await get(id);
-    return w.status === status ? w : undefined;
-  });
 const minutesAfter = (iso: string, minutes: number) => new Date(Date.parse(iso) + minutes * 60_000);
 const runSweep = async () => {
   const status = await stack.push(TOPICS.workshopSweep, {});
@@ -31,7 +23,7 @@ const runSweep = async () => {
 async function readyWorkshop(seats: number) {
   const ws = (await stack.api('POST', '/workshops', { name: 'Sweep', seats })).body;
   await stack.api('POST', `/workshops/${ws.id}/start`);
-  await eventually('instances', () => instancesOf(ws.id).length === Math.ceil(seats / 20));
+  await eventually('instances', () => stack.instancesOf(ws.id).length === Math.ceil(seats / 20));
   const secrets = await stack.services.store.getSecrets(ws.id);
   for (const vm of await stack.services.store.getVms(ws.id)) {
     await stack.push(TOPICS.vmReady, {
@@ -42,7 +34,7 @@ async function readyWorkshop(seats: number) {
       readyToken: secrets!.readyTokens[vm.name],
     });
   }
-  return untilStatus(ws.id, 'ready');
+  return stack.untilStatus(ws.id, 'ready');
 }
 
 test.serial(
@@ -50,36 +42,36 @@ test.serial(
   async (t) => {
     const ws = await readyWorkshop(3);
     await runSweep();
-    t.is((await get(ws.id)).status, 'ready', 'not due yet: untouched');
+    t.is((await stack.workshop(ws.id)).status, 'ready', 'not due yet: untouched');
     sinon.stub(stack.services, 'now').returns(minutesAfter(ws.expiresAt, 1));
     await runSweep();
-    const ended = await untilStatus(ws.id, 'ended');
+    const ended = await stack.untilStatus(ws.id, 'ended');
     t.is(ended.endReason, 'ttl');
-    t.deepEqual(instancesOf(ws.id), []);
+    t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
 
 test.serial('a VM that never reports ready is failed and deleted at the deadline', async (t) => {
   const ws = (await stack.api('POST', '/workshops', { name: 'Silent VM', seats: 4 })).body;
   const started = (await stack.api('POST', `/workshops/${ws.id}/start`)).body;
-  await eventually('instance', () => instancesOf(ws.id).length === 1);
+  await eventually('instance', () => stack.instancesOf(ws.id).length === 1);
   sinon.stub(stack.services, 'now').returns(minutesAfter(started.startedAt, 14));
   await runSweep();
-  t.is((await get(ws.id)).status, 'provisioning', 'before the 15-minute deadline');
+  t.is((await stack.workshop(ws.id)).status, 'provisioning', 'before the 15-minute deadline');
   sinon.restore();
   sinon.stub(stack.services, 'now').returns(minutesAfter(started.startedAt, 15));
   await runSweep();
-  const failed = await untilStatus(ws.id, 'failed');
+  const failed = await stack.untilStatus(ws.id, 'failed');
   t.is(failed.endReason, 'provisioning-timeout');
   t.is(failed.error.code, 'PROVISIONING_TIMEOUT');
-  t.deepEqual(instancesOf(ws.id), []);
+  t.deepEqual(stack.instancesOf(ws.id), []);
 });
 
 test.serial('an unstarted workshop past its time is cleaned up and its code freed', async (t) => {
   const ws = (await stack.api('POST', '/workshops', { name: 'Forgotten', seats: 2 })).body;
   sinon.stub(stack.services, 'now').returns(minutesAfter(ws.expiresAt, 1));
   await runSweep();
-  const ended = await get(ws.id);
+  const ended = await stack.workshop(ws.id);
   t.is(ended.status, 'ended');
   t.is(ended.endReason, 'ttl');
   t.false((await stack.services.store.joinCode(ws.joinCode).get()).exists);
@@ -93,13 +85,13 @@ test.serial('a workshop stuck in ending (its event lost) is torn down by the swe
   t.true(publish.calledWith(TOPICS.workshopEnded));
   publish.restore();
   await runSweep();
-  t.is((await get(ws.id)).status, 'ending', 'not stuck long enough yet');
-  t.is(instancesOf(ws.id).length, 1);
+  t.is((await stack.workshop(ws.id)).status, 'ending', 'not stuck long enough yet');
+  t.is(stack.instancesOf(ws.id).length, 1);
   sinon.stub(stack.services, 'now').returns(minutesAfter(new Date().toISOString(), 5));
   await runSweep();
-  const ended = await untilStatus(ws.id, 'ended');
+  const ended = await stack.untilStatus(ws.id, 'ended');
   t.is(ended.endReason, 'instructor');
-  t.deepEqual(instancesOf(ws.id), []);
+  t.deepEqual(stack.instancesOf(ws.id), []);
 });
 
 test.serial('a start whose event was lost is driven again', async (t) => {
@@ -108,14 +100,14 @@ test.serial('a start whose event was lost is driven again', async (t) => {
   const started = (await stack.api('POST', `/workshops/${ws.id}/start`)).body;
   publish.restore();
   t.is(started.status, 'provisioning');
-  t.deepEqual(instancesOf(ws.id), []);
+  t.deepEqual(stack.instancesOf(ws.id), []);
   sinon.stub(stack.services, 'now').returns(minutesAfter(started.startedAt, 3));
   await runSweep();
-  await eventually('instance inserted', () => instancesOf(ws.id).length === 1);
+  await eventually('instance inserted', () => stack.instancesOf(ws.id).length === 1);
   sinon.restore();
   await stack.api('DELETE', `/workshops/${ws.id}`);
-  await untilStatus(ws.id, 'ended');
-  t.deepEqual(instancesOf(ws.id), []);
+  await stack.untilStatus(ws.id, 'ended');
+  t.deepEqual(stack.instancesOf(ws.id), []);
 });
 
 test.serial('VMs labelled as ours that no active workshop accounts for are deleted', async (t) => {
@@ -142,9 +134,9 @@ test.serial('VMs labelled as ours that no active workshop accounts for are delet
     stack.standin.instances().map((i) => i.name),
     [`ct-${live.id}-0`],
   );
-  t.is((await get(live.id)).status, 'ready', 'the live class keeps its VM');
+  t.is((await stack.workshop(live.id)).status, 'ready', 'the live class keeps its VM');
   await stack.api('DELETE', `/workshops/${live.id}`);
-  await untilStatus(live.id, 'ended');
+  await stack.untilStatus(live.id, 'ended');
   t.deepEqual(stack.standin.instances(), []);
 });
 
@@ -154,17 +146,17 @@ test.serial(
     const ws = await readyWorkshop(25);
     await stack.services.compute.delete(`ct-${ws.id}-1`);
     await runSweep();
-    const w = await get(ws.id);
+    const w = await stack.workshop(ws.id);
     t.is(w.status, 'ready', 'the other VM still serves its seats');
     t.is(w.error.code, 'VM_LOST');
     t.regex(w.error.message, /seats 14-25/);
     t.is(w.seatsReady, 13);
     t.is(w.vms.find((v: { name: string }) => v.name === `ct-${ws.id}-1`).status, 'lost');
     await runSweep();
-    t.is((await get(ws.id)).seatsReady, 13, 'recorded once');
+    t.is((await stack.workshop(ws.id)).seatsReady, 13, 'recorded once');
     await stack.api('DELETE', `/workshops/${ws.id}`);
-    await untilStatus(ws.id, 'ended');
-    t.deepEqual(instancesOf(ws.id), []);
+    await stack.untilStatus(ws.id, 'ended');
+    t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
 
@@ -181,7 +173,7 @@ test.serial('extend moves the end later, capped at the maximum duration', async 
   t.is(refused.status, 409);
   t.is(refused.body.error.code, 'LIMIT_REACHED');
   await stack.api('DELETE', `/workshops/${ws.id}`);
-  await untilStatus(ws.id, 'ended');
+  await stack.untilStatus(ws.id, 'ended');
   const late = await stack.api('POST', `/workshops/${ws.id}/extend`, { minutes: 10 });
   t.is(late.status, 409);
   t.is(late.body.error.code, 'INVALID_STATE');
