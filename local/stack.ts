@@ -32,6 +32,7 @@ export interface LocalStack {
   projectId: string;
   standin: ComputeStandin;
   functions: FunctionsServer;
+  firestoreHost: string;
   pubsubHost: string;
   /** Every instance booted so far, still running or not. */
   booted: BootedInstance[];
@@ -114,6 +115,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       projectId: opts.projectId,
       standin,
       functions,
+      firestoreHost,
       pubsubHost: emulatorPubsub,
       booted,
       stop,

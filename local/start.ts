@@ -15,6 +15,10 @@ const stack = await startLocalStack({
   boot: true,
   sweepEveryMs: 60_000,
 });
+// Where the emulators are, for pointing other tools (or the gcloud CLI) at them.
+console.error(
+  `emulators: FIRESTORE_EMULATOR_HOST=${stack.firestoreHost} PUBSUB_EMULATOR_HOST=${stack.pubsubHost}`,
+);
 console.log(`ready: ${stack.url}`);
 
 let stopping = false;
