@@ -1,8 +1,7 @@
 import { randomInt } from 'node:crypto';
 import { hashToken, newToken } from '../core/secrets.ts';
-import { normalizeJoinCode } from '../core/ids.ts';
+import { instanceName, normalizeJoinCode } from '../core/ids.ts';
 import { vmForSeat } from '../core/plan.ts';
-import { instanceName } from '../core/ids.ts';
 import { seatEndpoints, type SeatEndpoints, type SeatRecord } from '../core/workshop.ts';
 import { HttpError } from '../http.ts';
 import { log } from '../log.ts';
