@@ -1,6 +1,6 @@
 import type { CloudEvent } from '@google-cloud/functions-framework';
 import type { ValidateFunction } from 'ajv';
-import { log } from './log.ts';
+import { formatLog, log } from './log.ts';
 import { describeErrors } from './schemas.ts';
 
 interface PubSubData {
@@ -50,13 +50,16 @@ export function eventHandler<T>(
     try {
       await handle(payload, event);
     } catch (error) {
+      // The Functions Framework prints a failed event's `error.stack` as it is; making that the
+      // structured entry keeps Cloud Logging's view to one JSON line per failure, without a trace.
       const workshopId = (payload as { workshopId?: string }).workshopId;
-      log.error(`${name} failed; the event will be retried`, {
+      const retry = new Error(error instanceof Error ? error.message : String(error));
+      retry.stack = formatLog('ERROR', `${name} failed; the event will be retried`, {
         eventId: event.id,
         workshopId,
         error,
       });
-      throw error;
+      throw retry;
     }
   };
 }

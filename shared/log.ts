@@ -5,12 +5,17 @@
 type Severity = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
 export type LogFields = Record<string, unknown> & { workshopId?: string };
 
-function write(severity: Severity, message: string, fields: LogFields = {}): void {
-  if (process.env.CT_LOG_LEVEL === 'silent') return;
+/** One log line; an Error field keeps its name and message, never its stack or cause. */
+export function formatLog(severity: Severity, message: string, fields: LogFields = {}): string {
   const entry = { severity, message, ...fields, time: new Date().toISOString() };
-  const line = JSON.stringify(entry, (_key, value: unknown) =>
+  return JSON.stringify(entry, (_key, value: unknown) =>
     value instanceof Error ? { name: value.name, message: value.message } : value,
   );
+}
+
+function write(severity: Severity, message: string, fields: LogFields = {}): void {
+  if (process.env.CT_LOG_LEVEL === 'silent') return;
+  const line = formatLog(severity, message, fields);
   (severity === 'ERROR' || severity === 'WARNING' ? process.stderr : process.stdout).write(
     `${line}\n`,
   );
