@@ -1,0 +1,57 @@
+/** Routing: a request's method and path to the control endpoints or a Compute method. */
+import { ApiError, notServed } from './errors.ts';
+import { control } from './control.ts';
+import { get, insert, list, remove } from './instances.ts';
+import { findOperation, waitOperation } from './operations.ts';
+import { operationJson } from './resource-json.ts';
+import type { StandinState } from './state.ts';
+
+const ROUTE =
+  /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/(instances|operations)(?:\/([^/]+))?(?:\/(wait))?\/?$/;
+
+/** The status and JSON body of the answer; throws an ApiError for an error answer. */
+export async function route(
+  standin: StandinState,
+  method: string,
+  path: string,
+  query: Record<string, string>,
+  body: unknown,
+): Promise<[number, unknown]> {
+  const controlled = control(standin, method, path, body);
+  if (controlled) return controlled;
+
+  const m = ROUTE.exec(path);
+  if (!m) throw notServed(method, path);
+  const project = decodeURIComponent(m[1] as string);
+  const zone = decodeURIComponent(m[2] as string);
+  const collection = m[3] as string;
+  const name = m[4] === undefined ? undefined : decodeURIComponent(m[4]);
+  const wait = m[5] !== undefined;
+  const only = standin.settings.project;
+  if (only && project !== only) {
+    throw new ApiError(
+      403,
+      'forbidden',
+      `Required 'compute.${collection}.${method === 'GET' ? 'get' : 'use'}' permission for 'projects/${project}'`,
+    );
+  }
+  if (collection === 'instances' && !wait) {
+    if (name === undefined && method === 'POST') {
+      return [200, insert(standin, project, zone, query, body)];
+    }
+    if (name === undefined && method === 'GET') return [200, list(standin, project, zone, query)];
+    if (name !== undefined && method === 'GET') return [200, get(standin, project, zone, name)];
+    if (name !== undefined && method === 'DELETE') {
+      return [200, remove(standin, project, zone, name, query)];
+    }
+  }
+  if (collection === 'operations' && name !== undefined) {
+    const op = findOperation(standin, project, zone, name);
+    if (!wait && method === 'GET') return [200, operationJson(op)];
+    if (wait && method === 'POST') {
+      await waitOperation(standin, op);
+      return [200, operationJson(op)];
+    }
+  }
+  throw notServed(method, path);
+}

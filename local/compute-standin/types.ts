@@ -1,0 +1,89 @@
+/** The stand-in's public types; `local/compute-standin.ts` exports every one of them. */
+
+export interface BootableInstance {
+  name: string;
+  zone: string;
+  project: string;
+  metadata: Record<string, string>;
+  labels: Record<string, string>;
+  externalIp: string;
+  internalIp: string;
+}
+
+export interface BootHandle {
+  stop(): Promise<void>;
+}
+
+export interface InstanceRecord {
+  name: string;
+  project: string;
+  zone: string;
+  id: string;
+  /** PROVISIONING → STAGING → RUNNING; STOPPING while being deleted */
+  status: string;
+  /** every status the instance has had, in order */
+  statusHistory: string[];
+  /** as received, e.g. zones/us-central1-a/machineTypes/e2-standard-4 */
+  machineType: string;
+  labels: Record<string, string>;
+  metadata: Record<string, string>;
+  tags: string[];
+  scheduling?: Record<string, unknown>;
+  serviceAccounts: Array<{ email?: string; scopes?: string[] }>;
+  sourceImage?: string;
+  diskSizeGb?: string;
+  externalIp: string;
+  internalIp: string;
+  creationTimestamp: string;
+  requestId?: string;
+  /** whether onBoot was called for it */
+  booted: boolean;
+  /** the message of an onBoot rejection, if any */
+  bootError?: string;
+  /** the instance resource exactly as received */
+  resource: Record<string, unknown>;
+}
+
+export type FaultOp = 'insert' | 'delete' | 'get' | 'list';
+export type FaultKind = 'quota' | 'stockout' | 'invalid-image' | 'http503' | 'never-done';
+
+export interface Fault {
+  op: FaultOp;
+  kind: FaultKind;
+  /** how many matching calls it affects; default 1 */
+  times?: number;
+}
+
+export interface StandinRequest {
+  method: string;
+  /** path and query string as received */
+  path: string;
+  query: Record<string, string>;
+  headers: Record<string, string>;
+  body: unknown;
+}
+
+export interface ComputeStandinOptions {
+  /** when set, other projects get 403 */
+  project?: string;
+  port?: number;
+  onBoot?: (instance: BootableInstance) => Promise<BootHandle>;
+  /** delay between lifecycle steps (PROVISIONING → STAGING → RUNNING, deletion); default 20 ms */
+  stepMs?: number;
+  /** how long operations/OP/wait blocks before answering a running operation; Compute: ~2 min */
+  waitTimeoutMs?: number;
+  /** the most instances one list page holds, whatever maxResults says; default 500 */
+  pageSize?: number;
+  /** how many requests the log keeps (oldest dropped); default 1000 */
+  requestLogLimit?: number;
+}
+
+export interface ComputeStandin {
+  url: string;
+  port: number;
+  instances(): InstanceRecord[];
+  requests: StandinRequest[];
+  injectFault(fault: Fault): void;
+  clearFaults(): void;
+  stop(): Promise<void>;
+}
