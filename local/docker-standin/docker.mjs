@@ -20,10 +20,6 @@
 // (ps, inspect, logs, info), network.mjs and pull.mjs; args.mjs parses their flags.
 import process from 'node:process';
 import { DockerError, die } from './cli.mjs';
-import { run, rm, start, stop } from './lifecycle.mjs';
-import { network } from './network.mjs';
-import { pull } from './pull.mjs';
-import { info, inspect, logs, ps } from './queries.mjs';
 import { ensureStateDir } from './state-dir.mjs';
 
 // A SIGTERM (the caller being stopped) must not land between starting a process and recording
@@ -31,29 +27,32 @@ import { ensureStateDir } from './state-dir.mjs';
 process.on('SIGTERM', () => process.exit(143));
 process.on('SIGINT', () => process.exit(130));
 
-/** @type {Map<string, (args: string[]) => void | Promise<void>>} */
+// Each command loads only its own group's modules: the startup script calls this dozens of times.
+/** @typedef {(args: string[]) => void | Promise<void>} Command */
+/** @type {Map<string, () => Promise<Command>>} */
 const COMMANDS = new Map([
-  ['info', info],
-  ['pull', pull],
-  ['network', network],
-  ['run', run],
-  ['start', start],
-  ['stop', stop],
-  ['rm', rm],
-  ['ps', ps],
-  ['inspect', inspect],
-  ['logs', logs],
+  ['info', async () => (await import('./queries.mjs')).info],
+  ['pull', async () => (await import('./pull.mjs')).pull],
+  ['network', async () => (await import('./network.mjs')).network],
+  ['run', async () => (await import('./lifecycle.mjs')).run],
+  ['start', async () => (await import('./lifecycle.mjs')).start],
+  ['stop', async () => (await import('./lifecycle.mjs')).stop],
+  ['rm', async () => (await import('./lifecycle.mjs')).rm],
+  ['ps', async () => (await import('./queries.mjs')).ps],
+  ['inspect', async () => (await import('./queries.mjs')).inspect],
+  ['logs', async () => (await import('./queries.mjs')).logs],
 ]);
 
 async function main() {
   ensureStateDir();
   const [command, ...args] = process.argv.slice(2);
-  const handler =
+  const load =
     COMMANDS.get(command ?? '') ??
     die(
       1,
       `docker: '${command ?? ''}' is not a docker command (or not one the stand-in implements).`,
     );
+  const handler = await load();
   return handler(args);
 }
 
