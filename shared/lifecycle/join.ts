@@ -89,8 +89,13 @@ export async function joinWorkshop(
   }
 
   const taken = new Set((await s.store.seats(id).select().get()).docs.map((d) => Number(d.id)));
+  // Seats on a VM that is gone (Spot preemption) or broken are not handed out.
+  const serving = new Set(vms.filter((vm) => vm.status === 'ready').map((vm) => vm.name));
   const free = shuffled(
-    Array.from({ length: workshop.seats }, (_, i) => i + 1).filter((n) => !taken.has(n)),
+    Array.from({ length: workshop.seats }, (_, i) => i + 1).filter((n) => {
+      const plan = vmForSeat(workshop.vmPlan, n);
+      return !taken.has(n) && plan !== undefined && serving.has(instanceName(id, plan.index));
+    }),
   );
   const seatToken = newToken();
   for (const seat of free) {

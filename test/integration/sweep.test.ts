@@ -154,6 +154,18 @@ test.serial(
     t.is(w.vms.find((v: { name: string }) => v.name === `ct-${ws.id}-1`).status, 'lost');
     await runSweep();
     t.is((await stack.workshop(ws.id)).seatsReady, 13, 'recorded once');
+    // Learners only get seats that a VM still serves.
+    const joins = await Promise.all(
+      Array.from({ length: 14 }, (_, i) =>
+        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+      ),
+    );
+    const seats = joins.filter((j) => j.status === 200).map((j) => j.body.seat as number);
+    t.deepEqual(
+      seats.sort((a, b) => a - b),
+      Array.from({ length: 13 }, (_, i) => i + 1),
+    );
+    t.is(joins.filter((j) => j.body.error?.code === 'WORKSHOP_FULL').length, 1);
     await stack.api('DELETE', `/workshops/${ws.id}`);
     await stack.untilStatus(ws.id, 'ended');
     t.deepEqual(stack.instancesOf(ws.id), []);
