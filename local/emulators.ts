@@ -44,6 +44,25 @@ async function waitForHttp(url: string, child: ChildProcess, log: () => string):
   throw new Error(`emulator did not answer on ${url} within 90 s:\n${log()}`);
 }
 
+/** Whether any process of the group still runs (signal 0 only asks). */
+function groupAlive(pgid: number): boolean {
+  try {
+    process.kill(-pgid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function groupGone(pgid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!groupAlive(pgid)) return true;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return !groupAlive(pgid);
+}
+
 async function startEmulator(args: string[], probePath: string): Promise<Emulator> {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
@@ -58,23 +77,22 @@ async function startEmulator(args: string[], probePath: string): Promise<Emulato
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
-  const stop = async () => {
-    if (child.exitCode !== null || child.pid === undefined) return;
-    const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const signal = (sig: NodeJS.Signals) => {
     try {
-      process.kill(-child.pid, 'SIGTERM');
+      process.kill(-child.pid!, sig);
     } catch {
-      return;
+      // the group is gone
     }
-    const timer = setTimeout(() => {
-      try {
-        process.kill(-child.pid!, 'SIGKILL');
-      } catch {
-        // already gone
-      }
-    }, 5000);
-    await exited;
-    clearTimeout(timer);
+  };
+  // Stopped means every process of the group is gone: gcloud exits before its Java child does.
+  const stop = async () => {
+    const pgid = child.pid;
+    if (pgid === undefined) return;
+    signal('SIGTERM');
+    if (!(await groupGone(pgid, 10_000))) {
+      signal('SIGKILL');
+      await groupGone(pgid, 5_000);
+    }
   };
   try {
     await waitForHttp(`http://${host}${probePath}`, child, () => output);
