@@ -36,6 +36,19 @@ async function createAndStart(seats: number) {
   return ws as { id: string; joinCode: string };
 }
 
+/**
+ * Starts a 5-seat workshop with its inserts held: the Pub/Sub delivery and a second delivery of
+ * our own both wait at the insert. The answer to ours says when the provisioner is done with it.
+ */
+async function startWithInsertsHeld() {
+  const hold = holdInserts();
+  const ws = await createAndStart(5);
+  await eventually('insert attempted', () => hold.stub.callCount >= 1);
+  const delivery = stack.push(TOPICS.workshopStarted, { workshopId: ws.id });
+  await eventually('both inserts held', () => hold.stub.callCount >= 2);
+  return { hold, ws, delivery };
+}
+
 test.serial('workshop.started four times, concurrently: one VM per plan entry, once', async (t) => {
   const ws = await createAndStart(25);
   const statuses = await Promise.all(
@@ -97,12 +110,7 @@ test.serial(
 test.serial(
   'vm.ready before the provisioner recorded the insert: ready is not undone',
   async (t) => {
-    const hold = holdInserts();
-    const ws = await createAndStart(5);
-    await eventually('insert attempted', () => hold.stub.callCount >= 1);
-    // A second delivery of our own, held at the insert too; its answer says the provisioner is done.
-    const delivery = stack.push(TOPICS.workshopStarted, { workshopId: ws.id });
-    await eventually('both inserts held', () => hold.stub.callCount >= 2);
+    const { hold, ws, delivery } = await startWithInsertsHeld();
     const [report] = await stack.readyReports(ws.id);
     t.is(await stack.push(TOPICS.vmReady, report), 204);
     t.is((await stack.workshop(ws.id)).status, 'ready');
@@ -122,11 +130,7 @@ test.serial(
 test.serial(
   'workshop.ended while the insert is in flight: the late VM is still deleted',
   async (t) => {
-    const hold = holdInserts();
-    const ws = await createAndStart(5);
-    await eventually('insert attempted', () => hold.stub.callCount >= 1);
-    const delivery = stack.push(TOPICS.workshopStarted, { workshopId: ws.id });
-    await eventually('both inserts held', () => hold.stub.callCount >= 2);
+    const { hold, ws, delivery } = await startWithInsertsHeld();
     const ending = await stack.api('DELETE', `/workshops/${ws.id}`);
     t.is(ending.body.status, 'ending');
     // Teardown finds nothing to delete yet and finishes.
