@@ -109,11 +109,6 @@ export class Store {
     await batch.commit();
   }
 
-  async countSeatsTaken(id: string): Promise<number> {
-    const snap = await this.seats(id).count().get();
-    return snap.data().count;
-  }
-
   increment(n: number) {
     return FieldValue.increment(n);
   }

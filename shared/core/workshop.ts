@@ -30,8 +30,7 @@ export interface WorkshopRecord {
   estimatedCost: CostEstimate;
 }
 
-export const VM_STATUSES = ['pending', 'booting', 'ready', 'failed', 'lost', 'deleted'] as const;
-export type VmStatus = (typeof VM_STATUSES)[number];
+export type VmStatus = 'pending' | 'booting' | 'ready' | 'failed' | 'lost' | 'deleted';
 
 /** `workshops/{id}/vms/{name}`. */
 export interface VmRecord {

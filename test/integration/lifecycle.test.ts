@@ -210,7 +210,7 @@ test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twi
   );
   t.true(lost.every((r) => r.status === 409 && r.body.error.code === 'WORKSHOP_FULL'));
   t.is((await stack.api('GET', `/workshops/${ws.id}`)).body.seatsTaken, 20);
-  t.is(await stack.services.store.countSeatsTaken(ws.id), 20);
+  t.is((await stack.services.store.seats(ws.id).count().get()).data().count, 20);
 
   await stack.api('DELETE', `/workshops/${ws.id}`);
   await eventually(
