@@ -14,6 +14,14 @@ const stack = await startLocalStack({
   port,
   boot: true,
   sweepEveryMs: 60_000,
+}).catch((error: unknown) => {
+  const busy = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
+  console.error(
+    busy
+      ? `cannot start: port ${port} is in use (choose another with PORT=…)`
+      : `cannot start: ${error instanceof Error ? error.message : String(error)}`,
+  );
+  process.exit(1);
 });
 // Where the emulators are, for pointing other tools (or the gcloud CLI) at them.
 console.error(
