@@ -14,7 +14,11 @@ import { services, type Services } from '../shared/services.ts';
 const LIST_LIMIT = 100;
 
 async function view(s: Services, workshop: WorkshopRecord) {
-  return toWorkshopView(workshop, await s.store.getVms(workshop.id));
+  const [vms, seatsTaken] = await Promise.all([
+    s.store.getVms(workshop.id),
+    s.store.countSeats(workshop.id),
+  ]);
+  return toWorkshopView(workshop, vms, seatsTaken);
 }
 
 async function load(s: Services, id: string, caller: Caller): Promise<WorkshopRecord> {
@@ -48,7 +52,7 @@ export const workshops = httpHandler('workshops', async (req: Request, res: Resp
     if (!validators.createWorkshop(body))
       throw invalidRequest(describeErrors(validators.createWorkshop));
     const workshop = await createWorkshop(s, caller, body);
-    res.status(201).json(toWorkshopView(workshop, []));
+    res.status(201).json(toWorkshopView(workshop, [], 0));
     return;
   }
   if (rest.length > 0) throw new HttpError(404, 'NOT_FOUND', 'no such route');

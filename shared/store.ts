@@ -89,6 +89,11 @@ export class Store {
     return snap.docs.map((d) => d.data());
   }
 
+  /** How many seats learners hold (an aggregation: one read per thousand seats). */
+  async countSeats(id: string): Promise<number> {
+    return (await this.seats(id).count().get()).data().count;
+  }
+
   /** Reads a workshop inside a transaction, then lets `body` decide and write. */
   async inTransaction<T>(
     id: string,

@@ -25,7 +25,8 @@ export interface WorkshopRecord {
   endReason: EndReason | null;
   error: { code: string; message: string } | null;
   seatsReady: number;
-  seatsTaken: number;
+  /** Learners seated when it ended (the seat documents are gone by then). */
+  seatsTakenAtEnd?: number;
   vmPlan: VmPlan[];
   estimatedCost: CostEstimate;
 }
@@ -96,14 +97,19 @@ export interface WorkshopView {
   spot: boolean;
 }
 
-export function toWorkshopView(workshop: WorkshopRecord, vms: readonly VmRecord[]): WorkshopView {
+/** `seatsTaken` is counted from the seat documents, not stored: no hot counter during a join burst. */
+export function toWorkshopView(
+  workshop: WorkshopRecord,
+  vms: readonly VmRecord[],
+  seatsTaken: number,
+): WorkshopView {
   return {
     id: workshop.id,
     name: workshop.name,
     status: workshop.status,
     seats: workshop.seats,
     seatsReady: workshop.seatsReady,
-    seatsTaken: workshop.seatsTaken,
+    seatsTaken: workshop.seatsTakenAtEnd ?? seatsTaken,
     joinCode: workshop.joinCode,
     createdAt: workshop.createdAt,
     startedAt: workshop.startedAt,

@@ -38,7 +38,6 @@ export async function createWorkshop(
     endReason: null,
     error: null,
     seatsReady: 0,
-    seatsTaken: 0,
     vmPlan,
     estimatedCost: estimateCost(
       vmPlan.map((vm) => vm.machineType),

@@ -92,6 +92,8 @@ export async function tearDown(s: Services, id: string, reason: EndReason): Prom
     if (vm.status !== 'deleted') batch.update(s.store.vms(id).doc(vm.name), { status: 'deleted' });
   }
   await batch.commit();
+  // Seats are dropped with the live data; the count stays on the record for the instructor.
+  const seatsTaken = await s.store.countSeats(id);
   await s.store.dropLiveData(workshop);
   const now = s.now().toISOString();
   await s.store.inTransaction(id, (tx, current) => {
@@ -106,6 +108,7 @@ export async function tearDown(s: Services, id: string, reason: EndReason): Prom
       endedAt: now,
       updatedAt: now,
       seatsReady: 0,
+      seatsTakenAtEnd: seatsTaken,
     });
   });
   log.info('workshop torn down', { workshopId: id, deletedVms: names });

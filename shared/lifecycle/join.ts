@@ -113,7 +113,6 @@ export async function joinWorkshop(
       if (isAlreadyExists(error)) continue; // someone else took it a moment ago
       throw error;
     }
-    await s.store.workshop(id).update({ seatsTaken: s.store.increment(1) });
     log.info('learner joined', { workshopId: id, seat });
     return respond(seat, seatToken);
   }

@@ -171,6 +171,7 @@ test.serial(
       return w.status === 'ended' ? w : undefined;
     });
     t.truthy(ended.endedAt);
+    t.is(ended.seatsTaken, 25, 'the count survives the seats');
     t.deepEqual(stack.instancesOf(ws.id), []);
     t.true(ended.vms.every((v: { status: string }) => v.status === 'deleted'));
     const after = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Too late' });

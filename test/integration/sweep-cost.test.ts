@@ -50,7 +50,6 @@ function record(id: string, status: WorkshopRecord['status'], expiresAt: string)
     endReason: status === 'ended' ? 'ttl' : null,
     error: null,
     seatsReady: 3,
-    seatsTaken: 0,
     vmPlan,
     estimatedCost: { currency: 'USD', hourly: 0.15, total: 0.15 },
   };

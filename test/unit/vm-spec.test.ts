@@ -73,7 +73,9 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
       { name: 'b', index: 1, status: 'ready', externalIp: '1.1.1.1' } as VmRecord,
       { name: 'a', index: 0, status: 'booting', externalIp: null } as VmRecord,
     ],
+    4,
   );
+  t.is(view.seatsTaken, 4);
   t.deepEqual(view.vms, [
     { name: 'a', status: 'booting', externalIp: null },
     { name: 'b', status: 'ready', externalIp: '1.1.1.1' },
