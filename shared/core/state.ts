@@ -11,7 +11,6 @@ export const END_REASONS = [
   'provisioning-failed',
   'provisioning-timeout',
   'vm-failed',
-  'vm-lost',
 ] as const;
 export type EndReason = (typeof END_REASONS)[number];
 

@@ -31,7 +31,7 @@ export interface WorkshopRecord {
   estimatedCost: CostEstimate;
 }
 
-export type VmStatus = 'pending' | 'booting' | 'ready' | 'failed' | 'lost' | 'deleted';
+export type VmStatus = 'pending' | 'booting' | 'ready' | 'failed' | 'deleted';
 
 /** `workshops/{id}/vms/{name}`. */
 export interface VmRecord {
@@ -49,6 +49,8 @@ export interface VmRecord {
   readyAt: string | null;
   readyTokenHash: string;
   error: { code: string; message: string } | null;
+  /** How many times the VM was replaced after it was lost; part of its insert requestId. */
+  generation?: number;
 }
 
 /** `workshops/{id}/private/secrets`: admin-only, never logged, dropped when the workshop ends. */

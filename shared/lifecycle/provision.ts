@@ -31,8 +31,10 @@ async function insertVm(s: Services, workshop: WorkshopRecord, vm: VmRecord): Pr
     startupScript: s.config.startupScript,
   });
   try {
-    // The same requestId on a redelivery makes Compute return the first operation, not a new VM.
-    await s.compute.insert(spec, deterministicUuid(workshop.id, vm.name, 'insert'));
+    // The same requestId on a redelivery makes Compute return the first operation, not a new VM;
+    // a replacement of a lost VM is a new generation and so a new request.
+    const generation = vm.generation ? [String(vm.generation)] : [];
+    await s.compute.insert(spec, deterministicUuid(workshop.id, vm.name, 'insert', ...generation));
   } catch (error) {
     if (!(error instanceof ComputeError) || error.kind !== 'already-exists') throw error;
   }
@@ -40,13 +42,14 @@ async function insertVm(s: Services, workshop: WorkshopRecord, vm: VmRecord): Pr
 }
 
 /**
- * The `workshop.started` work: inserts every VM not yet inserted. A permanent Compute error
- * (quota, stock-out, bad image) fails the workshop; a transient one propagates so the event is
- * retried. If the workshop was ended while the inserts were in flight, the new VMs are deleted.
+ * The `workshop.started` work: inserts every VM not yet inserted (at start, or a replacement of a
+ * lost VM in a ready class). A permanent Compute error (quota, stock-out, bad image) fails a
+ * provisioning workshop; a transient one propagates so the event is retried. If the workshop was
+ * ended while the inserts were in flight, the new VMs are deleted.
  */
 export async function provisionWorkshop(s: Services, id: string): Promise<void> {
   const workshop = await s.store.getWorkshop(id);
-  if (!workshop || workshop.status !== 'provisioning') {
+  if (!workshop || (workshop.status !== 'provisioning' && workshop.status !== 'ready')) {
     log.info('workshop.started: nothing to provision', {
       workshopId: id,
       status: workshop?.status,
@@ -59,6 +62,14 @@ export async function provisionWorkshop(s: Services, id: string): Promise<void> 
   const permanent = errors.find(
     (e): e is ComputeError => e instanceof ComputeError && e.kind !== 'transient',
   );
+  if (permanent && workshop.status === 'ready') {
+    // A replacement could not be made: the class goes on with its other VMs.
+    log.warn('replacing a lost VM failed', { workshopId: id, code: permanent.code });
+    await s.store.workshop(id).update({
+      error: { code: permanent.code, message: `replacing a lost VM failed: ${permanent.message}` },
+    });
+    return;
+  }
   if (permanent) {
     log.warn('provisioning failed', { workshopId: id, code: permanent.code, kind: permanent.kind });
     await requestEnd(s, id, {

@@ -124,7 +124,8 @@ export async function sweep(s: Services): Promise<SweepReport> {
     }
   }
 
-  // 5. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor.
+  // 5. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor and
+  // replace it under the same name, with the same seats and credentials.
   const ready = await query(workshops.where('status', '==', 'ready'));
   const existing = new Map(instances.map((i) => [i.name, i]));
   for (const w of ready) {
@@ -132,33 +133,59 @@ export async function sweep(s: Services): Promise<SweepReport> {
       const name = instanceName(w.id, vm.index);
       const instance = existing.get(name);
       if (instance && !DOWN_STATES.has(instance.status)) continue;
-      const lost = await markVmLost(s, w.id, name, instance ? instance.status : 'DELETED');
+      // A stopped VM keeps its name, which its replacement needs.
+      if (instance) await s.compute.delete(name);
+      const outcome = await replaceLostVm(s, w.id, name, instance?.status ?? 'DELETED');
       report.documentsRead += 1;
-      if (lost) report.lostVms.push(name);
+      if (outcome === 'none') continue;
+      if (outcome === 'replaced') report.lostVms.push(name);
+      else report.redrivenStarts.push(w.id);
+      await s.bus.publish(TOPICS.workshopStarted, { workshopId: w.id });
     }
   }
   log.info('sweep done', { ...report });
   return report;
 }
 
-/** Records a lost VM once; returns whether this call recorded it. */
-async function markVmLost(s: Services, id: string, name: string, state: string): Promise<boolean> {
+/**
+ * Records a lost VM and queues its replacement (status pending, next generation). Returns
+ * `replaced` when this call did so, `pending` when a replacement is queued but not yet inserted
+ * (its start event may be lost), `none` when there is nothing to do.
+ */
+async function replaceLostVm(
+  s: Services,
+  id: string,
+  name: string,
+  state: string,
+): Promise<'replaced' | 'pending' | 'none'> {
   const now = s.now().toISOString();
   return s.store.inTransaction(id, async (tx, workshop) => {
     const ref = s.store.vms(id).doc(name);
     const vm = (await tx.get(ref)).data();
-    if (!workshop || workshop.status !== 'ready' || !vm || vm.status === 'lost') return false;
+    if (!workshop || workshop.status !== 'ready' || !vm) return 'none';
+    if (vm.status === 'pending') return 'pending';
+    if (vm.status !== 'ready' && vm.status !== 'booting') return 'none';
     const error = {
       code: 'VM_LOST',
-      message: `VM ${name} is ${state.toLowerCase()}; seats ${vm.firstSeat}-${vm.firstSeat + vm.seatCount - 1} are unavailable`,
+      message: `VM ${name} is ${state.toLowerCase()}; seats ${vm.firstSeat}-${vm.firstSeat + vm.seatCount - 1} are unavailable until its replacement is ready`,
     };
-    tx.update(ref, { status: 'lost', error });
+    tx.update(ref, {
+      status: 'pending',
+      generation: (vm.generation ?? 0) + 1,
+      externalIp: null,
+      readyAt: null,
+      error,
+    });
     tx.update(s.store.workshop(id), {
       error,
-      seatsReady: Math.max(0, workshop.seatsReady - vm.seatCount),
+      seatsReady: Math.max(0, workshop.seatsReady - (vm.status === 'ready' ? vm.seatCount : 0)),
       updatedAt: now,
     });
-    log.warn('a VM of a ready workshop is gone', { workshopId: id, vmName: name, state });
-    return true;
+    log.warn('a VM of a ready workshop is gone; replacing it', {
+      workshopId: id,
+      vmName: name,
+      state,
+    });
+    return 'replaced';
   });
 }

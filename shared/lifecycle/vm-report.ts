@@ -64,6 +64,7 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
         tx.update(s.store.workshop(workshopId), patch);
         return 'workshop-ready';
       }
+      if (everyVmReady && workshop.error?.code === 'VM_LOST') patch.error = null;
       tx.update(s.store.workshop(workshopId), patch);
       return 'recorded';
     },

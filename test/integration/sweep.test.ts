@@ -141,20 +141,31 @@ test.serial('VMs labelled as ours that no active workshop accounts for are delet
 });
 
 test.serial(
-  'a ready class whose VM vanished (Spot preemption) shows it to the instructor',
+  'a ready class whose VM vanished (Spot preemption): the instructor sees it, it is replaced',
   async (t) => {
     const ws = await readyWorkshop(25);
-    await stack.services.compute.delete(`ct-${ws.id}-1`);
+    const lost = `ct-${ws.id}-1`;
+    const firstInsert = stack.standin.instances().find((i) => i.name === lost)!.requestId;
+    // Held, so the moment between loss and replacement can be looked at.
+    const compute = stack.services.compute;
+    const insert = compute.insert.bind(compute);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    sinon.stub(compute, 'insert').callsFake(async (...args) => {
+      await gate;
+      return insert(...args);
+    });
+    await compute.delete(lost);
     await runSweep();
     const w = await stack.workshop(ws.id);
     t.is(w.status, 'ready', 'the other VM still serves its seats');
     t.is(w.error.code, 'VM_LOST');
     t.regex(w.error.message, /seats 14-25/);
     t.is(w.seatsReady, 13);
-    t.is(w.vms.find((v: { name: string }) => v.name === `ct-${ws.id}-1`).status, 'lost');
+    t.is(w.vms.find((v: { name: string }) => v.name === lost).status, 'pending');
     await runSweep();
     t.is((await stack.workshop(ws.id)).seatsReady, 13, 'recorded once');
-    // Learners only get seats that a VM still serves.
+    // Meanwhile learners only get seats that a VM serves.
     const joins = await Promise.all(
       Array.from({ length: 14 }, (_, i) =>
         stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
@@ -166,11 +177,54 @@ test.serial(
       Array.from({ length: 13 }, (_, i) => i + 1),
     );
     t.is(joins.filter((j) => j.body.error?.code === 'WORKSHOP_FULL').length, 1);
+
+    // The replacement: same name and seats, a new insert request, and once it reports, all is well.
+    release();
+    const replacement = await eventually('replacement inserted', () =>
+      stack.standin.instances().find((i) => i.name === lost),
+    );
+    t.not(replacement.requestId, firstInsert);
+    t.is(replacement.metadata['seat-first'], '14');
+    const report = (await stack.readyReports(ws.id)).find((r) => r.vmName === lost)!;
+    t.is(await stack.push(TOPICS.vmReady, report), 204);
+    const healed = await stack.workshop(ws.id);
+    t.is(healed.seatsReady, 25);
+    t.is(healed.error, null);
+    const late = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Late' });
+    t.is(late.status, 200);
+    t.true(late.body.seat >= 14);
+
+    sinon.restore();
     await stack.api('DELETE', `/workshops/${ws.id}`);
     await stack.untilStatus(ws.id, 'ended');
     t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
+
+test.serial('a stopped VM of a ready class is deleted and replaced under its name', async (t) => {
+  const ws = await readyWorkshop(3);
+  const name = `ct-${ws.id}-0`;
+  const compute = stack.services.compute;
+  const list = compute.list.bind(compute);
+  // Spot with instanceTerminationAction STOP would leave it TERMINATED; the stand-in cannot.
+  sinon
+    .stub(compute, 'list')
+    .callsFake(async (labels) =>
+      (await list(labels)).map((i) => (i.name === name ? { ...i, status: 'TERMINATED' } : i)),
+    );
+  const remove = sinon.spy(compute, 'delete');
+  await runSweep();
+  t.true(remove.calledWith(name));
+  t.is((await stack.workshop(ws.id)).error.code, 'VM_LOST');
+  sinon.restore();
+  const replacement = await eventually('replacement inserted', () =>
+    stack.instancesOf(ws.id).find((i) => i.name === name && i.status === 'RUNNING'),
+  );
+  t.is(replacement.labels.workshop, ws.id);
+  await stack.api('DELETE', `/workshops/${ws.id}`);
+  await stack.untilStatus(ws.id, 'ended');
+  t.deepEqual(stack.instancesOf(ws.id), []);
+});
 
 test.serial('extend moves the end later, capped at the maximum duration', async (t) => {
   const ws = await readyWorkshop(1);

@@ -74,5 +74,5 @@ test('nothing moves a finished workshop backwards', (t) => {
     for (const event of events) t.not(decide(status, event).kind, 'move');
   }
   t.is(finalStatus('vm-failed'), 'failed');
-  t.is(finalStatus('vm-lost'), 'ended');
+  t.is(finalStatus('ttl'), 'ended');
 });
