@@ -1,6 +1,6 @@
 import { APP_LABEL } from '../core/vm-spec.ts';
 import { decide, type EndReason, isTerminal } from '../core/state.ts';
-import type { WorkshopRecord } from '../core/workshop.ts';
+import type { VmRecord, WorkshopRecord } from '../core/workshop.ts';
 import { log } from '../log.ts';
 import type { Services } from '../services.ts';
 import { TOPICS } from '../topics.ts';
@@ -55,15 +55,21 @@ export async function requestEnd(
   return workshop;
 }
 
-/** Deletes every VM the workshop may own: the recorded ones and any carrying its label. */
-export async function deleteWorkshopVms(s: Services, id: string): Promise<string[]> {
+/**
+ * Deletes every VM the workshop may own: the recorded ones and any carrying its label. Returns
+ * the names it deleted and the VM records it read.
+ */
+export async function deleteWorkshopVms(
+  s: Services,
+  id: string,
+): Promise<{ deleted: string[]; recorded: VmRecord[] }> {
   const [recorded, labelled] = await Promise.all([
     s.store.getVms(id),
     s.compute.list({ app: APP_LABEL, workshop: id }),
   ]);
-  const names = [...new Set([...recorded.map((vm) => vm.name), ...labelled.map((i) => i.name)])];
-  await Promise.all(names.map((name) => s.compute.delete(name)));
-  return names;
+  const deleted = [...new Set([...recorded.map((vm) => vm.name), ...labelled.map((i) => i.name)])];
+  await Promise.all(deleted.map((name) => s.compute.delete(name)));
+  return { deleted, recorded };
 }
 
 /**
@@ -85,10 +91,10 @@ export async function tearDown(s: Services, id: string, reason: EndReason): Prom
     await requestEnd(s, id, { reason });
     return;
   }
-  const names = await deleteWorkshopVms(s, id);
+  const { deleted, recorded } = await deleteWorkshopVms(s, id);
   if (isTerminal(workshop.status)) return;
   const batch = s.store.db.batch();
-  for (const vm of await s.store.getVms(id)) {
+  for (const vm of recorded) {
     if (vm.status !== 'deleted') batch.update(s.store.vms(id).doc(vm.name), { status: 'deleted' });
   }
   await batch.commit();
@@ -111,5 +117,5 @@ export async function tearDown(s: Services, id: string, reason: EndReason): Prom
       seatsTakenAtEnd: seatsTaken,
     });
   });
-  log.info('workshop torn down', { workshopId: id, deletedVms: names });
+  log.info('workshop torn down', { workshopId: id, deletedVms: deleted });
 }

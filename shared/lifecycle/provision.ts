@@ -2,7 +2,7 @@ import { ComputeError } from '../core/compute-errors.ts';
 import { deterministicUuid } from '../core/ids.ts';
 import { instanceSpec } from '../core/vm-spec.ts';
 import { isTerminal } from '../core/state.ts';
-import type { VmRecord, WorkshopRecord } from '../core/workshop.ts';
+import type { VmRecord, WorkshopRecord, WorkshopSecrets } from '../core/workshop.ts';
 import { log } from '../log.ts';
 import type { Services } from '../services.ts';
 import { TOPICS } from '../topics.ts';
@@ -17,11 +17,14 @@ async function markBooting(s: Services, workshopId: string, vm: VmRecord): Promi
   });
 }
 
-async function insertVm(s: Services, workshop: WorkshopRecord, vm: VmRecord): Promise<void> {
-  const secrets = await s.store.getSecrets(workshop.id);
+async function insertVm(
+  s: Services,
+  workshop: WorkshopRecord,
+  secrets: WorkshopSecrets,
+  vm: VmRecord,
+): Promise<void> {
   const plan = workshop.vmPlan.find((p) => p.index === vm.index);
-  if (!secrets || !plan)
-    throw new Error(`workshop ${workshop.id} has no secrets or plan for ${vm.name}`);
+  if (!plan) throw new Error(`workshop ${workshop.id} has no plan for ${vm.name}`);
   const spec = instanceSpec(workshop, plan, secrets, {
     project: s.config.project,
     registry: s.config.registry,
@@ -56,8 +59,10 @@ export async function provisionWorkshop(s: Services, id: string): Promise<void> 
     });
     return;
   }
-  const pending = (await s.store.getVms(id)).filter((vm) => vm.status === 'pending');
-  const results = await Promise.allSettled(pending.map((vm) => insertVm(s, workshop, vm)));
+  const [vms, secrets] = await Promise.all([s.store.getVms(id), s.store.getSecrets(id)]);
+  if (!secrets) throw new Error(`workshop ${id} has no secrets`);
+  const pending = vms.filter((vm) => vm.status === 'pending');
+  const results = await Promise.allSettled(pending.map((vm) => insertVm(s, workshop, secrets, vm)));
   const errors = results.flatMap((r) => (r.status === 'rejected' ? [r.reason as unknown] : []));
   const permanent = errors.find(
     (e): e is ComputeError => e instanceof ComputeError && e.kind !== 'transient',
