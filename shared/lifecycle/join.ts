@@ -65,9 +65,12 @@ export async function joinWorkshop(
   const id = workshop.id;
   const [secrets, vms] = await Promise.all([s.store.getSecrets(id), s.store.getVms(id)]);
   if (!secrets) throw codeNotFound();
-  const respond = (seat: number, seatToken: string): JoinResult => {
+  const vmNameOf = (seat: number): string | undefined => {
     const plan = vmForSeat(workshop.vmPlan, seat);
-    const vm = plan && vms.find((v) => v.name === instanceName(id, plan.index));
+    return plan && instanceName(id, plan.index);
+  };
+  const respond = (seat: number, seatToken: string): JoinResult => {
+    const vm = vms.find((v) => v.name === vmNameOf(seat));
     if (!vm?.externalIp) throw new Error(`seat ${seat} of ${id} has no reachable VM`);
     return {
       workshopId: id,
@@ -92,19 +95,18 @@ export async function joinWorkshop(
   // Seats on a VM that is gone (Spot preemption) or broken are not handed out.
   const serving = new Set(vms.filter((vm) => vm.status === 'ready').map((vm) => vm.name));
   const free = shuffled(
-    Array.from({ length: workshop.seats }, (_, i) => i + 1).filter((n) => {
-      const plan = vmForSeat(workshop.vmPlan, n);
-      return !taken.has(n) && plan !== undefined && serving.has(instanceName(id, plan.index));
-    }),
+    Array.from({ length: workshop.seats }, (_, i) => i + 1).filter(
+      (n) => !taken.has(n) && serving.has(vmNameOf(n) ?? ''),
+    ),
   );
   const seatToken = newToken();
+  const tokenHash = hashToken(seatToken);
   for (const seat of free) {
-    const plan = vmForSeat(workshop.vmPlan, seat)!;
     const record: SeatRecord = {
       seat,
       learnerName: body.name.trim(),
-      tokenHash: hashToken(seatToken),
-      vmName: instanceName(id, plan.index),
+      tokenHash,
+      vmName: vmNameOf(seat)!,
       joinedAt: s.now().toISOString(),
     };
     try {
