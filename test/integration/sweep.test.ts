@@ -24,16 +24,7 @@ async function readyWorkshop(seats: number) {
   const ws = (await stack.api('POST', '/workshops', { name: 'Sweep', seats })).body;
   await stack.api('POST', `/workshops/${ws.id}/start`);
   await eventually('instances', () => stack.instancesOf(ws.id).length === Math.ceil(seats / 20));
-  const secrets = await stack.services.store.getSecrets(ws.id);
-  for (const vm of await stack.services.store.getVms(ws.id)) {
-    await stack.push(TOPICS.vmReady, {
-      workshopId: ws.id,
-      vmName: vm.name,
-      state: 'ready',
-      externalIp: '198.51.100.7',
-      readyToken: secrets!.readyTokens[vm.name],
-    });
-  }
+  for (const report of await stack.readyReports(ws.id)) await stack.push(TOPICS.vmReady, report);
   return stack.untilStatus(ws.id, 'ready');
 }
 
