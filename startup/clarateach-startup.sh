@@ -92,6 +92,18 @@ json_str() {
 
 is_uint() { [[ $1 =~ ^[0-9]+$ ]]; }
 
+# Runs a command up to ATTEMPTS times, waiting attempt×STEP seconds between tries.
+retry() {
+  local attempts=$1 step=$2 what=$3 attempt
+  shift 3
+  for ((attempt = 1; attempt <= attempts; attempt++)); do
+    "$@" && return 0
+    log "$what failed (attempt $attempt/$attempts)"
+    if ((attempt < attempts)); then sleep $((attempt * step)); fi
+  done
+  return 1
+}
+
 docker() { "$CT_DOCKER" "$@"; }
 
 # ---------------------------------------------------------------------------------------------
@@ -128,7 +140,7 @@ terminated=0
 seats_ready=0
 
 publish_state() {
-  local state=$1 error_text=${2-} payload data token attempt
+  local state=$1 error_text=${2-} payload data
   payload="{\"workshopId\":$(json_str "$workshop_id"),\"vmName\":$(json_str "$vm_name")"
   payload+=",\"state\":$(json_str "$state"),\"externalIp\":$(json_str "$external_ip")"
   payload+=",\"internalIp\":$(json_str "$internal_ip"),\"httpPort\":$((CT_HTTP_PORT))"
@@ -138,20 +150,21 @@ publish_state() {
   fi
   payload+='}'
   data=$(printf '%s' "$payload" | base64 -w0)
-  for ((attempt = 1; attempt <= CT_PUBLISH_ATTEMPTS; attempt++)); do
-    # The bearer token goes in through a curl config on a pipe, never on the command line.
-    if token=$(access_token) &&
-      printf '{"messages":[{"data":"%s"}]}' "$data" |
-      curl -fsS --max-time 15 -X POST -H 'Content-Type: application/json' \
-        -K <(printf 'header = "Authorization: Bearer %s"\n' "$token") \
-        --data-binary @- "$CT_PUBSUB_URL/v1/$ready_topic:publish" >/dev/null; then
-      log "published vm.ready: state=$state seatsReady=$seats_ready"
-      return 0
-    fi
-    log "publishing vm.ready failed (attempt $attempt/$CT_PUBLISH_ATTEMPTS)"
-    if ((attempt < CT_PUBLISH_ATTEMPTS)); then sleep $((attempt * 2)); fi
-  done
+  if retry "$CT_PUBLISH_ATTEMPTS" 2 "publishing vm.ready" publish_once "$data"; then
+    log "published vm.ready: state=$state seatsReady=$seats_ready"
+    return 0
+  fi
   return 1
+}
+
+publish_once() {
+  local token
+  # The bearer token goes in through a curl config on a pipe, never on the command line.
+  token=$(access_token) &&
+    printf '{"messages":[{"data":"%s"}]}' "$1" |
+    curl -fsS --max-time 15 -X POST -H 'Content-Type: application/json' \
+      -K <(printf 'header = "Authorization: Bearer %s"\n' "$token") \
+      --data-binary @- "$CT_PUBSUB_URL/v1/$ready_topic:publish" >/dev/null
 }
 
 on_exit() {
@@ -237,17 +250,9 @@ if [[ -n $registry ]]; then
   log "docker authenticates to $registry"
 fi
 
+pull_quietly() { docker pull "$1" >/dev/null; }
 pull_image() {
-  local image=$1 attempt
-  for ((attempt = 1; attempt <= CT_PULL_ATTEMPTS; attempt++)); do
-    if docker pull "$image" >/dev/null; then
-      log "pulled $image"
-      return 0
-    fi
-    log "pulling $image failed (attempt $attempt/$CT_PULL_ATTEMPTS)"
-    if ((attempt < CT_PULL_ATTEMPTS)); then sleep $((attempt * 3)); fi
-  done
-  return 1
+  retry "$CT_PULL_ATTEMPTS" 3 "pulling $1" pull_quietly "$1" && log "pulled $1"
 }
 
 # Pull in parallel: the images are large and independent.
