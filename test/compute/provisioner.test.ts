@@ -444,7 +444,7 @@ test('a 503 is transient, and the retry with the same requestId succeeds', async
 });
 
 test('an operation that never finishes times out as transient TIMEOUT', async (t) => {
-  const s = await stack(t, { operationTimeoutMs: 300, waitTimeoutMs: 100 });
+  const s = await stack(t, { operationTimeoutMs: 1_500, waitTimeoutMs: 100 });
   s.standin.injectFault({ op: 'insert', kind: 'never-done' });
   const err = await rejection(t, s.compute.insert(spec('ct-slow-0'), randomUUID()));
   t.is(err.kind, 'transient');
@@ -472,8 +472,10 @@ test('a wait longer than operationTimeoutMs is cut off on the client side', asyn
 });
 
 test('delete faults: 503 and quota are reported, never-done times out, then delete succeeds', async (t) => {
-  const s = await stack(t, { operationTimeoutMs: 300, waitTimeoutMs: 100 });
-  await s.compute.insert(spec('ct-delf-0'), randomUUID());
+  // A short operation deadline for the faults; the setup insert uses the default one, so a
+  // loaded machine cannot time it out.
+  const s = await stack(t, { operationTimeoutMs: 1_500, waitTimeoutMs: 100 });
+  await s.cleaner.insert(spec('ct-delf-0'), randomUUID());
 
   s.standin.injectFault({ op: 'delete', kind: 'http503' });
   t.is((await rejection(t, s.compute.delete('ct-delf-0'))).code, 'HTTP_503');

@@ -402,7 +402,7 @@ test('operation errors use operation.error.errors[{code, message}]', async (t) =
 test('deleting during provisioning finishes the insert without booting', async (t) => {
   let boots = 0;
   const s = await standin(t, {
-    stepMs: 300,
+    stepMs: 2_000, // wide enough that the delete lands while it provisions, even on a loaded machine
     onBoot: async () => {
       boots++;
       return { stop: async () => undefined };
