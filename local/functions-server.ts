@@ -12,6 +12,9 @@ export const TOPIC_FUNCTIONS: Record<Topic, string> = {
   [TOPICS.workshopSweep]: 'sweep',
 };
 
+/** How long close() lets running handlers finish. */
+const DRAIN_MS = 10_000;
+
 export interface FunctionsServer {
   url: string;
   port: number;
@@ -33,7 +36,13 @@ export async function startFunctionsServer(port = 0): Promise<FunctionsServer> {
     }
     return server;
   };
+  let inFlight = 0;
+  let drained: (() => void) | undefined;
   const front = http.createServer((req, res) => {
+    inFlight++;
+    res.once('close', () => {
+      if (--inFlight === 0) drained?.();
+    });
     const path = (req.url ?? '/').split('?')[0]!;
     const topic = /^\/projects\/[^/]+\/topics\/([^/]+)$/.exec(path)?.[1];
     let target: string | undefined;
@@ -60,10 +69,20 @@ export async function startFunctionsServer(port = 0): Promise<FunctionsServer> {
   return {
     url: `http://127.0.0.1:${actual}`,
     port: actual,
-    close: () =>
-      new Promise<void>((resolve) => {
-        front.closeAllConnections();
-        front.close(() => resolve());
-      }),
+    // Stop taking requests, let the handlers running finish (bounded), then drop the
+    // connections: the clients they use are closed right after, and a handler cut off
+    // half-way would only log errors about them.
+    close: async () => {
+      const closed = new Promise<void>((resolve) => front.close(() => resolve()));
+      front.closeIdleConnections();
+      if (inFlight > 0) {
+        const idle = new Promise<void>((resolve) => (drained = resolve));
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([idle, new Promise((r) => (timer = setTimeout(r, DRAIN_MS)))]);
+        clearTimeout(timer);
+      }
+      front.closeAllConnections();
+      await closed;
+    },
   };
 }

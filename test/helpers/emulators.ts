@@ -68,6 +68,18 @@ export function emulators(): Promise<EmulatorEnv> {
   return started;
 }
 
+const cleanups: Array<() => Promise<void>> = [];
+
+/**
+ * Runs `cleanup` after the file's tests but before its emulators stop. This helper's hook is
+ * declared before any test file's own, so ava runs it first: work still in flight (a retried push
+ * delivery, say) must not see its emulator vanish.
+ */
+export function beforeEmulatorsStop(cleanup: () => Promise<void>): void {
+  cleanups.push(cleanup);
+}
+
 test.after.always(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
   await Promise.all(owned.map((e) => e.stop()));
 });

@@ -5,7 +5,7 @@ import { startLocalStack, type LocalStack } from '../../local/stack.ts';
 import { services, type Services } from '../../shared/services.ts';
 import type { Topic } from '../../shared/topics.ts';
 import type { VmReadyEvent } from '../../shared/schemas.ts';
-import { emulators } from './emulators.ts';
+import { beforeEmulatorsStop, emulators } from './emulators.ts';
 
 export interface ApiResponse<T = any> {
   status: number;
@@ -39,6 +39,7 @@ export interface TestStack {
   untilStatus(id: string, status: string): Promise<any>;
   /** The `vm.ready` reports the workshop's VMs would publish, from what they were given. */
   readyReports(id: string): Promise<VmReadyEvent[]>;
+  /** Stops the stack (idempotent); also done for the file before its emulators stop. */
   close(): Promise<void>;
 }
 
@@ -63,6 +64,13 @@ export async function startTestStack(opts: { boot?: boolean } = {}): Promise<Tes
   const { functions, standin } = local;
   const pubsub = new PubSub({ projectId: env.projectId });
   const s = services();
+  let closing: Promise<void> | undefined;
+  const close = () =>
+    (closing ??= (async () => {
+      await pubsub.close();
+      await local.stop();
+    })());
+  beforeEmulatorsStop(close);
 
   const api: TestStack['api'] = async (method, path, body, headers = {}) => {
     const init: RequestInit = { method, headers: { ...headers } };
@@ -136,10 +144,7 @@ export async function startTestStack(opts: { boot?: boolean } = {}): Promise<Tes
     async publish(topic, payload) {
       await pubsub.topic(topic).publishMessage({ json: payload });
     },
-    async close() {
-      await pubsub.close();
-      await local.stop();
-    },
+    close,
   };
 }
 

@@ -12,9 +12,6 @@ test.before(async () => {
   workshopId = ws.id;
   joinCode = ws.joinCode;
 });
-test.after.always(async () => {
-  await stack?.close();
-});
 
 interface Case {
   title: string;

@@ -13,9 +13,6 @@ test.before(async () => {
   stack = await startTestStack();
 });
 test.afterEach.always(() => sinon.restore());
-test.after.always(async () => {
-  await stack?.close();
-});
 
 /** Holds every Compute insert until `release()`, to put events out of order on purpose. */
 function holdInserts() {

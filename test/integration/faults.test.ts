@@ -16,9 +16,6 @@ test.afterEach.always(() => {
   sinon.restore();
   stack.standin.clearFaults();
 });
-test.after.always(async () => {
-  await stack?.close();
-});
 
 async function createAndStart(seats: number) {
   const ws = (await stack.api('POST', '/workshops', { name: 'Faults', seats })).body;

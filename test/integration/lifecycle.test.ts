@@ -21,9 +21,6 @@ test.before(async () => {
   }
   stack = await startTestStack();
 });
-test.after.always(async () => {
-  await stack?.close();
-});
 
 /** What a VM's startup script would publish, using what its metadata gave it. */
 function readyReport(instance: { name: string; metadata: Record<string, string> }, n: number) {

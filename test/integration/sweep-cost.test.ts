@@ -22,10 +22,7 @@ let stack: TestStack;
 test.before(async () => {
   stack = await startTestStack();
 });
-test.after.always(async () => {
-  sinon.restore();
-  await stack?.close();
-});
+test.after.always(() => sinon.restore());
 
 function record(id: string, status: WorkshopRecord['status'], expiresAt: string): WorkshopRecord {
   const vmPlan = planVms(3);

@@ -10,9 +10,6 @@ test.before(async () => {
   stack = await startTestStack();
 });
 test.afterEach.always(() => sinon.restore());
-test.after.always(async () => {
-  await stack?.close();
-});
 
 const minutesAfter = (iso: string, minutes: number) => new Date(Date.parse(iso) + minutes * 60_000);
 const runSweep = async () => {
