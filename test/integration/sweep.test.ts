@@ -17,8 +17,9 @@ const runSweep = async () => {
   if (status !== 204) throw new Error(`sweep answered ${status}`);
 };
 
-async function readyWorkshop(seats: number) {
-  const ws = (await stack.api('POST', '/workshops', { name: 'Sweep', seats })).body;
+async function readyWorkshop(seats: number, durationMinutes?: number) {
+  const ws = (await stack.api('POST', '/workshops', { name: 'Sweep', seats, durationMinutes }))
+    .body;
   await stack.api('POST', `/workshops/${ws.id}/start`);
   await eventually('instances', () => stack.instancesOf(ws.id).length === Math.ceil(seats / 20));
   for (const report of await stack.readyReports(ws.id)) await stack.push(TOPICS.vmReady, report);
@@ -231,4 +232,52 @@ test.serial('extend moves the end later, capped at the maximum duration', async 
   const late = await stack.api('POST', `/workshops/${ws.id}/extend`, { minutes: 10 });
   t.is(late.status, 409);
   t.is(late.body.error.code, 'INVALID_STATE');
+});
+
+test.serial('workshop.sweep twice, concurrently: the same outcome as one sweep', async (t) => {
+  const due = await readyWorkshop(3, 30);
+  const live = await readyWorkshop(3, 240);
+  const lost = `ct-${live.id}-0`;
+  await stack.services.compute.delete(lost);
+  const leak = 'ct-zzzzzzzzzzleakedvm-0';
+  await stack.services.compute.insert(
+    {
+      name: leak,
+      machineType: 'e2-standard-4',
+      labels: { app: 'clarateach', workshop: 'zzzzzzzzzzleakedvm' },
+      metadata: {},
+      spot: false,
+    },
+    crypto.randomUUID(),
+  );
+  const inserts = sinon.spy(stack.services.compute, 'insert');
+  sinon.stub(stack.services, 'now').returns(minutesAfter(due.expiresAt, 1));
+
+  // Both deliveries succeed (runSweep fails on anything but 204).
+  await Promise.all([runSweep(), runSweep()]);
+
+  t.is((await stack.untilStatus(due.id, 'ended')).endReason, 'ttl');
+  const replacement = await eventually('replacement running', () =>
+    stack.standin.instances().find((i) => i.name === lost && i.status === 'RUNNING'),
+  );
+  const w = await stack.workshop(live.id);
+  t.is(w.status, 'ready');
+  t.is(w.error.code, 'VM_LOST');
+  const requestIds = new Set(
+    inserts
+      .getCalls()
+      .filter((c) => c.args[0].name === lost)
+      .map((c) => c.args[1]),
+  );
+  t.deepEqual([...requestIds], [replacement.requestId], 'one replacement, one request');
+  t.deepEqual(
+    stack.standin.instances().map((i) => i.name),
+    [lost],
+    'the due class and the leak are gone; the replacement is the only VM',
+  );
+
+  sinon.restore();
+  await stack.api('DELETE', `/workshops/${live.id}`);
+  await stack.untilStatus(live.id, 'ended');
+  t.deepEqual(stack.standin.instances(), []);
 });
