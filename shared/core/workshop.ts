@@ -51,6 +51,8 @@ export interface VmRecord {
   error: { code: string; message: string } | null;
   /** How many times the VM was replaced after it was lost; part of its insert requestId. */
   generation?: number;
+  /** When its (latest) insert was done: a sweep that listed instances earlier must not call it lost. */
+  insertedAt?: string;
 }
 
 /** `workshops/{id}/private/secrets`: admin-only, never logged, dropped when the workshop ends. */

@@ -13,7 +13,9 @@ async function markBooting(s: Services, workshopId: string, vm: VmRecord): Promi
   const ref = s.store.vms(workshopId).doc(vm.name);
   await s.store.db.runTransaction(async (tx) => {
     const snap = await tx.get(ref);
-    if (snap.data()?.status === 'pending') tx.update(ref, { status: 'booting' });
+    if (snap.data()?.status === 'pending') {
+      tx.update(ref, { status: 'booting', insertedAt: s.now().toISOString() });
+    }
   });
 }
 

@@ -135,7 +135,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
       if (instance && !DOWN_STATES.has(instance.status)) continue;
       // A stopped VM keeps its name, which its replacement needs.
       if (instance) await s.compute.delete(name);
-      const outcome = await replaceLostVm(s, w.id, name, instance?.status ?? 'DELETED');
+      const outcome = await replaceLostVm(s, w.id, name, instance?.status ?? 'DELETED', now);
       report.documentsRead += 1;
       if (outcome === 'none') continue;
       if (outcome === 'replaced') report.lostVms.push(name);
@@ -150,13 +150,16 @@ export async function sweep(s: Services): Promise<SweepReport> {
 /**
  * Records a lost VM and queues its replacement (status pending, next generation). Returns
  * `replaced` when this call did so, `pending` when a replacement is queued but not yet inserted
- * (its start event may be lost), `none` when there is nothing to do.
+ * (its start event may be lost), `none` when there is nothing to do. `listedBefore` is a time
+ * before the instance list was read: a VM inserted since then (by a concurrent sweep's
+ * replacement) is simply not in that list, and is not lost.
  */
 async function replaceLostVm(
   s: Services,
   id: string,
   name: string,
   state: string,
+  listedBefore: string,
 ): Promise<'replaced' | 'pending' | 'none'> {
   const now = s.now().toISOString();
   return s.store.inTransaction(id, async (tx, workshop) => {
@@ -165,6 +168,7 @@ async function replaceLostVm(
     if (!workshop || workshop.status !== 'ready' || !vm) return 'none';
     if (vm.status === 'pending') return 'pending';
     if (vm.status !== 'ready' && vm.status !== 'booting') return 'none';
+    if (vm.insertedAt && vm.insertedAt >= listedBefore) return 'none';
     const error = {
       code: 'VM_LOST',
       message: `VM ${name} is ${state.toLowerCase()}; seats ${vm.firstSeat}-${vm.firstSeat + vm.seatCount - 1} are unavailable until its replacement is ready`,

@@ -281,3 +281,44 @@ test.serial('workshop.sweep twice, concurrently: the same outcome as one sweep',
   await stack.untilStatus(live.id, 'ended');
   t.deepEqual(stack.standin.instances(), []);
 });
+
+test.serial(
+  'a sweep that listed instances before a replacement landed does not replace it again',
+  async (t) => {
+    const ws = await readyWorkshop(3);
+    const name = `ct-${ws.id}-0`;
+    const compute = stack.services.compute;
+    await compute.delete(name);
+    // The first sweep reads the instance list (the VM is missing), then stalls until released.
+    const list = compute.list.bind(compute);
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const listed = sinon.stub(compute, 'list');
+    listed.onFirstCall().callsFake(async (labels) => {
+      const stale = await list(labels);
+      await gate;
+      return stale;
+    });
+    listed.callThrough();
+    const inserts = sinon.spy(compute, 'insert');
+    const slow = stack.push(TOPICS.workshopSweep, {});
+    await eventually('first sweep listed', () => listed.callCount >= 1);
+    // A second sweep replaces the VM meanwhile, and the replacement is inserted.
+    await runSweep();
+    await eventually('replacement booting', async () => {
+      const w = await stack.workshop(ws.id);
+      return w.vms[0].status === 'booting' && stack.instancesOf(ws.id).length === 1;
+    });
+    release();
+    t.is(await slow, 204);
+    const vm = (await stack.services.store.vms(ws.id).doc(name).get()).data()!;
+    t.is(vm.generation, 1, 'replaced once');
+    t.is(vm.status, 'booting');
+    t.is(new Set(inserts.getCalls().map((c) => c.args[1])).size, 1, 'one insert request');
+
+    sinon.restore();
+    await stack.api('DELETE', `/workshops/${ws.id}`);
+    await stack.untilStatus(ws.id, 'ended');
+    t.deepEqual(stack.instancesOf(ws.id), []);
+  },
+);
