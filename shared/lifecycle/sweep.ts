@@ -1,4 +1,6 @@
+import { FieldPath } from '@google-cloud/firestore';
 import { instanceName } from '../core/ids.ts';
+import { hashToken, newToken } from '../core/secrets.ts';
 import { APP_LABEL } from '../core/vm-spec.ts';
 import { mayHaveVms } from '../core/state.ts';
 import { addMinutes, type WorkshopRecord } from '../core/workshop.ts';
@@ -173,9 +175,13 @@ async function replaceLostVm(
       code: 'VM_LOST',
       message: `VM ${name} is ${state.toLowerCase()}; seats ${vm.firstSeat}-${vm.firstSeat + vm.seatCount - 1} are unavailable until its replacement is ready`,
     };
+    // A new ready token: a late report from the lost VM cannot pass for its replacement's.
+    const readyToken = newToken();
+    tx.update(s.store.secrets(id), new FieldPath('readyTokens', name), readyToken);
     tx.update(ref, {
       status: 'pending',
       generation: (vm.generation ?? 0) + 1,
+      readyTokenHash: hashToken(readyToken),
       externalIp: null,
       readyAt: null,
       error,
