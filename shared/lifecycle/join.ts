@@ -71,7 +71,15 @@ export async function joinWorkshop(
   };
   const respond = (seat: number, seatToken: string): JoinResult => {
     const vm = vms.find((v) => v.name === vmNameOf(seat));
-    if (!vm?.externalIp) throw new Error(`seat ${seat} of ${id} has no reachable VM`);
+    if (vm?.status !== 'ready' || !vm.externalIp) {
+      // Only a returning learner gets here: their seat's VM was lost and is being replaced.
+      throw new HttpError(
+        409,
+        'NOT_READY',
+        `seat ${seat} is moving to a new VM after its VM was lost; join again in a minute`,
+        { status: workshop.status, retryAfter: 30 },
+      );
+    }
     return {
       workshopId: id,
       seat,

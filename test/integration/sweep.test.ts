@@ -327,3 +327,52 @@ test.serial(
     t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
+
+test.serial(
+  'a learner whose VM was lost is told to wait, then gets the same seat back',
+  async (t) => {
+    const ws = await readyWorkshop(25);
+    const lost = `ct-${ws.id}-1`;
+    const joined = await Promise.all(
+      Array.from({ length: 25 }, (_, i) =>
+        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+      ),
+    );
+    const moved = joined.find((j) => j.body.seat >= 14)!.body;
+    const stayed = joined.find((j) => j.body.seat <= 13)!.body;
+    await stack.services.compute.delete(lost);
+    await runSweep();
+
+    const waiting = await stack.api('POST', '/join', {
+      code: ws.joinCode,
+      name: 'Back',
+      seatToken: moved.seatToken,
+    });
+    t.is(waiting.status, 409);
+    t.like(waiting.body.error, { code: 'NOT_READY', status: 'ready', retryAfter: 30 });
+    const other = await stack.api('POST', '/join', {
+      code: ws.joinCode,
+      name: 'Back',
+      seatToken: stayed.seatToken,
+    });
+    t.is(other.status, 200, 'learners on the other VM are not affected');
+    t.is(other.body.seat, stayed.seat);
+
+    await eventually('replacement inserted', () =>
+      stack.standin.instances().find((i) => i.name === lost),
+    );
+    const report = (await stack.readyReports(ws.id)).find((r) => r.vmName === lost)!;
+    t.is(await stack.push(TOPICS.vmReady, report), 204);
+    const back = await stack.api('POST', '/join', {
+      code: ws.joinCode,
+      name: 'Back',
+      seatToken: moved.seatToken,
+    });
+    t.is(back.status, 200);
+    t.is(back.body.seat, moved.seat);
+
+    await stack.api('DELETE', `/workshops/${ws.id}`);
+    await stack.untilStatus(ws.id, 'ended');
+    t.deepEqual(stack.instancesOf(ws.id), []);
+  },
+);
