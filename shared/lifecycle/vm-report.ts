@@ -36,8 +36,14 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
       if (report.state === 'failed') {
         tx.update(vmRef, { status: 'failed', error: failure });
         if (workshop.status === 'ready') {
-          // A running class keeps its other VMs; the instructor sees which one broke.
-          tx.update(s.store.workshop(workshopId), { error: failure, updatedAt: now });
+          // A running class keeps its other VMs; the instructor sees which one broke, and its
+          // seats (if it was serving them, say before a reboot) are no longer counted.
+          const lostSeats = vm.status === 'ready' ? vm.seatCount : 0;
+          tx.update(s.store.workshop(workshopId), {
+            error: failure,
+            seatsReady: Math.max(0, workshop.seatsReady - lostSeats),
+            updatedAt: now,
+          });
         }
         return 'vm-failed';
       }

@@ -184,3 +184,33 @@ test.serial(
     t.is((await stack.workshop(ws.id)).status, 'failed');
   },
 );
+
+test.serial(
+  'a VM of a ready class reporting failed, twice: the class goes on without its seats',
+  async (t) => {
+    const ws = await createAndStart(25);
+    await eventually('two instances', () => stack.instancesOf(ws.id).length === 2);
+    const [first, second] = await stack.readyReports(ws.id);
+    for (const report of [first!, second!]) await stack.push(TOPICS.vmReady, report);
+    t.is((await stack.untilStatus(ws.id, 'ready')).seatsReady, 25);
+    // Say it rebooted and its startup script failed this time.
+    const failed = { ...second!, state: 'failed' as const, error: 'seat-14: container exited' };
+    await Promise.all([stack.push(TOPICS.vmReady, failed), stack.push(TOPICS.vmReady, failed)]);
+    const w = await stack.workshop(ws.id);
+    t.is(w.status, 'ready');
+    t.is(w.seatsReady, 13);
+    t.is(w.error.code, 'VM_FAILED');
+    t.is(w.vms[1].status, 'failed');
+    const joins = await Promise.all(
+      Array.from({ length: 14 }, (_, i) =>
+        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+      ),
+    );
+    t.true(joins.filter((j) => j.status === 200).every((j) => j.body.seat <= 13));
+    t.is(joins.filter((j) => j.status === 409).length, 1);
+
+    await stack.api('DELETE', `/workshops/${ws.id}`);
+    await stack.untilStatus(ws.id, 'ended');
+    t.deepEqual(stack.instancesOf(ws.id), []);
+  },
+);
