@@ -317,6 +317,8 @@ export async function bootInstance(
     CT_DOCKER: dockerCommand,
     // No Artifact Registry locally: `true` accepts configure-docker and does nothing.
     CT_CREDENTIAL_HELPER: 'true',
+    // The host's firewall is not the local stack's to change.
+    CT_IPTABLES: '',
     CT_LOG: logPath,
     CT_STATE_DIR: vmDir,
     CT_HTTP_PORT: String(httpPort),

@@ -18,6 +18,8 @@
 #   CT_PUBSUB_URL         Pub/Sub REST endpoint (https://pubsub.googleapis.com)
 #   CT_DOCKER             docker executable
 #   CT_CREDENTIAL_HELPER  docker-credential-gcr executable
+#   CT_IPTABLES           iptables executable that opens Caddy's port; empty: leave the host
+#                         firewall alone (the local stack)
 #   CT_LOG                log file (also mirrored to stdout, i.e. the journal)
 #   CT_STATE_DIR          writable directory: HOME for docker auth, the rendered Caddyfile
 #   CT_HTTP_PORT          Caddy's port (80)
@@ -36,6 +38,7 @@ CT_METADATA_URL=${CT_METADATA_URL:-http://metadata.google.internal/computeMetada
 CT_PUBSUB_URL=${CT_PUBSUB_URL:-https://pubsub.googleapis.com}
 CT_DOCKER=${CT_DOCKER:-docker}
 CT_CREDENTIAL_HELPER=${CT_CREDENTIAL_HELPER:-docker-credential-gcr}
+CT_IPTABLES=${CT_IPTABLES-iptables}
 CT_LOG=${CT_LOG:-/var/log/clarateach-startup.log}
 CT_STATE_DIR=${CT_STATE_DIR:-/var/lib/clarateach}
 CT_HTTP_PORT=${CT_HTTP_PORT:-80}
@@ -191,11 +194,16 @@ workshop_id=$(attribute workshop-id)
 vm_name=$(attribute vm-name)
 ready_topic=$(attribute ready-topic)
 ready_token=$(attribute ready-token)
-internal_ip=$(metadata instance/network-interfaces/0/ip) || fail "no internal IP in metadata"
-# A VM without an external address has no access config: report an empty one.
-external_ip=$(metadata instance/network-interfaces/0/access-configs/0/external-ip 2>/dev/null || true)
+[[ -n $ready_token ]] || fail "metadata attribute 'ready-token' is empty"
+internal_ip=''
+external_ip=''
 # From here on, every failure is reported on vm.ready.
 can_report=1
+
+internal_ip=$(metadata instance/network-interfaces/0/ip) || fail "no internal IP in metadata"
+# Learners reach the seats, and Neko's WebRTC its NAT address, only through the external IP.
+external_ip=$(metadata instance/network-interfaces/0/access-configs/0/external-ip) || external_ip=''
+[[ -n $external_ip ]] || fail "no external IP in metadata (the VM needs an access config)"
 
 seat_first=$(attribute seat-first)
 seat_count=$(attribute seat-count)
@@ -307,26 +315,34 @@ ensure_container() {
 }
 
 labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
+# Bounds per container, so one learner's runaway process or fork bomb cannot take the VM (and
+# every other seat) down: each may use up to a seat's share of 85% of the memory.
+mem_kb=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB$/\1/p' /proc/meminfo)
+is_uint "$mem_kb" || fail "cannot read MemTotal from /proc/meminfo"
+seat_memory=$((mem_kb * 85 / 100 / seat_count / 1024))m
+limits=(--memory "$seat_memory" --pids-limit 2048)
 for ((i = 1; i <= seat_count; i++)); do
   seat=$(seat_of "$i")
   token=${token_of[$seat]}
   # Seat ports listen on loopback only: learners reach them through Caddy and its token check.
   ensure_container "${CT_NAME_PREFIX}seat-$seat" \
-    --restart unless-stopped --network "$network" "${labels[@]}" \
+    --restart unless-stopped --network "$network" "${labels[@]}" "${limits[@]}" \
     --label "clarateach.seat=$seat" --label clarateach.role=workspace \
     -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
     -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
     "$workspace_image"
-  # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp).
+  # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp),
+  # with the VM's external IP as its NAT address. Neko v3 reads NEKO_WEBRTC_*, v2 the shorter
+  # names: both are set, to the same values. Firefox needs more than docker's 64 MB of /dev/shm.
   mux=$(mux_port "$i")
-  nat=()
-  if [[ -n $external_ip ]]; then nat=(-e "NEKO_WEBRTC_NAT1TO1=$external_ip"); fi
   ensure_container "${CT_NAME_PREFIX}seat-$seat-browser" \
-    --restart unless-stopped --network "$network" "${labels[@]}" \
-    --label "clarateach.seat=$seat" --label clarateach.role=browser \
+    --restart unless-stopped --network "$network" "${labels[@]}" "${limits[@]}" \
+    --shm-size 2g --label "clarateach.seat=$seat" --label clarateach.role=browser \
     -p "127.0.0.1:$(seat_port "$i" 3):8080" -p "$mux:$mux/tcp" -p "$mux:$mux/udp" \
     -e "NEKO_PASSWORD=$token" -e "NEKO_PASSWORD_ADMIN=$token" \
-    -e "NEKO_WEBRTC_TCPMUX=$mux" -e "NEKO_WEBRTC_UDPMUX=$mux" "${nat[@]}" \
+    -e "NEKO_WEBRTC_TCPMUX=$mux" -e "NEKO_WEBRTC_UDPMUX=$mux" \
+    -e "NEKO_WEBRTC_NAT1TO1=$external_ip" -e "NEKO_TCPMUX=$mux" -e "NEKO_UDPMUX=$mux" \
+    -e "NEKO_NAT1TO1=$external_ip" \
     "$neko_image"
 done
 
@@ -378,6 +394,15 @@ render_caddyfile() {
 render_caddyfile >"$caddyfile.tmp"
 mv -f "$caddyfile.tmp" "$caddyfile"
 
+# COS's host firewall accepts only SSH; Caddy is on the host network, so its port is opened here.
+# iptables rules do not survive a reboot, and this runs at every boot.
+if [[ -n $CT_IPTABLES ]]; then
+  "$CT_IPTABLES" -w -C INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT 2>/dev/null ||
+    "$CT_IPTABLES" -w -A INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT ||
+    fail "could not open tcp/$CT_HTTP_PORT in the host firewall"
+  log "host firewall accepts tcp/$CT_HTTP_PORT"
+fi
+
 # Always recreated: a running Caddy would keep serving the previous Caddyfile.
 docker rm -f "$caddy_name" >/dev/null 2>&1 || true
 docker run -d --name "$caddy_name" --restart unless-stopped --network host "${labels[@]}" \
@@ -419,7 +444,14 @@ while :; do
   if [[ $health == OK ]] && ((${#pending[@]} == 0)); then break; fi
   if ((SECONDS >= deadline)); then
     [[ $health == OK ]] || log "caddy does not answer /health on port $CT_HTTP_PORT"
-    if ((${#pending[@]} > 0)); then log "seats not answering: ${pending[*]}"; fi
+    if ((${#pending[@]} > 0)); then
+      log "seats not answering: ${pending[*]}"
+      # What the first such seat's containers said last: usually why.
+      for name in "${CT_NAME_PREFIX}seat-${pending[0]}" "${CT_NAME_PREFIX}seat-${pending[0]}-browser"; do
+        log "last output of $name:"
+        docker logs --tail 5 "$name" 2>&1 | sed 's/^/  /' || true
+      done
+    fi
     fail "VM not healthy within ${CT_SEAT_WAIT}s ($seats_ready/$seat_count seats ready)"
   fi
   sleep 1

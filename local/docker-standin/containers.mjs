@@ -11,9 +11,10 @@ import { containerFile, dir, readJson, writeJson } from './state-dir.mjs';
  * @typedef {{
  *   id: string; name: string; image: string; cmd: string[]; env: string[];
  *   labels: Record<string, string>; ports: Port[]; binds: Bind[]; network: string;
- *   restart: string; created: string; status: 'created' | 'running' | 'exited';
- *   pids: number[]; exitCode: number;
+ *   restart: string; limits?: Limits; created: string;
+ *   status: 'created' | 'running' | 'exited'; pids: number[]; exitCode: number;
  * }} Container
+ * @typedef {{ memory: string | null; shmSize: string | null; pidsLimit: number | null }} Limits
  */
 
 /** Alive and really ours: the environment carries the container id (guards against pid reuse). */

@@ -5,15 +5,17 @@
 //
 //   info | pull IMAGE | network inspect|create|rm|ls NAME
 //   run -d --name N [-p [IP:]H:C[/proto]]… [-e K=V]… [-v H:C[:ro]]… [--label K=V]…
-//       [--network NET] [--restart POLICY] IMAGE [CMD…]
+//       [--network NET] [--restart POLICY] [-m SIZE] [--shm-size SIZE] [--pids-limit N]
+//       IMAGE [CMD…]
 //   start|stop N… | rm -f N… | ps [-a] [-q] [--no-trunc] [--filter K=V]… [--format T]
-//   inspect [--format T] N… | logs N
+//   inspect [--format T] N… | logs [--tail N] N
 //
 // Containers of a workspace or Neko image are a small node HTTP server (container.mjs) on every
 // published port, on 127.0.0.1 only. A caddy image (reference containing "caddy") runs the real
 // `caddy` with the bind-mounted paths of its command mapped to the host. An image reference
 // containing "broken" cannot start (exit 125, like a container whose entrypoint is missing), one
-// containing "unpullable" cannot be pulled.
+// containing "crashing" starts and exits soon after, one containing "unpullable" cannot be pulled.
+// Resource limits are validated and shown by inspect, not enforced.
 //
 // State lives in $CT_DOCKER_STATE (see state-dir.mjs). Processes are started in their own process
 // group (processes.mjs). The commands live in lifecycle.mjs (run, start, stop, rm), queries.mjs

@@ -29,10 +29,30 @@ export async function run(args) {
       '--network': 'network',
       '--net': 'network',
       '--restart': 'restart',
+      '-m': 'memory',
+      '--memory': 'memory',
+      '--shm-size': 'shmSize',
+      '--pids-limit': 'pidsLimit',
     },
     { '-d': 'detach', '--detach': 'detach' },
     true,
   );
+  // Limits are checked the way docker parses them, and recorded; they bound nothing here.
+  for (const [flag, value] of [
+    ['--memory', flags.memory?.at(-1)],
+    ['--shm-size', flags.shmSize?.at(-1)],
+  ]) {
+    if (value !== undefined && !/^\d+[bkmg]?$/i.test(value)) {
+      die(125, `invalid argument "${value}" for "${flag}" flag: invalid size: '${value}'`);
+    }
+  }
+  const pidsLimit = flags.pidsLimit?.at(-1);
+  if (pidsLimit !== undefined && !/^-?\d+$/.test(pidsLimit)) {
+    die(
+      125,
+      `invalid argument "${pidsLimit}" for "--pids-limit" flag: strconv.ParseInt: invalid syntax`,
+    );
+  }
   const [image, ...cmd] = positional;
   if (!image) die(125, `"docker run" requires at least 1 argument.`);
   if (!flags.detach) die(125, 'docker: the stand-in runs detached containers only (-d)');
@@ -68,6 +88,11 @@ export async function run(args) {
     binds: (flags.volume ?? []).map(parseBind),
     network,
     restart: flags.restart?.at(-1) ?? 'no',
+    limits: {
+      memory: flags.memory?.at(-1) ?? null,
+      shmSize: flags.shmSize?.at(-1) ?? null,
+      pidsLimit: pidsLimit === undefined ? null : Number(pidsLimit),
+    },
     created: new Date().toISOString(),
     status: 'created',
     pids: [],

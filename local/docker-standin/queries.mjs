@@ -92,11 +92,26 @@ export function inspect(args) {
 
 /** @param {string[]} args */
 export function logs(args) {
-  const { positional } = parseFlags(args, {}, { '-f': 'follow', '--follow': 'follow' }, false);
+  const { flags, positional } = parseFlags(
+    args,
+    { '-n': 'tail', '--tail': 'tail' },
+    { '-f': 'follow', '--follow': 'follow' },
+    false,
+  );
   const ref = positional[0] ?? die(1, '"docker logs" requires exactly 1 argument.');
   const c = existingContainer(ref);
   const file = logFile(c.name);
-  if (fs.existsSync(file)) process.stdout.write(fs.readFileSync(file));
+  if (!fs.existsSync(file)) return;
+  const tail = flags.tail?.at(-1) ?? 'all';
+  if (tail === 'all') {
+    process.stdout.write(fs.readFileSync(file));
+    return;
+  }
+  if (!/^\d+$/.test(tail)) die(1, `invalid value for "tail": ${tail}`);
+  const lines = fs.readFileSync(file, 'utf8').split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const kept = Number(tail) === 0 ? [] : lines.slice(-Number(tail));
+  if (kept.length) out(kept.join('\n'));
 }
 
 export function info() {

@@ -5,6 +5,14 @@ import { sha256 } from './state-dir.mjs';
 
 /** @typedef {import('./containers.mjs').Container} Container */
 
+/** A docker size ("512m", "2g", "100") in bytes, as inspect shows it; 0 when unset. */
+function bytes(/** @type {string | null | undefined} */ size) {
+  const m = /^(\d+)([bkmg]?)$/i.exec(size ?? '');
+  if (!m) return 0;
+  const unit = { '': 1, b: 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]?.toLowerCase() ?? ''] ?? 1;
+  return Number(m[1]) * unit;
+}
+
 /** The docker-inspect shape of a container (the fields anyone here reads). @param {Container} c */
 export function inspectShape(c) {
   const status = stateOf(c);
@@ -31,6 +39,9 @@ export function inspectShape(c) {
     HostConfig: {
       NetworkMode: c.network,
       RestartPolicy: { Name: c.restart },
+      Memory: bytes(c.limits?.memory),
+      ShmSize: bytes(c.limits?.shmSize),
+      PidsLimit: c.limits?.pidsLimit ?? null,
       PortBindings: bindings,
       Binds: c.binds.map((b) => `${b.host}:${b.container}${b.mode ? `:${b.mode}` : ''}`),
     },

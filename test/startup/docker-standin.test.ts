@@ -271,3 +271,63 @@ test('without CT_DOCKER_STATE it refuses to run', async (t) => {
     t.false(processAlive(pid!));
   },
 );
+
+test('limits are validated like docker and shown by inspect', async (t) => {
+  const { docker } = await standin(t);
+  const port = await freePort();
+  const ran = await docker(
+    'run',
+    '-d',
+    '--name',
+    'seat-5',
+    '--memory',
+    '512m',
+    '--shm-size=2g',
+    '--pids-limit',
+    '100',
+    '-p',
+    `${port}:3001`,
+    'ws:1',
+  );
+  t.is(ran.code, 0, ran.stderr);
+  const [shape] = JSON.parse((await docker('inspect', 'seat-5')).stdout) as Array<{
+    HostConfig: { Memory: number; ShmSize: number; PidsLimit: number | null };
+  }>;
+  t.deepEqual(
+    [shape?.HostConfig.Memory, shape?.HostConfig.ShmSize, shape?.HostConfig.PidsLimit],
+    [512 * 1024 ** 2, 2 * 1024 ** 3, 100],
+  );
+  for (const bad of [
+    ['--memory', 'lots'],
+    ['--shm-size', '2x'],
+    ['--pids-limit', 'many'],
+  ]) {
+    const res = await docker('run', '-d', '--name', 'seat-6', ...bad, 'ws:1');
+    t.is(res.code, 125, bad.join(' '));
+    t.regex(res.stderr, /invalid argument/);
+  }
+  t.is((await docker('ps', '-aq')).stdout.trim().split('\n').length, 1, 'no container made');
+});
+
+test('logs --tail shows the last lines; a "crashing" image exits after it started', async (t) => {
+  const { docker } = await standin(t);
+  const port = await freePort();
+  t.is(
+    (await docker('run', '-d', '--name', 'seat-7', '-p', `${port}:3001`, 'ws-crashing:1')).code,
+    0,
+  );
+  let state = '';
+  for (let i = 0; i < 100 && state !== 'exited'; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    state = (await docker('ps', '-a', '--format', '{{.State}}')).stdout.trim();
+  }
+  t.is(state, 'exited');
+  const all = await docker('logs', 'seat-7');
+  t.regex(all.stdout, /^seat-7: listening on .*\nfatal: the workspace crashed/);
+  t.deepEqual(await docker('logs', '--tail', '1', 'seat-7'), {
+    code: 0,
+    stdout: 'fatal: the workspace crashed (stand-in image)\n',
+    stderr: '',
+  });
+  t.is((await docker('logs', '--tail', 'x', 'seat-7')).code, 1);
+});

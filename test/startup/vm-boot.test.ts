@@ -2,7 +2,9 @@
 // Pub/Sub emulator: what a VM reports on vm.ready, and what its proxy lets through.
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { PubSub, type Message } from '@google-cloud/pubsub';
 import type { ExecutionContext } from 'ava';
 import { emulators, emulatorTest } from '../helpers/emulators.ts';
@@ -120,8 +122,15 @@ async function instanceFor(plan: Plan) {
 }
 
 /** Boots, and after the test stops the instance and checks that none of its processes is left. */
-async function boot(t: ExecutionContext, instance: Awaited<ReturnType<typeof instanceFor>>) {
-  const vm = await bootInstance(instance.instance, { pubsubEmulatorHost: instance.env.pubsubHost });
+async function boot(
+  t: ExecutionContext,
+  instance: Awaited<ReturnType<typeof instanceFor>>,
+  scriptEnv: Record<string, string> = {},
+) {
+  const vm = await bootInstance(instance.instance, {
+    pubsubEmulatorHost: instance.env.pubsubHost,
+    scriptEnv,
+  });
   t.teardown(() => vm.stop());
   return vm;
 }
@@ -175,6 +184,37 @@ async function assertSeatRouted(
     t.like(viaCookie.json, { container: `seat-${seat}${suffix}`, containerPort, path: '/ws/deep' });
     t.is(viaCookie.setCookie, null);
   }
+}
+
+/**
+ * An iptables that records its calls and keeps one rule set: `-C` succeeds once `-A` added the
+ * rule. `reset()` forgets the rules, as a reboot does.
+ */
+async function fakeIptables(t: ExecutionContext) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ct-iptables-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const command = path.join(dir, 'iptables');
+  const calls = path.join(dir, 'calls');
+  const rules = path.join(dir, 'rules');
+  writeFileSync(
+    command,
+    [
+      '#!/bin/bash',
+      `echo "$*" >>'${calls}'`,
+      'args="$*"; rule="${args/ -C / }"; rule="${rule/ -A / }"',
+      `case " $* " in`,
+      `*" -C "*) grep -qxF -- "$rule" '${rules}' 2>/dev/null ;;`,
+      `*" -A "*) echo "$rule" >>'${rules}' ;;`,
+      'esac',
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  return {
+    command,
+    calls: () => (existsSync(calls) ? readFileSync(calls, 'utf8').trim().split('\n') : []),
+    reset: () => rmSync(rules, { force: true }),
+  };
 }
 
 // --- tests --------------------------------------------------------------------------------------
@@ -241,9 +281,16 @@ vmTest(
     t.is((await get(vm, '/elsewhere')).status, 404);
 
     // Each browser has its own WebRTC mux port (tcp+udp) and is told the VM's external address.
-    const [browser] = JSON.parse((await vm.docker('inspect', 'seat-4-browser')).stdout) as Array<{
+    const [browser, workspace] = JSON.parse(
+      (await vm.docker('inspect', 'seat-4-browser', 'seat-4')).stdout,
+    ) as Array<{
       Config: { Env: string[]; Labels: Record<string, string> };
-      HostConfig: { PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>> };
+      HostConfig: {
+        PortBindings: Record<string, Array<{ HostIp: string; HostPort: string }>>;
+        Memory: number;
+        ShmSize: number;
+        PidsLimit: number | null;
+      };
     }>;
     const mux = String(vm.muxPortBase + 1);
     t.like(browser?.Config.Labels, { 'clarateach.seat': '4', 'clarateach.vm': plan.vmName });
@@ -251,11 +298,24 @@ vmTest(
     t.true(browser?.Config.Env.includes(`NEKO_WEBRTC_TCPMUX=${mux}`));
     t.true(browser?.Config.Env.includes(`NEKO_WEBRTC_UDPMUX=${mux}`));
     t.true(browser?.Config.Env.includes('NEKO_WEBRTC_NAT1TO1=203.0.113.10'));
+    // Neko v2 names too, with the same values.
+    t.true(browser?.Config.Env.includes('NEKO_NAT1TO1=203.0.113.10'));
+    t.true(browser?.Config.Env.includes(`NEKO_UDPMUX=${mux}`));
     t.deepEqual(browser?.HostConfig.PortBindings, {
       '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(vm.portBase + 13) }],
       [`${mux}/tcp`]: [{ HostIp: '', HostPort: mux }],
       [`${mux}/udp`]: [{ HostIp: '', HostPort: mux }],
     });
+
+    // Each container is bounded: a seat's share of memory, a process limit; Firefox gets 2 GB shm.
+    const memTotal = Number(
+      /^MemTotal:\s+(\d+) kB$/m.exec(readFileSync('/proc/meminfo', 'utf8'))![1],
+    );
+    const share = Math.floor((memTotal * 85) / 100 / 3 / 1024) * 1024 ** 2;
+    for (const c of [browser, workspace]) {
+      t.like(c?.HostConfig, { Memory: share, PidsLimit: 2048 });
+    }
+    t.is(browser?.HostConfig.ShmSize, 2 * 1024 ** 3);
 
     // The log names what happened and never a token.
     const log = readFileSync(vm.logPath, 'utf8');
@@ -272,7 +332,8 @@ vmTest(
     t.timeout(240_000);
     const plan = await instanceFor({ seatFirst: 1, seatCount: 2 });
     const messages = await readyMessages(t);
-    const vm = await boot(t, plan);
+    const firewall = await fakeIptables(t);
+    const vm = await boot(t, plan, { CT_IPTABLES: firewall.command });
 
     const containers = async () => {
       const out = await vm.docker(
@@ -296,6 +357,8 @@ vmTest(
     t.is(first?.state, 'ready');
     const boot1 = await containers();
     t.deepEqual(Object.keys(boot1).sort(), names);
+    const rule = `INPUT -p tcp --dport ${vm.httpPort} -j ACCEPT`;
+    t.deepEqual(firewall.calls(), [`-w -C ${rule}`, `-w -A ${rule}`], "Caddy's port opened");
 
     // A second run while everything still runs.
     await vm.reboot();
@@ -304,6 +367,7 @@ vmTest(
     t.is(await vm.exited(), 0);
     const boot2 = await containers();
     t.deepEqual(Object.keys(boot2).sort(), names, 'no duplicates, nothing missing');
+    t.deepEqual(firewall.calls().slice(2), [`-w -C ${rule}`], 'the rule is there: not added twice');
     for (const name of names) t.is(boot2[name]?.state, 'running');
     for (const name of names.filter((n) => n.startsWith('seat-'))) {
       t.is(boot2[name]?.id, boot1[name]?.id, `${name} is kept, learners keep their work`);
@@ -311,7 +375,9 @@ vmTest(
     t.not(boot2['clarateach-caddy']?.id, boot1['clarateach-caddy']?.id, 'Caddy is recreated');
     for (const [seat, token] of plan.tokens) await assertSeatRouted(t, vm, seat, token);
 
-    // A reboot proper: every container process died with the VM, the containers remain.
+    // A reboot proper: every container process died with the VM (and the iptables rules with
+    // it), the containers remain.
+    firewall.reset();
     await vm.reboot({ powerCycle: true });
     const [, , third] = await messages.forVm(plan.vmName, 3);
     t.like(third, { state: 'ready', seatsReady: 2 });
@@ -320,6 +386,7 @@ vmTest(
     for (const name of names) t.is(boot3[name]?.state, 'running');
     t.is(boot3['seat-2']?.id, boot1['seat-2']?.id);
     t.regex(readFileSync(vm.logPath, 'utf8'), /started existing seat-2\b/);
+    t.deepEqual(firewall.calls().slice(3), [`-w -C ${rule}`, `-w -A ${rule}`]);
     for (const [seat, token] of plan.tokens) await assertSeatRouted(t, vm, seat, token);
 
     await stopAndCheckNothingLeft(t, vm);
@@ -399,3 +466,41 @@ vmTest('metadata without a token for one of the seats is reported as failed', as
   t.deepEqual(await vm.docker('ps', '-aq'), { code: 0, stdout: '', stderr: '' }, 'no container');
   await stopAndCheckNothingLeft(t, vm);
 });
+
+vmTest('a VM without an external IP is reported as failed', async (t) => {
+  t.timeout(120_000);
+  const plan = await instanceFor({ seatFirst: 1, seatCount: 1 });
+  plan.instance.externalIp = '';
+  const messages = await readyMessages(t);
+  const vm = await boot(t, plan);
+
+  const [report] = await messages.forVm(plan.vmName);
+  t.like(report, { state: 'failed', externalIp: '', internalIp: '10.128.0.10', seatsReady: 0 });
+  t.regex(report?.error ?? '', /no external IP/);
+  t.deepEqual(await vm.docker('ps', '-aq'), { code: 0, stdout: '', stderr: '' }, 'no container');
+  await stopAndCheckNothingLeft(t, vm);
+});
+
+vmTest(
+  'a seat that starts and then crashes is reported with what its container said',
+  async (t) => {
+    t.timeout(120_000);
+    const plan = await instanceFor({
+      seatFirst: 2,
+      seatCount: 2,
+      workspaceImage: 'local/clarateach-workspace-crashing:1',
+    });
+    const messages = await readyMessages(t);
+    const vm = await boot(t, plan, { CT_SEAT_WAIT: '5' });
+
+    const [report] = await messages.forVm(plan.vmName);
+    t.like(report, { state: 'failed', seatsReady: 0 });
+    t.regex(report?.error ?? '', /seats not answering: 2 3/);
+    t.regex(
+      report?.error ?? '',
+      /last output of seat-2:\n(?: {2}.*\n)* {2}fatal: the workspace crashed/,
+    );
+    for (const token of plan.tokens.values()) t.false(report?.error?.includes(token));
+    await stopAndCheckNothingLeft(t, vm);
+  },
+);
