@@ -1,4 +1,4 @@
-import '../shared/body-errors.ts';
+import '../shared/framework-errors.ts';
 import * as ff from '@google-cloud/functions-framework';
 import { join } from './join.ts';
 import { onVmReady } from './on-vm-ready.ts';

@@ -12,6 +12,15 @@ export const TOPIC_FUNCTIONS: Record<Topic, string> = {
   [TOPICS.workshopSweep]: 'sweep',
 };
 
+/** A malformed escape names no topic (rather than throwing out of the request handler). */
+function safeDecode(component: string): string | undefined {
+  try {
+    return decodeURIComponent(component);
+  } catch {
+    return undefined;
+  }
+}
+
 /** How long close() lets running handlers finish. */
 const DRAIN_MS = 10_000;
 
@@ -46,7 +55,7 @@ export async function startFunctionsServer(port = 0): Promise<FunctionsServer> {
     const path = (req.url ?? '/').split('?')[0]!;
     const topic = /^\/projects\/[^/]+\/topics\/([^/]+)$/.exec(path)?.[1];
     let target: string | undefined;
-    if (topic) target = TOPIC_FUNCTIONS[decodeURIComponent(topic) as Topic];
+    if (topic) target = TOPIC_FUNCTIONS[safeDecode(topic) as Topic];
     else if (path === '/workshops' || path.startsWith('/workshops/')) target = 'workshops';
     else if (path === '/join' || path.startsWith('/join/')) target = 'join';
     else if (path === '/health') {

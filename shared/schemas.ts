@@ -9,6 +9,11 @@ import { WORKSHOP_ID_PATTERN } from './core/ids.ts';
 const ajv = new Ajv({ allErrors: false, strict: true });
 
 const NON_BLANK = '\\S';
+// Firestore refuses a string that is not well-formed UTF-16 (a lone surrogate, which a JSON
+// `\udfff` escape can carry), and the write would fail as a 5xx: free text must be valid Unicode.
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+ajv.addFormat('text', { type: 'string', validate: (value) => !LONE_SURROGATE.test(value) });
+
 const workshopId = { type: 'string', pattern: WORKSHOP_ID_PATTERN, maxLength: 32 } as const;
 
 export interface CreateWorkshopBody {
@@ -23,7 +28,7 @@ const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
   additionalProperties: false,
   required: ['name', 'seats'],
   properties: {
-    name: { type: 'string', minLength: 1, maxLength: 100, pattern: NON_BLANK },
+    name: { type: 'string', format: 'text', minLength: 1, maxLength: 100, pattern: NON_BLANK },
     seats: { type: 'integer', minimum: 1, maximum: 200 },
     durationMinutes: { type: 'integer', minimum: 15, maximum: 720, nullable: true },
     // An image reference: a name in the workshop registry (`python:3.12`) or a full path.
@@ -58,9 +63,9 @@ const joinSchema: JSONSchemaType<JoinBody> = {
   additionalProperties: false,
   required: ['code', 'name'],
   properties: {
-    code: { type: 'string', minLength: 1, maxLength: 32 },
-    name: { type: 'string', minLength: 1, maxLength: 60, pattern: NON_BLANK },
-    seatToken: { type: 'string', minLength: 1, maxLength: 128, nullable: true },
+    code: { type: 'string', format: 'text', minLength: 1, maxLength: 32 },
+    name: { type: 'string', format: 'text', minLength: 1, maxLength: 60, pattern: NON_BLANK },
+    seatToken: { type: 'string', format: 'text', minLength: 1, maxLength: 128, nullable: true },
   },
 };
 
@@ -105,14 +110,14 @@ const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
   required: ['workshopId', 'vmName', 'state', 'readyToken'],
   properties: {
     workshopId,
-    vmName: { type: 'string', minLength: 1, maxLength: 63 },
+    vmName: { type: 'string', format: 'text', minLength: 1, maxLength: 63 },
     state: { type: 'string', enum: ['ready', 'failed'] },
     externalIp: ip,
     internalIp: ip,
     httpPort: { type: 'integer', minimum: 1, maximum: 65535, nullable: true },
     seatsReady: { type: 'integer', minimum: 0, maximum: 200, nullable: true },
-    readyToken: { type: 'string', minLength: 1, maxLength: 128 },
-    error: { type: 'string', maxLength: 8000, nullable: true },
+    readyToken: { type: 'string', format: 'text', minLength: 1, maxLength: 128 },
+    error: { type: 'string', format: 'text', maxLength: 8000, nullable: true },
   },
 };
 
@@ -137,6 +142,9 @@ export function describeErrors(validate: ValidateFunction): string {
   }
   if (error.keyword === 'required') {
     return `${where} is missing ${String(error.params.missingProperty)}`;
+  }
+  if (error.keyword === 'format' && error.params.format === 'text') {
+    return `${where} must be valid Unicode text`;
   }
   if (error.keyword === 'pattern' && error.params.pattern === NON_BLANK) {
     return `${where} must not be blank`;
