@@ -259,8 +259,15 @@ if [[ -n $registry ]]; then
 fi
 
 pull_quietly() { docker pull "$1" >/dev/null; }
+# A registry hiccup at a reboot must not fail a class whose images are already on this VM.
 pull_image() {
-  retry "$CT_PULL_ATTEMPTS" 3 "pulling $1" pull_quietly "$1" && log "pulled $1"
+  if retry "$CT_PULL_ATTEMPTS" 3 "pulling $1" pull_quietly "$1"; then
+    log "pulled $1"
+  elif docker image inspect "$1" >/dev/null 2>&1; then
+    log "warning: could not pull $1; using the copy already on this VM"
+  else
+    return 1
+  fi
 }
 
 # Pull in parallel: the images are large and independent.

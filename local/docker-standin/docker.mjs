@@ -3,7 +3,7 @@
 // subset the VM startup script uses (plus what tests and local/vm-runner.ts need to look and
 // clean up), with docker's exit codes and error wording where a caller may depend on them:
 //
-//   info | pull IMAGE | network inspect|create|rm|ls NAME
+//   info | pull IMAGE | image inspect IMAGE… | network inspect|create|rm|ls NAME
 //   run -d --name N [-p [IP:]H:C[/proto]]… [-e K=V]… [-v H:C[:ro]]… [--label K=V]…
 //       [--network NET] [--restart POLICY] [-m SIZE] [--shm-size SIZE] [--pids-limit N]
 //       IMAGE [CMD…]
@@ -35,6 +35,7 @@ process.on('SIGINT', () => process.exit(130));
 const COMMANDS = new Map([
   ['info', async () => (await import('./queries.mjs')).info],
   ['pull', async () => (await import('./pull.mjs')).pull],
+  ['image', async () => (await import('./pull.mjs')).image],
   ['network', async () => (await import('./network.mjs')).network],
   ['run', async () => (await import('./lifecycle.mjs')).run],
   ['start', async () => (await import('./lifecycle.mjs')).start],

@@ -331,3 +331,17 @@ test('logs --tail shows the last lines; a "crashing" image exits after it starte
   });
   t.is((await docker('logs', '--tail', 'x', 'seat-7')).code, 1);
 });
+
+test('image inspect knows pulled images; a registry outage fails every pull', async (t) => {
+  const { state, docker } = await standin(t);
+  t.is((await docker('image', 'inspect', 'ws:1')).code, 1);
+  t.is((await docker('pull', 'ws:1')).code, 0);
+  const inspected = await docker('image', 'inspect', 'ws:1');
+  t.is(inspected.code, 0);
+  t.like(JSON.parse(inspected.stdout), [{ RepoTags: ['ws:1'] }]);
+  await writeFile(path.join(state, 'registry-offline'), '');
+  const offline = await docker('pull', 'ws:1');
+  t.is(offline.code, 1);
+  t.regex(offline.stderr, /no such host/);
+  t.is((await docker('image', 'inspect', 'ws:1')).code, 0, 'what was pulled stays');
+});

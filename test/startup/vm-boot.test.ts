@@ -378,6 +378,8 @@ vmTest(
     // A reboot proper: every container process died with the VM (and the iptables rules with
     // it), the containers remain.
     firewall.reset();
+    // And the registry is down meanwhile: the images on the VM do.
+    writeFileSync(path.join(vm.stateDir, 'docker', 'registry-offline'), '');
     await vm.reboot({ powerCycle: true });
     const [, , third] = await messages.forVm(plan.vmName, 3);
     t.like(third, { state: 'ready', seatsReady: 2 });
@@ -386,6 +388,7 @@ vmTest(
     for (const name of names) t.is(boot3[name]?.state, 'running');
     t.is(boot3['seat-2']?.id, boot1['seat-2']?.id);
     t.regex(readFileSync(vm.logPath, 'utf8'), /started existing seat-2\b/);
+    t.regex(readFileSync(vm.logPath, 'utf8'), /could not pull caddy:2; using the copy already/);
     t.deepEqual(firewall.calls().slice(3), [`-w -C ${rule}`, `-w -A ${rule}`]);
     for (const [seat, token] of plan.tokens) await assertSeatRouted(t, vm, seat, token);
 
