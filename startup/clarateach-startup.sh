@@ -25,7 +25,8 @@
 #   CT_HTTP_PORT          Caddy's port (80)
 #   CT_HTTP_BIND          address Caddy binds to (empty: all interfaces)
 #   CT_PORT_BASE          seat i uses PORT_BASE+10i+1..3 (3000)
-#   CT_MUX_PORT_BASE      seat i's WebRTC mux port is MUX_PORT_BASE+i (52000)
+#   CT_MUX_PORT_BASE      seat i's WebRTC mux port is MUX_PORT_BASE+i (30000: below the
+#                         ephemeral port range, so no outgoing connection holds one)
 #   CT_NAME_PREFIX        prefix for container and network names (empty on a real VM)
 #   CT_DOCKER_WAIT, CT_SEAT_WAIT  seconds to wait for Docker / for every seat and Caddy
 #   CT_METADATA_RETRIES, CT_PULL_ATTEMPTS, CT_PUBLISH_ATTEMPTS  bounded retries
@@ -44,7 +45,7 @@ CT_STATE_DIR=${CT_STATE_DIR:-/var/lib/clarateach}
 CT_HTTP_PORT=${CT_HTTP_PORT:-80}
 CT_HTTP_BIND=${CT_HTTP_BIND:-}
 CT_PORT_BASE=${CT_PORT_BASE:-3000}
-CT_MUX_PORT_BASE=${CT_MUX_PORT_BASE:-52000}
+CT_MUX_PORT_BASE=${CT_MUX_PORT_BASE:-30000}
 CT_NAME_PREFIX=${CT_NAME_PREFIX:-}
 CT_DOCKER_WAIT=${CT_DOCKER_WAIT:-120}
 CT_SEAT_WAIT=${CT_SEAT_WAIT:-180}
