@@ -387,6 +387,8 @@ render_caddyfile() {
     printf '\t\t@seat%s_query expression `{query.t} == "%s"`\n' "$seat" "$token"
     printf '\t\theader @seat%s_query Set-Cookie "ct_seat_%s=%s; Path=/vm/%s; HttpOnly; SameSite=Lax"\n' \
       "$seat" "$seat" "$token" "$seat"
+    # The URL carries the token: never let a Referer take it to another site.
+    printf '\t\theader Referrer-Policy strict-origin\n'
     port=1
     for kind in terminal files browser; do
       printf '\t\thandle_path /vm/%s/%s* {\n\t\t\treverse_proxy 127.0.0.1:%s\n\t\t}\n' \

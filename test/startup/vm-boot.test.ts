@@ -158,7 +158,13 @@ async function get(vm: BootedInstance, pathAndQuery: string, cookie?: string) {
   } catch {
     json = undefined;
   }
-  return { status: res.status, text, json, setCookie: res.headers.get('set-cookie') };
+  return {
+    status: res.status,
+    text,
+    json,
+    setCookie: res.headers.get('set-cookie'),
+    referrerPolicy: res.headers.get('referrer-policy'),
+  };
 }
 
 const KINDS = [
@@ -178,6 +184,11 @@ async function assertSeatRouted(
     t.is(viaQuery.status, 200, `seat ${seat} ${kind} with ?t`);
     t.like(viaQuery.json, { container: `seat-${seat}${suffix}`, containerPort, path: '/' });
     t.is(viaQuery.setCookie, `ct_seat_${seat}=${token}; Path=/vm/${seat}; HttpOnly; SameSite=Lax`);
+    t.is(
+      viaQuery.referrerPolicy,
+      'strict-origin',
+      'the token in the URL never leaves as a Referer',
+    );
 
     const viaCookie = await get(vm, `/vm/${seat}/${kind}/ws/deep?x=1`, `ct_seat_${seat}=${token}`);
     t.is(viaCookie.status, 200, `seat ${seat} ${kind} with the cookie`);
