@@ -2,14 +2,13 @@
 // The process behind one stand-in container of a workspace or Neko image: it listens on each
 // published host port on 127.0.0.1 (TCP as HTTP, UDP as a bound socket) and answers every HTTP
 // request with 200 and a short JSON naming the container and the container port, so a test can
-// tell which seat answered. An image whose reference contains "crashing" exits soon after it
-// started. Started by docker.mjs with the spec in CT_STANDIN_SPEC.
+// tell which seat answered. An image whose reference contains "crashing" exits as soon as it
+// started, serving nothing. Started by docker.mjs with the spec in CT_STANDIN_SPEC.
 import dgram from 'node:dgram';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import process from 'node:process';
-import { setTimeout } from 'node:timers';
 import { URL } from 'node:url';
 
 /** @typedef {{ host: number; container: number; proto: 'tcp' | 'udp' }} PortSpec */
@@ -73,18 +72,18 @@ process.on('SIGTERM', shutdown);
 process.on('SIGINT', shutdown);
 
 try {
-  await Promise.all(spec.ports.map(listen));
-  process.stdout.write(
-    `${spec.name}: listening on ${spec.ports.map((p) => `${p.host}/${p.proto}`).join(', ') || 'nothing'}\n`,
-  );
-  if (process.send) process.send({ ready: true });
-  // An image whose reference contains "crashing" starts, then dies, as a broken app would.
+  // An image whose reference contains "crashing" starts (docker run succeeds) and its app dies
+  // at once, before it serves anything, as a broken app would.
   if (spec.image.includes('crashing')) {
-    setTimeout(() => {
-      process.stdout.write('fatal: the workspace crashed (stand-in image)\n', () =>
-        process.exit(2),
-      );
-    }, 300);
+    process.stdout.write(`${spec.name}: starting\nfatal: the workspace crashed (stand-in image)\n`);
+    if (process.send) process.send({ ready: true }, () => process.exit(2));
+    else process.exit(2);
+  } else {
+    await Promise.all(spec.ports.map(listen));
+    process.stdout.write(
+      `${spec.name}: listening on ${spec.ports.map((p) => `${p.host}/${p.proto}`).join(', ') || 'nothing'}\n`,
+    );
+    if (process.send) process.send({ ready: true });
   }
 } catch (error) {
   const err = /** @type {NodeJS.ErrnoException & { port?: number }} */ (error);

@@ -323,7 +323,7 @@ test('logs --tail shows the last lines; a "crashing" image exits after it starte
   }
   t.is(state, 'exited');
   const all = await docker('logs', 'seat-7');
-  t.regex(all.stdout, /^seat-7: listening on .*\nfatal: the workspace crashed/);
+  t.regex(all.stdout, /^seat-7: starting\nfatal: the workspace crashed/);
   t.deepEqual(await docker('logs', '--tail', '1', 'seat-7'), {
     code: 0,
     stdout: 'fatal: the workspace crashed (stand-in image)\n',
