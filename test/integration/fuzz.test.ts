@@ -691,3 +691,20 @@ test.serial('nothing polluted Object.prototype', (t) => {
   const probe: Record<string, unknown> = {};
   for (const key of POLLUTION_KEYS) t.is(probe[key], undefined, key);
 });
+
+test.serial('ending every workshop afterwards leaves no instance behind', async (t) => {
+  const store = stack.services.store;
+  const workshops = (await store.workshops().get()).docs.map((d) => d.data());
+  for (const w of workshops) {
+    const res = await stack.api('DELETE', `/workshops/${w.id}`, undefined, {
+      'x-clarateach-user': w.ownerId,
+    });
+    t.is(res.status, 202, `${w.id}: ${res.text.slice(0, 200)}`);
+  }
+  await eventually('every workshop over', async () => {
+    const live = await store.workshops().where('status', 'not-in', ['ended', 'failed']).get();
+    return live.empty;
+  });
+  await eventually('no instance left', () => stack.standin.instances().length === 0);
+  t.deepEqual(stack.standin.instances(), []);
+});
