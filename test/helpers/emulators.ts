@@ -80,6 +80,8 @@ export function beforeEmulatorsStop(cleanup: () => Promise<void>): void {
 }
 
 test.after.always(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
+  const failures: unknown[] = [];
+  for (const cleanup of cleanups.reverse()) await cleanup().catch((e: unknown) => failures.push(e));
   await Promise.all(owned.map((e) => e.stop()));
+  if (failures.length > 0) throw failures[0];
 });

@@ -39,7 +39,10 @@ export interface TestStack {
   untilStatus(id: string, status: string): Promise<any>;
   /** The `vm.ready` reports the workshop's VMs would publish, from what they were given. */
   readyReports(id: string): Promise<VmReadyEvent[]>;
-  /** Stops the stack (idempotent); also done for the file before its emulators stop. */
+  /**
+   * Stops the stack (idempotent; also done for the file before its emulators stop). Fails when
+   * the Compute stand-in still holds an instance: a VM the tests leave running is a leak.
+   */
   close(): Promise<void>;
 }
 
@@ -67,8 +70,17 @@ export async function startTestStack(opts: { boot?: boolean } = {}): Promise<Tes
   let closing: Promise<void> | undefined;
   const close = () =>
     (closing ??= (async () => {
-      await pubsub.close();
-      await local.stop();
+      try {
+        // No VM outlives its class: every file must leave the stand-in empty (teardowns still
+        // in flight get a moment to finish).
+        await eventually('no instance left', () => standin.instances().length === 0).catch(() => {
+          const names = standin.instances().map((i) => i.name);
+          throw new Error(`the tests left instances in the Compute stand-in: ${names.join(', ')}`);
+        });
+      } finally {
+        await pubsub.close();
+        await local.stop();
+      }
     })());
   beforeEmulatorsStop(close);
 

@@ -111,4 +111,5 @@ test('every query the system runs has the index production Firestore needs', asy
   t.true(list.filter((s) => !covered(s, [])).length >= 3);
   sinon.restore();
   await stack.api('DELETE', `/workshops/${ws.id}`);
+  await stack.untilStatus(ws.id, 'ended');
 });

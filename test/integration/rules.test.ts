@@ -28,6 +28,11 @@ test.before(async () => {
   await stack.api('POST', `/workshops/${workshop.id}/start`);
 });
 
+test.after(async () => {
+  await stack.api('DELETE', `/workshops/${workshop.id}`);
+  await stack.untilStatus(workshop.id, 'ended');
+});
+
 /** An ID token as the emulator accepts it (unsigned), for a signed-in end user. */
 function idToken(uid: string): string {
   const enc = (o: object) => Buffer.from(JSON.stringify(o)).toString('base64url');
