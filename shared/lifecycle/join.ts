@@ -71,6 +71,12 @@ export async function joinWorkshop(
   };
   const respond = (seat: number, seatToken: string): JoinResult => {
     const vm = vms.find((v) => v.name === vmNameOf(seat));
+    if (vm?.status === 'failed') {
+      // Only a returning learner gets here: their seat's VM broke (the instructor sees it).
+      throw new HttpError(409, 'NOT_READY', `the VM of seat ${seat} failed; ask the instructor`, {
+        status: workshop.status,
+      });
+    }
     if (vm?.status !== 'ready' || !vm.externalIp) {
       // Only a returning learner gets here: their seat's VM was lost and is being replaced.
       throw new HttpError(

@@ -193,6 +193,15 @@ test.serial(
     const [first, second] = await stack.readyReports(ws.id);
     for (const report of [first!, second!]) await stack.push(TOPICS.vmReady, report);
     t.is((await stack.untilStatus(ws.id, 'ready')).seatsReady, 25);
+    // Someone already sits on the VM that will break (seats are handed out in random order).
+    let early = { seat: 0, seatToken: '' };
+    let lowTaken = 0;
+    while (lowTaken <= 13) {
+      early = (await stack.api('POST', '/join', { code: ws.joinCode, name: 'Early' })).body;
+      if (!(early.seat <= 13)) break;
+      lowTaken++;
+    }
+    t.true(early.seat > 13, 'a learner sits on the second VM');
     // Say it rebooted and its startup script failed this time.
     const failed = { ...second!, state: 'failed' as const, error: 'seat-14: container exited' };
     await Promise.all([stack.push(TOPICS.vmReady, failed), stack.push(TOPICS.vmReady, failed)]);
@@ -202,12 +211,21 @@ test.serial(
     t.is(w.error.code, 'VM_FAILED');
     t.is(w.vms[1].status, 'failed');
     const joins = await Promise.all(
-      Array.from({ length: 14 }, (_, i) =>
+      Array.from({ length: 14 - lowTaken }, (_, i) =>
         stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
       ),
     );
     t.true(joins.filter((j) => j.status === 200).every((j) => j.body.seat <= 13));
     t.is(joins.filter((j) => j.status === 409).length, 1);
+    // The learner on it is told, not sent to a VM that does not serve them.
+    const back = await stack.api('POST', '/join', {
+      code: ws.joinCode,
+      name: 'Early',
+      seatToken: early.seatToken,
+    });
+    t.is(back.status, 409);
+    t.like(back.body.error, { code: 'NOT_READY', status: 'ready' });
+    t.regex(back.body.error.message, /failed; ask the instructor/);
 
     await stack.api('DELETE', `/workshops/${ws.id}`);
     await stack.untilStatus(ws.id, 'ended');
