@@ -453,11 +453,7 @@ vmTest('an image that cannot be pulled is reported as failed', async (t) => {
     nekoImage: 'local/unpullable-neko:1',
   });
   const messages = await readyMessages(t);
-  const vm = await bootInstance(plan.instance, {
-    pubsubEmulatorHost: plan.env.pubsubHost,
-    scriptEnv: { CT_PULL_ATTEMPTS: '1' },
-  });
-  t.teardown(() => vm.stop());
+  const vm = await boot(t, plan, { CT_PULL_ATTEMPTS: '1' });
 
   const [report] = await messages.forVm(plan.vmName);
   t.is(report?.state, 'failed');
