@@ -8,6 +8,7 @@
 # GCP_REGISTRY (the images' Artifact Registry path; default: that repository), GCP_USE_SPOT (false),
 # NETWORK (default): the VPC network the workshop VMs and their firewall rules live in. It must
 # already exist; the script checks and stops if it does not (new projects may have no `default`).
+# IAM_RETRY_SECONDS (5): the pause step between retries of a binding IAM cannot resolve yet.
 #
 # Needs: gcloud (authenticated as a project owner), curl, node/npm. Never configures AUTH_MODE=dev:
 # the functions accept only calls that Cloud Run IAM let through (the portal's service account).
@@ -106,15 +107,13 @@ create_once firestore fields ttls update expiresAt --collection-group=rateLimits
   --async
 token=$(gcloud auth print-access-token)
 rules_api=https://firebaserules.googleapis.com/v1/projects/$GCP_PROJECT
+rules_call() { curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
 ruleset=$(node -e 'console.log(JSON.stringify({source:{files:[{name:"firestore.rules",content:require("fs").readFileSync("firestore.rules","utf8")}]}}))' |
-  curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    --data @- "$rules_api/rulesets" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).name))')
-release="{\"release\":{\"name\":\"projects/$GCP_PROJECT/releases/cloud.firestore\",\"rulesetName\":\"$ruleset\"}}"
-curl -fsS -X PATCH -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-  --data "$release" "$rules_api/releases/cloud.firestore" >/dev/null ||
-  curl -fsS -X POST -H "Authorization: Bearer $token" -H 'Content-Type: application/json' \
-    --data "{\"name\":\"projects/$GCP_PROJECT/releases/cloud.firestore\",\"rulesetName\":\"$ruleset\"}" \
-    "$rules_api/releases" >/dev/null
+  rules_call -X POST --data @- "$rules_api/rulesets" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).name))')
+release="{\"name\":\"projects/$GCP_PROJECT/releases/cloud.firestore\",\"rulesetName\":\"$ruleset\"}"
+# Update the release, or create it on the first deploy.
+rules_call -X PATCH --data "{\"release\":$release}" "$rules_api/releases/cloud.firestore" >/dev/null ||
+  rules_call -X POST --data "$release" "$rules_api/releases" >/dev/null
 
 step "Artifact Registry repository $REPO (push workspace, neko and caddy images there)"
 exists artifacts repositories describe "$REPO" --location="$REGION" ||
@@ -202,19 +201,18 @@ env_flag=$(
   printf '%s' "--set-env-vars=^|^${env_vars[*]}"
 )
 common=(--gen2 --runtime=nodejs20 --region="$REGION" --source=. --service-account="$FN_SA"
-  "$env_flag")
+  --memory=512Mi "$env_flag")
+deploy_fn() { # name invoker-account deploy-flags...: deploys, then lets only that account invoke
+  g functions deploy "$1" "${common[@]}" --entry-point="$1" "${@:3}"
+  bind functions add-invoker-policy-binding "$1" --region="$REGION" --member="serviceAccount:$2"
+}
 for fn in workshops join; do
-  g functions deploy "$fn" "${common[@]}" --entry-point="$fn" --trigger-http \
-    --no-allow-unauthenticated --memory=512Mi --timeout=60s
-  bind functions add-invoker-policy-binding "$fn" --region="$REGION" \
-    --member="serviceAccount:$PORTAL_SERVICE_ACCOUNT"
+  deploy_fn "$fn" "$PORTAL_SERVICE_ACCOUNT" --trigger-http --no-allow-unauthenticated --timeout=60s
 done
 deploy_event() { # name topic timeout --retry|--no-retry
   # Eventarc pushes as the functions' own account, which therefore may invoke the function.
-  g functions deploy "$1" "${common[@]}" --entry-point="$1" --trigger-topic="$2" \
-    --trigger-service-account="$FN_SA" --memory=512Mi --timeout="$3" "$4"
-  bind functions add-invoker-policy-binding "$1" --region="$REGION" \
-    --member="serviceAccount:$FN_SA"
+  deploy_fn "$1" "$FN_SA" --trigger-topic="$2" --trigger-service-account="$FN_SA" \
+    --timeout="$3" "$4"
   [[ $4 == --retry ]] || return 0
   # Poison messages stop after 20 attempts and land in the dead-letter topic, not in a 24 h loop.
   local trigger sub
@@ -237,13 +235,10 @@ deploy_event onWorkshopEnded workshop.ended 540s --retry
 deploy_event sweep workshop.sweep 540s --no-retry
 
 step "Cloud Scheduler: the sweep every minute"
-if exists scheduler jobs describe clarateach-sweep --location="$REGION"; then
-  g scheduler jobs update pubsub clarateach-sweep --location="$REGION" --schedule='* * * * *' \
-    --topic=workshop.sweep --message-body='{}'
-else
-  g scheduler jobs create pubsub clarateach-sweep --location="$REGION" --schedule='* * * * *' \
-    --topic=workshop.sweep --message-body='{}'
-fi
+verb=create
+if exists scheduler jobs describe clarateach-sweep --location="$REGION"; then verb=update; fi
+g scheduler jobs "$verb" pubsub clarateach-sweep --location="$REGION" --schedule='* * * * *' \
+  --topic=workshop.sweep --message-body='{}'
 
 step "Done"
 echo "workshops: $(g functions describe workshops --region="$REGION" --format='value(serviceConfig.uri)')"
