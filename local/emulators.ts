@@ -1,5 +1,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { freePort } from './ports.ts';
+import { groupExists, killGroup, until } from './process-groups.ts';
 
 export interface Emulator {
   /** host:port, the value for FIRESTORE_EMULATOR_HOST / PUBSUB_EMULATOR_HOST. */
@@ -44,26 +45,7 @@ async function waitForHttp(url: string, child: ChildProcess, log: () => string):
   throw new Error(`emulator did not answer on ${url} within 90 s:\n${log()}`);
 }
 
-/** Whether any process of the group still runs (signal 0 only asks). */
-function groupAlive(pgid: number): boolean {
-  try {
-    process.kill(-pgid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-async function groupGone(pgid: number, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (!groupAlive(pgid)) return true;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return !groupAlive(pgid);
-}
-
-async function startEmulator(args: string[], probePath: string): Promise<Emulator> {
+async function startEmulator(args: string[]): Promise<Emulator> {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   // detached: the emulator's Java child gets its own process group, so stop() can end all of it.
@@ -77,25 +59,18 @@ async function startEmulator(args: string[], probePath: string): Promise<Emulato
   };
   child.stdout?.on('data', collect);
   child.stderr?.on('data', collect);
-  const signal = (sig: NodeJS.Signals) => {
-    try {
-      process.kill(-child.pid!, sig);
-    } catch {
-      // the group is gone
-    }
-  };
   // Stopped means every process of the group is gone: gcloud exits before its Java child does.
   const stop = async () => {
     const pgid = child.pid;
     if (pgid === undefined) return;
-    signal('SIGTERM');
-    if (!(await groupGone(pgid, 10_000))) {
-      signal('SIGKILL');
-      await groupGone(pgid, 5_000);
+    killGroup(pgid, 'SIGTERM');
+    if (!(await until(() => !groupExists(pgid), 10_000, 100))) {
+      killGroup(pgid, 'SIGKILL');
+      await until(() => !groupExists(pgid), 5_000, 100);
     }
   };
   try {
-    await waitForHttp(`http://${host}${probePath}`, child, () => output);
+    await waitForHttp(`http://${host}/`, child, () => output);
   } catch (error) {
     await stop();
     throw error;
@@ -103,13 +78,28 @@ async function startEmulator(args: string[], probePath: string): Promise<Emulato
   return { host, stop };
 }
 
-export function startFirestoreEmulator(): Promise<Emulator> {
-  return startEmulator(['emulators', 'firestore', 'start', '--quiet'], '/');
+function startFirestoreEmulator(): Promise<Emulator> {
+  return startEmulator(['emulators', 'firestore', 'start', '--quiet']);
 }
 
-export function startPubsubEmulator(projectId: string): Promise<Emulator> {
-  return startEmulator(
-    ['beta', 'emulators', 'pubsub', 'start', '--quiet', `--project=${projectId}`],
-    '/',
-  );
+function startPubsubEmulator(projectId: string): Promise<Emulator> {
+  return startEmulator([
+    'beta',
+    'emulators',
+    'pubsub',
+    'start',
+    '--quiet',
+    `--project=${projectId}`,
+  ]);
+}
+
+/** Both emulators, started side by side: their hosts, and the emulators to stop later. */
+export async function startEmulatorPair(
+  projectId: string,
+): Promise<{ firestoreHost: string; pubsubHost: string; emulators: Emulator[] }> {
+  const [firestore, pubsub] = await Promise.all([
+    startFirestoreEmulator(),
+    startPubsubEmulator(projectId),
+  ]);
+  return { firestoreHost: firestore.host, pubsubHost: pubsub.host, emulators: [firestore, pubsub] };
 }

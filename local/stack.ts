@@ -1,9 +1,11 @@
+import { PubSub } from '@google-cloud/pubsub';
 import { startComputeStandin, type ComputeStandin } from './compute-standin.ts';
-import { startFirestoreEmulator, startPubsubEmulator, type Emulator } from './emulators.ts';
+import { startEmulatorPair, type Emulator } from './emulators.ts';
 import { startFunctionsServer, type FunctionsServer } from './functions-server.ts';
 import { wireTopics } from './pubsub-wiring.ts';
 import { bootInstance, type BootedInstance, type DockerMode } from './vm-runner.ts';
 import { closeServices } from '../shared/services.ts';
+import { TOPICS } from '../shared/topics.ts';
 
 export interface LocalStackOptions {
   projectId: string;
@@ -54,13 +56,9 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
   try {
     let { firestoreHost, pubsubHost } = opts;
     if (!firestoreHost || !pubsubHost) {
-      const [firestore, pubsub] = await Promise.all([
-        startFirestoreEmulator(),
-        startPubsubEmulator(opts.projectId),
-      ]);
-      owned.push(firestore, pubsub);
-      firestoreHost = firestore.host;
-      pubsubHost = pubsub.host;
+      const pair = await startEmulatorPair(opts.projectId);
+      owned.push(...pair.emulators);
+      ({ firestoreHost, pubsubHost } = pair);
     }
     const emulatorPubsub = pubsubHost;
     const booted: BootedInstance[] = [];
@@ -97,11 +95,10 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stops.push(() => functions.close());
     await wireTopics(opts.projectId, functions.url);
     if (opts.sweepEveryMs > 0) {
-      const { PubSub } = await import('@google-cloud/pubsub');
       const pubsub = new PubSub({ projectId: opts.projectId });
       const timer = setInterval(() => {
         pubsub
-          .topic('workshop.sweep')
+          .topic(TOPICS.workshopSweep)
           .publishMessage({ json: {} })
           .catch(() => undefined);
       }, opts.sweepEveryMs);

@@ -7,7 +7,6 @@ if (missing.length > 0) {
   for (const line of missing) console.error(`cannot start: ${line}`);
   process.exit(1);
 }
-process.env.METADATA_SERVER_DETECTION = 'none';
 const port = Number(process.env.PORT ?? 8080);
 const stack = await startLocalStack({
   projectId: process.env.GCP_PROJECT ?? 'clarateach-local',

@@ -2,7 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
 import { mkdtemp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import type { BootableInstance } from './compute-standin.ts';
 import { startMetadataServer, type MetadataServer } from './metadata-server.ts';
 import { freePort } from './ports.ts';
+import { killGroup, processGroupMembers, until } from './process-groups.ts';
 
 /** What the local Compute Engine stand-in knows of an inserted instance. */
 export type InstanceToBoot = BootableInstance;
@@ -54,14 +55,10 @@ export interface BootedInstance {
   logPath: string;
   /** The Caddyfile the script renders (CT_STATE_DIR/Caddyfile). */
   caddyfilePath: string;
-  /** `standin` or `real`: which docker runs this instance's containers. */
-  dockerKind: 'standin' | 'real';
   /** Runs the instance's docker (the same binary and environment the script uses). */
   docker(...args: string[]): Promise<DockerResult>;
   /** Exit status of the current run of the script (null when it was killed). */
   exited(): Promise<number | null>;
-  /** The script's stdout/stderr of the current run (its log mirror, plus anything before that). */
-  output(): string;
   /**
    * Runs the startup script again on the same instance, like a reboot does (a run still going
    * is stopped first). With `powerCycle`, every container process dies first, as on a real
@@ -167,57 +164,6 @@ async function pickPortBlock(seats: number): Promise<{ portBase: number; muxPort
 
 // --- processes ----------------------------------------------------------------------------------
 
-/** Alive and not a zombie. */
-export function processAlive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The state follows the parenthesised command name, which may itself contain spaces.
-    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** The processes whose process group is `pgid` (from /proc). */
-export function processGroupMembers(pgid: number): number[] {
-  const members: number[] = [];
-  let entries: string[];
-  try {
-    entries = readdirSync('/proc');
-  } catch {
-    return members;
-  }
-  for (const entry of entries) {
-    if (!/^\d+$/.test(entry)) continue;
-    try {
-      const stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-      // After "(comm)": state, ppid, pgrp, …; comm may contain spaces and parentheses.
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      if (Number(fields[2]) === pgid && fields[0] !== 'Z') members.push(Number(entry));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return members;
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // already gone
-  }
-}
-
-async function until(check: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  return true;
-}
-
 function runCommand(
   command: string,
   args: string[],
@@ -237,7 +183,6 @@ function runCommand(
 interface ScriptRun {
   child: ChildProcess;
   exited: Promise<number | null>;
-  output: string;
 }
 
 /**
@@ -351,21 +296,16 @@ export async function bootInstance(
       env: scriptEnv,
       cwd: vmDir,
       detached: true,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      // Its output is in CT_LOG.
+      stdio: 'ignore',
     });
     const run: ScriptRun = {
       child,
-      output: '',
       exited: new Promise((resolve) => {
         child.once('error', () => resolve(null));
         child.once('exit', (code) => resolve(code));
       }),
     };
-    const collect = (chunk: Buffer) => {
-      run.output = (run.output + chunk.toString()).slice(-16_000);
-    };
-    child.stdout?.on('data', collect);
-    child.stderr?.on('data', collect);
     if (child.pid !== undefined) scriptPids.push(child.pid);
     current = run;
   };
@@ -382,7 +322,7 @@ export async function bootInstance(
     }
     // What is left of its group (the log mirror `tail --pid` outlives the script by up to a
     // second, a curl may still be finishing) goes too.
-    if (processGroupMembers(pid).length > 0) killGroup(pid, 'SIGKILL');
+    killGroup(pid, 'SIGKILL');
     await until(() => processGroupMembers(pid).length === 0, 5000);
   };
 
@@ -462,10 +402,8 @@ export async function bootInstance(
     stateDir,
     logPath,
     caddyfilePath: path.join(vmDir, 'Caddyfile'),
-    dockerKind: useReal ? 'real' : 'standin',
     docker,
     exited: () => current?.exited ?? Promise.resolve(null),
-    output: () => current?.output ?? '',
     async reboot(opts = {}) {
       if (stopping) throw new Error(`instance ${instance.name} is stopped`);
       await stopScript();

@@ -1,7 +1,7 @@
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { runDemo } from '../../local/demo.ts';
-import { processAlive } from '../../local/vm-runner.ts';
+import { processAlive } from '../../local/process-groups.ts';
 
 /**
  * The whole class end to end (issue 3): the real startup script boots each "VM" against the

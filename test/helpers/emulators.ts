@@ -2,8 +2,7 @@ import { randomBytes } from 'node:crypto';
 import test, { type TestFn } from 'ava';
 import {
   missingEmulatorPrerequisite,
-  startFirestoreEmulator,
-  startPubsubEmulator,
+  startEmulatorPair,
   type Emulator,
 } from '../../local/emulators.ts';
 
@@ -52,13 +51,9 @@ export function emulators(): Promise<EmulatorEnv> {
     let firestoreHost = process.env.FIRESTORE_EMULATOR_HOST;
     let pubsubHost = process.env.PUBSUB_EMULATOR_HOST;
     if (!firestoreHost || !pubsubHost) {
-      const [firestore, pubsub] = await Promise.all([
-        startFirestoreEmulator(),
-        startPubsubEmulator(projectId),
-      ]);
-      owned.push(firestore, pubsub);
-      firestoreHost = firestore.host;
-      pubsubHost = pubsub.host;
+      const pair = await startEmulatorPair(projectId);
+      owned.push(...pair.emulators);
+      ({ firestoreHost, pubsubHost } = pair);
     }
     process.env.FIRESTORE_EMULATOR_HOST = firestoreHost;
     process.env.PUBSUB_EMULATOR_HOST = pubsubHost;

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test, { type ExecutionContext } from 'ava';
 import { freePort } from '../../local/ports.ts';
-import { processAlive } from '../../local/vm-runner.ts';
+import { processAlive } from '../../local/process-groups.ts';
 
 const DOCKER = path.resolve('local/docker-standin/docker');
 const hasCaddy = spawnSync('caddy', ['version'], { stdio: 'ignore' }).status === 0;

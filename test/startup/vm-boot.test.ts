@@ -8,7 +8,8 @@ import path from 'node:path';
 import { PubSub, type Message } from '@google-cloud/pubsub';
 import type { ExecutionContext } from 'ava';
 import { emulators, emulatorTest } from '../helpers/emulators.ts';
-import { bootInstance, processAlive, type BootedInstance } from '../../local/vm-runner.ts';
+import { processAlive } from '../../local/process-groups.ts';
+import { bootInstance, type BootedInstance } from '../../local/vm-runner.ts';
 
 const SCRIPT = 'startup/clarateach-startup.sh';
 const hasCaddy = spawnSync('caddy', ['version'], { stdio: 'ignore' }).status === 0;
