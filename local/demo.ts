@@ -30,13 +30,14 @@ interface Seat {
   endpoints: { terminal: string; files: string; browser: string };
 }
 
+const SEATS = 12;
+/** How long the class may take to become ready or to end. */
+const TIMEOUT_MS = 180_000;
+
 export async function runDemo(
   baseUrl: string,
   print: (line: string) => void = console.log,
-  opts: { seats?: number; timeoutMs?: number } = {},
 ): Promise<DemoResult> {
-  const seats = opts.seats ?? 12;
-  const timeoutMs = opts.timeoutMs ?? 180_000;
   const t0 = Date.now();
   const say = (line: string) =>
     print(`[${((Date.now() - t0) / 1000).toFixed(1).padStart(5)}s] ${line}`);
@@ -55,7 +56,7 @@ export async function runDemo(
   };
   const waitFor = async (id: string, done: (w: Workshop) => boolean): Promise<Workshop> => {
     let last = '';
-    const deadline = Date.now() + timeoutMs;
+    const deadline = Date.now() + TIMEOUT_MS;
     for (;;) {
       const w = await call<Workshop>('GET', `/workshops/${id}`);
       const line = `${w.status}; VMs: ${w.vms.map((v) => `${v.name} ${v.status}`).join(', ') || 'none yet'}; seats ready ${w.seatsReady}`;
@@ -69,10 +70,10 @@ export async function runDemo(
 
   const created = await call<Workshop>('POST', '/workshops', {
     name: 'Demo: containers 101',
-    seats,
+    seats: SEATS,
   });
   say(
-    `created workshop ${created.id} for ${seats} seats, join code ${created.joinCode}, estimated $${created.estimatedCost.total}`,
+    `created workshop ${created.id} for ${SEATS} seats, join code ${created.joinCode}, estimated $${created.estimatedCost.total}`,
   );
   await call<Workshop>('POST', `/workshops/${created.id}/start`);
   say('started: provisioning');
@@ -81,7 +82,7 @@ export async function runDemo(
     throw new Error(`workshop ${ready.status}: ${ready.error?.message}`);
 
   const joined = await Promise.all(
-    Array.from({ length: seats }, (_, i) =>
+    Array.from({ length: SEATS }, (_, i) =>
       call<Seat>('POST', '/join', { code: created.joinCode, name: `Learner ${i + 1}` }),
     ),
   );

@@ -5,7 +5,7 @@ import '../functions/index.ts';
 import { TOPICS, type Topic } from '../shared/topics.ts';
 
 /** Which function each topic's push subscription reaches, as deployed by deploy.sh. */
-export const TOPIC_FUNCTIONS: Record<Topic, string> = {
+const TOPIC_FUNCTIONS: Record<Topic, string> = {
   [TOPICS.workshopStarted]: 'onWorkshopStarted',
   [TOPICS.vmReady]: 'onVmReady',
   [TOPICS.workshopEnded]: 'onWorkshopEnded',

@@ -5,19 +5,13 @@
 // tell which seat answered. An image whose reference contains "crashing" exits as soon as it
 // started, serving nothing. Started by docker.mjs with the spec in CT_STANDIN_SPEC.
 import dgram from 'node:dgram';
-import fs from 'node:fs';
 import http from 'node:http';
-import path from 'node:path';
 import process from 'node:process';
 import { URL } from 'node:url';
 
 /** @typedef {{ host: number; container: number; proto: 'tcp' | 'udp' }} PortSpec */
 /** @type {{ id: string; name: string; image: string; labels: Record<string, string>; ports: PortSpec[] }} */
 const spec = JSON.parse(process.env.CT_STANDIN_SPEC ?? '{}');
-const state = process.env.CT_DOCKER_STATE ?? '';
-
-// Record ourselves as live at once, so the state dir names every process that may be running.
-if (state) fs.writeFileSync(path.join(state, 'live', String(process.pid)), `${spec.id}\n`);
 
 /** @type {Array<http.Server | dgram.Socket>} */
 const sockets = [];

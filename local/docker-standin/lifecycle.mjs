@@ -2,13 +2,12 @@
 // Commands that make, start, stop and remove containers: run, start, stop, rm.
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import path from 'node:path';
 import process from 'node:process';
 import { parseBind, parseFlags, parsePort } from './args.mjs';
 import { DockerError, die, out } from './cli.mjs';
 import { existingContainer, findContainer, running, save } from './containers.mjs';
 import { killGroups, startProcess } from './processes.mjs';
-import { containerFile, dataDir, dir } from './state-dir.mjs';
+import { containerFile, dataDir, networkFile } from './state-dir.mjs';
 
 /** @typedef {import('./containers.mjs').Container} Container */
 
@@ -61,10 +60,7 @@ export async function run(args) {
     die(125, `docker: Error response from daemon: Invalid container name (${name}).`);
   }
   const network = flags.network?.at(-1) ?? 'bridge';
-  if (
-    !['bridge', 'host', 'none'].includes(network) &&
-    !fs.existsSync(path.join(dir.networks, `${network}.json`))
-  ) {
+  if (!['bridge', 'host', 'none'].includes(network) && !fs.existsSync(networkFile(network))) {
     die(125, `docker: Error response from daemon: network ${network} not found.`);
   }
   const env = (flags.env ?? []).map((kv) =>

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { parseFlags } from './args.mjs';
 import { die, out } from './cli.mjs';
-import { dir, readJson, safeName } from './state-dir.mjs';
+import { dir, networkFile, readJson } from './state-dir.mjs';
 
 /** @param {string[]} args */
 export function network(args) {
@@ -17,13 +17,12 @@ export function network(args) {
     false,
   );
   /** @param {string} name */
-  const file = (name) => path.join(dir.networks, `${safeName(name)}.json`);
   switch (sub) {
     case 'inspect': {
-      const found = positional.filter((n) => fs.existsSync(file(n)));
+      const found = positional.filter((n) => fs.existsSync(networkFile(n)));
       out(
         JSON.stringify(
-          found.map((n) => readJson(file(n))),
+          found.map((n) => readJson(networkFile(n))),
           null,
           4,
         ),
@@ -37,9 +36,13 @@ export function network(args) {
       const name = positional[0] ?? die(1, '"docker network create" requires exactly 1 argument.');
       const id = randomBytes(32).toString('hex');
       try {
-        fs.writeFileSync(file(name), JSON.stringify({ Name: name, Id: id, Driver: 'bridge' }), {
-          flag: 'wx',
-        });
+        fs.writeFileSync(
+          networkFile(name),
+          JSON.stringify({ Name: name, Id: id, Driver: 'bridge' }),
+          {
+            flag: 'wx',
+          },
+        );
       } catch {
         die(1, `Error response from daemon: network with name ${name} already exists`);
       }
@@ -48,9 +51,9 @@ export function network(args) {
     }
     case 'rm': {
       for (const name of positional) {
-        if (!fs.existsSync(file(name)))
+        if (!fs.existsSync(networkFile(name)))
           die(1, `Error response from daemon: network ${name} not found`);
-        fs.rmSync(file(name));
+        fs.rmSync(networkFile(name));
         out(name);
       }
       return;

@@ -41,6 +41,8 @@ export const safeName = (name) => name.replace(/[^A-Za-z0-9_.-]/g, '_');
 /** @param {string} name */
 export const containerFile = (name) => path.join(dir.containers, `${name}.json`);
 /** @param {string} name */
+export const networkFile = (name) => path.join(dir.networks, `${safeName(name)}.json`);
+/** @param {string} name */
 export const logFile = (name) => path.join(dir.logs, `${safeName(name)}.log`);
 /** A container's own folder, its HOME. @param {string} name */
 export const dataDir = (name) => path.join(dir.data, safeName(name));
