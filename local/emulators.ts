@@ -30,10 +30,12 @@ export function missingEmulatorPrerequisite(): string | null {
   return null;
 }
 
+class ExitedEarly extends Error {}
+
 async function waitForHttp(url: string, child: ChildProcess, log: () => string): Promise<void> {
-  const deadline = Date.now() + 90_000;
+  const deadline = Date.now() + 120_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`emulator exited early:\n${log()}`);
+    if (child.exitCode !== null) throw new ExitedEarly(`emulator exited early:\n${log()}`);
     try {
       const res = await fetch(url);
       if (res.status < 500) return;
@@ -42,10 +44,10 @@ async function waitForHttp(url: string, child: ChildProcess, log: () => string):
     }
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error(`emulator did not answer on ${url} within 90 s:\n${log()}`);
+  throw new Error(`emulator did not answer on ${url} within 120 s:\n${log()}`);
 }
 
-async function startEmulator(args: string[]): Promise<Emulator> {
+async function startEmulatorOnce(args: string[]): Promise<Emulator> {
   const port = await freePort();
   const host = `127.0.0.1:${port}`;
   // detached: the emulator's Java child gets its own process group, so stop() can end all of it.
@@ -78,6 +80,17 @@ async function startEmulator(args: string[]): Promise<Emulator> {
   return { host, stop };
 }
 
+/** An emulator that dies at start-up (its port taken in the meantime, say) is tried again. */
+async function startEmulator(args: string[]): Promise<Emulator> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startEmulatorOnce(args);
+    } catch (error) {
+      if (!(error instanceof ExitedEarly) || attempt === 3) throw error;
+    }
+  }
+}
+
 function startFirestoreEmulator(): Promise<Emulator> {
   return startEmulator(['emulators', 'firestore', 'start', '--quiet']);
 }
@@ -97,9 +110,17 @@ function startPubsubEmulator(projectId: string): Promise<Emulator> {
 export async function startEmulatorPair(
   projectId: string,
 ): Promise<{ firestoreHost: string; pubsubHost: string; emulators: Emulator[] }> {
-  const [firestore, pubsub] = await Promise.all([
+  const results = await Promise.allSettled([
     startFirestoreEmulator(),
     startPubsubEmulator(projectId),
   ]);
-  return { firestoreHost: firestore.host, pubsubHost: pubsub.host, emulators: [firestore, pubsub] };
+  const emulators = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+  const failed = results.find((r) => r.status === 'rejected');
+  if (failed) {
+    // The one that did start must not outlive the failure: it would keep this process alive.
+    await Promise.all(emulators.map((e) => e.stop()));
+    throw failed.reason;
+  }
+  const [firestore, pubsub] = emulators as [Emulator, Emulator];
+  return { firestoreHost: firestore.host, pubsubHost: pubsub.host, emulators };
 }

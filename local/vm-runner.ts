@@ -1,15 +1,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { randomInt } from 'node:crypto';
-import dgram from 'node:dgram';
 import { mkdtemp, readFile, readdir, rm, writeFile, mkdir } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { BootableInstance } from './compute-standin.ts';
 import { startMetadataServer, type MetadataServer } from './metadata-server.ts';
-import { freePort } from './ports.ts';
+import { freePort, pickPortBlock, releasePortBlock } from './ports.ts';
 import { killGroup, processGroupMembers, until } from './process-groups.ts';
 
 /** What the local Compute Engine stand-in knows of an inserted instance. */
@@ -103,63 +100,6 @@ function detectRealDocker(): RealDocker {
     return { available: true, dockerHost: host || undefined };
   })();
   return realDocker;
-}
-
-// --- ports --------------------------------------------------------------------------------------
-
-const reservedBases = new Set<number>();
-
-function tcpFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const server = net.createServer();
-    server.once('error', () => resolve(false));
-    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
-  });
-}
-
-function udpFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = dgram.createSocket('udp4');
-    socket.once('error', () => {
-      socket.close();
-      resolve(false);
-    });
-    socket.bind(port, '127.0.0.1', () => socket.close(() => resolve(true)));
-  });
-}
-
-/**
- * A port base whose seat ports (base+10i+1..3) and mux ports (muxBase+i) are free for `seats`
- * seats. Bases are drawn below Linux's ephemeral range (32768+) so that ports the kernel hands
- * out (freePort, outgoing connections) never land in them, and at random so that test files
- * running side by side rarely even try the same block.
- */
-async function pickPortBlock(seats: number): Promise<{ portBase: number; muxPortBase: number }> {
-  const muxOffset = 10 * seats + 10;
-  const blockSize = Math.ceil((muxOffset + seats + 1) / 100) * 100;
-  const slots = Math.floor((32_000 - 10_000) / blockSize);
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const portBase = 10_000 + randomInt(slots) * blockSize;
-    if (reservedBases.has(portBase)) continue;
-    const muxPortBase = portBase + muxOffset;
-    const tcp: number[] = [];
-    const udp: number[] = [];
-    for (let i = 1; i <= seats; i++) {
-      tcp.push(
-        portBase + 10 * i + 1,
-        portBase + 10 * i + 2,
-        portBase + 10 * i + 3,
-        muxPortBase + i,
-      );
-      udp.push(muxPortBase + i);
-    }
-    const free = await Promise.all([...tcp.map(tcpFree), ...udp.map(udpFree)]);
-    if (free.every(Boolean)) {
-      reservedBases.add(portBase);
-      return { portBase, muxPortBase };
-    }
-  }
-  throw new Error(`no free block of ports for ${seats} seats between 10000 and 32000`);
 }
 
 // --- processes ----------------------------------------------------------------------------------
@@ -427,7 +367,7 @@ export async function bootInstance(
         } finally {
           finalPids = allPids();
           await metadata.close();
-          reservedBases.delete(portBase);
+          releasePortBlock(portBase);
           await rm(stateDir, { recursive: true, force: true });
         }
       })();

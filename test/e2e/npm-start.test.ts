@@ -18,7 +18,6 @@ const listening = (hostPort: string) =>
   });
 
 test('the local stack prints its ready line, serves the API, and stops everything on SIGTERM', async (t) => {
-  t.timeout(180_000);
   const port = await freePort();
   const child = spawn(process.execPath, ['--import', 'tsx', 'local/start.ts'], {
     env: {

@@ -234,7 +234,6 @@ async function fakeIptables(t: ExecutionContext) {
 vmTest(
   'a 3-seat VM boots, reports ready, and lets each seat in with its own token only',
   async (t) => {
-    t.timeout(180_000);
     const plan = await instanceFor({ seatFirst: 4, seatCount: 3, withScriptMetadata: true });
     const messages = await readyMessages(t);
     const vm = await boot(t, plan);
@@ -341,7 +340,6 @@ vmTest(
 vmTest(
   'running the script again keeps exactly one set of containers and reports ready again',
   async (t) => {
-    t.timeout(240_000);
     const plan = await instanceFor({ seatFirst: 1, seatCount: 2 });
     const messages = await readyMessages(t);
     const firewall = await fakeIptables(t);
@@ -409,7 +407,6 @@ vmTest(
 );
 
 vmTest('a seat container that cannot start is reported as failed with the log tail', async (t) => {
-  t.timeout(180_000);
   const plan = await instanceFor({
     seatFirst: 3,
     seatCount: 2,
@@ -447,7 +444,6 @@ vmTest('a seat container that cannot start is reported as failed with the log ta
 });
 
 vmTest('an image that cannot be pulled is reported as failed', async (t) => {
-  t.timeout(180_000);
   const plan = await instanceFor({
     seatFirst: 1,
     seatCount: 1,
@@ -465,7 +461,6 @@ vmTest('an image that cannot be pulled is reported as failed', async (t) => {
 });
 
 vmTest('metadata without a token for one of the seats is reported as failed', async (t) => {
-  t.timeout(120_000);
   const plan = await instanceFor({ seatFirst: 5, seatCount: 2 });
   plan.instance.metadata['seat-tokens'] = `5:${plan.tokens.get(5)!}`;
   const messages = await readyMessages(t);
@@ -479,7 +474,6 @@ vmTest('metadata without a token for one of the seats is reported as failed', as
 });
 
 vmTest('a VM without an external IP is reported as failed', async (t) => {
-  t.timeout(120_000);
   const plan = await instanceFor({ seatFirst: 1, seatCount: 1 });
   plan.instance.externalIp = '';
   const messages = await readyMessages(t);
@@ -495,7 +489,6 @@ vmTest('a VM without an external IP is reported as failed', async (t) => {
 vmTest(
   'a seat that starts and then crashes is reported with what its container said',
   async (t) => {
-    t.timeout(120_000);
     const plan = await instanceFor({
       seatFirst: 2,
       seatCount: 2,

@@ -1,0 +1,38 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { missingEmulatorPrerequisite, startEmulatorPair } from '../local/emulators.ts';
+
+/**
+ * `npm test`: one pair of emulators for the whole run, then ava with its arguments. Each test
+ * file still works in a project of its own (test/helpers/emulators.ts); a file run on its own
+ * with `npx ava` starts a pair for itself.
+ */
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
+
+const env = { ...process.env };
+let stopEmulators = async () => undefined as void;
+if (!(env.FIRESTORE_EMULATOR_HOST && env.PUBSUB_EMULATOR_HOST) && !missingEmulatorPrerequisite()) {
+  try {
+    const pair = await startEmulatorPair('clarateach-test');
+    env.FIRESTORE_EMULATOR_HOST = pair.firestoreHost;
+    env.PUBSUB_EMULATOR_HOST = pair.pubsubHost;
+    stopEmulators = async () => {
+      await Promise.all(pair.emulators.map((e) => e.stop()));
+    };
+  } catch (error) {
+    console.error(`npm test: the emulators did not start: ${String(error)}`);
+    process.exit(1);
+  }
+}
+
+const child = spawn(process.execPath, [ava, ...process.argv.slice(2)], { env, stdio: 'inherit' });
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => child.kill(signal));
+}
+const code = await new Promise<number>((resolve) => {
+  child.on('exit', (status, signal) => resolve(status ?? (signal ? 1 : 0)));
+});
+await stopEmulators();
+process.exit(code);
