@@ -27,3 +27,23 @@ export async function wireTopics(projectId: string, functionsUrl: string): Promi
     await pubsub.close();
   }
 }
+
+/**
+ * Deletes the push subscriptions wireTopics made. On emulators that outlive the stack (a test
+ * run shares one pair) they would otherwise push on, to whatever listens on that port next.
+ */
+export async function unwireTopics(projectId: string): Promise<void> {
+  const pubsub = new PubSub({ projectId });
+  try {
+    await Promise.all(
+      Object.values(TOPICS).map((name) =>
+        pubsub
+          .subscription(`${name}.push`)
+          .delete()
+          .catch(() => undefined),
+      ),
+    );
+  } finally {
+    await pubsub.close();
+  }
+}

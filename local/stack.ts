@@ -2,7 +2,7 @@ import { PubSub } from '@google-cloud/pubsub';
 import { startComputeStandin, type ComputeStandin } from './compute-standin.ts';
 import { startEmulatorPair, type Emulator } from './emulators.ts';
 import { startFunctionsServer, type FunctionsServer } from './functions-server.ts';
-import { wireTopics } from './pubsub-wiring.ts';
+import { unwireTopics, wireTopics } from './pubsub-wiring.ts';
 import { bootInstance, type BootedInstance, type DockerMode } from './vm-runner.ts';
 import { closeServices } from '../shared/services.ts';
 import { TOPICS } from '../shared/topics.ts';
@@ -93,6 +93,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     process.env.CT_COMPUTE_ENDPOINT = `127.0.0.1:${standin.port}`;
     const functions = await startFunctionsServer(opts.port);
     stops.push(() => functions.close());
+    stops.push(() => unwireTopics(opts.projectId));
     await wireTopics(opts.projectId, functions.url);
     if (opts.sweepEveryMs > 0) {
       const pubsub = new PubSub({ projectId: opts.projectId });
