@@ -1,7 +1,11 @@
 import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { missingEmulatorPrerequisite, startEmulatorPair } from '../local/emulators.ts';
+import {
+  missingEmulatorPrerequisite,
+  startEmulatorPair,
+  type Emulator,
+} from '../local/emulators.ts';
 
 /**
  * `npm test`: one pair of emulators for the whole run, then ava with its arguments. Each test
@@ -12,15 +16,13 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 
 const env = { ...process.env };
-let stopEmulators = async () => undefined as void;
+let emulators: Emulator[] = [];
 if (!(env.FIRESTORE_EMULATOR_HOST && env.PUBSUB_EMULATOR_HOST) && !missingEmulatorPrerequisite()) {
   try {
     const pair = await startEmulatorPair('clarateach-test');
     env.FIRESTORE_EMULATOR_HOST = pair.firestoreHost;
     env.PUBSUB_EMULATOR_HOST = pair.pubsubHost;
-    stopEmulators = async () => {
-      await Promise.all(pair.emulators.map((e) => e.stop()));
-    };
+    emulators = pair.emulators;
   } catch (error) {
     console.error(`npm test: the emulators did not start: ${String(error)}`);
     process.exit(1);
@@ -34,5 +36,5 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 const code = await new Promise<number>((resolve) => {
   child.on('exit', (status, signal) => resolve(status ?? (signal ? 1 : 0)));
 });
-await stopEmulators();
+await Promise.all(emulators.map((e) => e.stop()));
 process.exit(code);

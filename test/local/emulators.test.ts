@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import test from 'ava';
 import { startEmulatorPair } from '../../local/emulators.ts';
+import { groupExists } from '../../local/process-groups.ts';
 
 /*
  * Start-up of the emulator pair, with `gcloud` replaced on PATH by a script: its firestore
@@ -27,14 +28,6 @@ case " $* " in
 esac
 `;
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-};
 const lines = async (file: string) =>
   (await readFile(file, 'utf8').catch(() => '')).split('\n').filter(Boolean);
 
@@ -63,7 +56,7 @@ test.serial(
     const [firestore] = await lines(path.join(dir, 'firestore.pids'));
     t.truthy(firestore);
     // Left running, it would keep the test process (and the whole run) from ever exiting.
-    t.false(alive(Number(firestore)), 'the firestore emulator that did start is gone');
+    t.false(groupExists(Number(firestore)), 'the firestore emulator that did start is gone');
   },
 );
 
@@ -78,6 +71,6 @@ test.serial('a pair on ports below the ephemeral range, stopped by its stop()', 
     t.is(await (await fetch(`http://${host}/`)).text(), 'Ok');
   }
   await Promise.all(pair.emulators.map((e) => e.stop()));
-  t.true(pids.length === 1 && !alive(pids[0]!));
+  t.true(pids.length === 1 && !groupExists(pids[0]!));
   await t.throwsAsync(fetch(`http://${pair.pubsubHost}/`));
 });
