@@ -1,14 +1,13 @@
-import { spawnSync } from 'node:child_process';
 import { missingEmulatorPrerequisite } from './emulators.ts';
 
-/** What `npm start` and the tests need beyond npm packages; each names how to install it. */
+/**
+ * What `npm start` and the tests need beyond npm packages and cannot install themselves (Docker,
+ * debootstrap and Chromium they install: local/machine.ts); each names how to install it.
+ */
 export function missingPrerequisites(): string[] {
   const missing: string[] = [];
   const emulators = missingEmulatorPrerequisite();
   if (emulators) missing.push(emulators);
-  if (spawnSync('caddy', ['version'], { stdio: 'ignore' }).status !== 0) {
-    missing.push('caddy is missing (install it: apt-get install -y caddy)');
-  }
   return missing;
 }
 

@@ -3,7 +3,9 @@ import { startComputeStandin, type ComputeStandin } from './compute-standin.ts';
 import { startEmulatorPair, type Emulator } from './emulators.ts';
 import { startFunctionsServer, type FunctionsServer } from './functions-server.ts';
 import { unwireTopics, wireTopics } from './pubsub-wiring.ts';
-import { bootInstance, type BootedInstance, type DockerMode } from './vm-runner.ts';
+import { ensureLocalImages } from './images.ts';
+import { prepareMachine } from './machine.ts';
+import { bootInstance, type BootedInstance } from './vm-runner.ts';
 import { closeServices } from '../shared/services.ts';
 import { TOPICS } from '../shared/topics.ts';
 
@@ -14,19 +16,16 @@ export interface LocalStackOptions {
   /** Emulators already running (host:port); started here when absent. */
   firestoreHost?: string;
   pubsubHost?: string;
-  /** Run the startup script for each inserted instance (the real thing); off for API-only tests. */
+  /**
+   * Run the startup script for each inserted instance against this machine's Docker (the real
+   * thing: Docker is installed and started, and the images built, when missing); off for
+   * API-only tests.
+   */
   boot: boolean;
+  /** Where setup progress goes (installing, starting dockerd, building images). */
+  say?: (line: string) => void;
   /** Publish `workshop.sweep` this often, as Cloud Scheduler does; 0 for never. */
   sweepEveryMs: number;
-}
-
-/**
- * Real Docker only when the operator named real images: the default images live in a registry
- * that only the Docker stand-in knows. CT_LOCAL_DOCKER overrides.
- */
-function localDocker(): DockerMode {
-  const chosen = process.env.CT_LOCAL_DOCKER as DockerMode | undefined;
-  return chosen ?? (process.env.WORKSPACE_IMAGE ? 'auto' : 'standin');
 }
 
 export interface LocalStack {
@@ -54,6 +53,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     await Promise.all(owned.map((e) => e.stop()));
   };
   try {
+    if (opts.boot) await prepareMachine({ say: opts.say });
     let { firestoreHost, pubsubHost } = opts;
     if (!firestoreHost || !pubsubHost) {
       const pair = await startEmulatorPair(opts.projectId);
@@ -71,10 +71,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       project: opts.projectId,
       onBoot: opts.boot
         ? async (instance) => {
-            const vm = await bootInstance(instance, {
-              pubsubEmulatorHost: emulatorPubsub,
-              docker: localDocker(),
-            });
+            const vm = await bootInstance(instance, { pubsubEmulatorHost: emulatorPubsub });
             booted.push(vm);
             return vm;
           }
@@ -82,12 +79,17 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     stops.push(() => standin.stop());
     stops.push(closeServices);
-    // Only what the operator did not set: the local images are served by the Docker stand-in.
+    // Only what the operator did not set: the VMs run the images built here from images/.
+    const images = opts.boot ? await ensureLocalImages(opts.say) : undefined;
     for (const [name, value] of Object.entries({
       GCP_PROJECT: opts.projectId,
-      GCP_REGISTRY: 'local.registry/clarateach',
+      GCP_REGISTRY: 'clarateach-local',
       AUTH_MODE: 'dev',
+      WORKSPACE_IMAGE: images?.workspace,
+      CADDY_IMAGE: images?.caddy,
+      NEKO_IMAGE: images?.browser,
     })) {
+      if (value === undefined) continue;
       process.env[name] ??= value;
     }
     process.env.CT_COMPUTE_ENDPOINT = `127.0.0.1:${standin.port}`;

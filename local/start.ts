@@ -13,6 +13,7 @@ const stack = await startLocalStack({
   port,
   boot: true,
   sweepEveryMs: 60_000,
+  say: (line) => console.error(line),
 }).catch((error: unknown) => {
   const busy = (error as NodeJS.ErrnoException).code === 'EADDRINUSE';
   console.error(

@@ -23,11 +23,19 @@
 #   CT_LOG                log file (also mirrored to stdout, i.e. the journal)
 #   CT_STATE_DIR          writable directory: HOME for docker auth, the rendered Caddyfile
 #   CT_HTTP_PORT          Caddy's port (80)
-#   CT_HTTP_BIND          address Caddy binds to (empty: all interfaces)
+#   CT_HTTP_BIND          address Caddy and the WebRTC mux ports bind to (empty: all interfaces)
 #   CT_PORT_BASE          seat i uses PORT_BASE+10i+1..3 (3000)
 #   CT_MUX_PORT_BASE      seat i's WebRTC mux port is MUX_PORT_BASE+i (30000: below the
 #                         ephemeral port range, so no outgoing connection holds one)
-#   CT_NAME_PREFIX        prefix for container and network names (empty on a real VM)
+#   CT_NAME_PREFIX        prefix for container, volume and network names (empty on a real VM)
+#   CT_BRIDGE_PREFIX      prefix of the seat networks' bridge interfaces, at most 9 characters
+#                         (ctseat); the firewall rules match seat traffic by it
+#   CT_FIREWALL_CHAIN     iptables chain of the seat rules (CLARATEACH-SEATS)
+#   CT_METADATA_ADDR      the metadata server's address, closed to seats (169.254.169.254)
+#   CT_PRIVATE_RANGES     address ranges closed to seats (the VPC's private ranges)
+#   CT_PULL_POLICY        always: pull every image, falling back to a copy already present;
+#                         missing: pull only images not present (the local stack's own images)
+#   CT_PARALLEL           seats started side by side (6)
 #   CT_DOCKER_WAIT, CT_SEAT_WAIT  seconds to wait for Docker / for every seat and Caddy
 #   CT_METADATA_RETRIES, CT_PULL_ATTEMPTS, CT_PUBLISH_ATTEMPTS  bounded retries
 
@@ -47,6 +55,12 @@ CT_HTTP_BIND=${CT_HTTP_BIND:-}
 CT_PORT_BASE=${CT_PORT_BASE:-3000}
 CT_MUX_PORT_BASE=${CT_MUX_PORT_BASE:-30000}
 CT_NAME_PREFIX=${CT_NAME_PREFIX:-}
+CT_BRIDGE_PREFIX=${CT_BRIDGE_PREFIX:-ctseat}
+CT_FIREWALL_CHAIN=${CT_FIREWALL_CHAIN:-CLARATEACH-SEATS}
+CT_METADATA_ADDR=${CT_METADATA_ADDR:-169.254.169.254}
+CT_PRIVATE_RANGES=${CT_PRIVATE_RANGES:-10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 100.64.0.0/10}
+CT_PULL_POLICY=${CT_PULL_POLICY:-always}
+CT_PARALLEL=${CT_PARALLEL:-6}
 CT_DOCKER_WAIT=${CT_DOCKER_WAIT:-120}
 CT_SEAT_WAIT=${CT_SEAT_WAIT:-180}
 CT_METADATA_RETRIES=${CT_METADATA_RETRIES:-10}
@@ -108,7 +122,8 @@ retry() {
   return 1
 }
 
-docker() { "$CT_DOCKER" "$@"; }
+# `command`: with CT_DOCKER=docker (every real VM) a plain "$CT_DOCKER" would call this function.
+docker() { command "$CT_DOCKER" "$@"; }
 
 # ---------------------------------------------------------------------------------------------
 # Metadata. GCE's metadata server only answers with the Metadata-Flavor header; curl retries
@@ -186,7 +201,7 @@ trap 'terminated=1; exit 143' TERM INT HUP
 
 # ---------------------------------------------------------------------------------------------
 log "starting (metadata ${CT_METADATA_URL})"
-for setting in CT_HTTP_PORT CT_PORT_BASE CT_MUX_PORT_BASE CT_DOCKER_WAIT CT_SEAT_WAIT \
+for setting in CT_HTTP_PORT CT_PORT_BASE CT_MUX_PORT_BASE CT_PARALLEL CT_DOCKER_WAIT CT_SEAT_WAIT \
   CT_METADATA_RETRIES CT_PULL_ATTEMPTS CT_PUBLISH_ATTEMPTS; do
   is_uint "${!setting}" || fail "$setting must be a number"
 done
@@ -260,12 +275,19 @@ if [[ -n $registry ]]; then
 fi
 
 pull_quietly() { docker pull "$1" >/dev/null; }
-# A registry hiccup at a reboot must not fail a class whose images are already on this VM.
+# An image already on this VM is pulled once, not retried: a registry hiccup at a reboot must not
+# fail (or slow) a class whose images are here. One pinned by digest is never pulled again.
 pull_image() {
-  if retry "$CT_PULL_ATTEMPTS" 3 "pulling $1" pull_quietly "$1"; then
+  if docker image inspect "$1" >/dev/null 2>&1; then
+    if [[ $CT_PULL_POLICY == missing || $1 == *@sha256:* ]]; then
+      log "using $1, already on this VM"
+    elif pull_quietly "$1"; then
+      log "pulled $1"
+    else
+      log "warning: could not pull $1; using the copy already on this VM"
+    fi
+  elif retry "$CT_PULL_ATTEMPTS" 3 "pulling $1" pull_quietly "$1"; then
     log "pulled $1"
-  elif docker image inspect "$1" >/dev/null 2>&1; then
-    log "warning: could not pull $1; using the copy already on this VM"
   else
     return 1
   fi
@@ -284,11 +306,62 @@ for image in "${!pulling[@]}"; do
 done
 ((pull_failed == 0)) || fail "could not pull every image"
 
-network=${CT_NAME_PREFIX}clarateach-net
-if ! docker network inspect "$network" >/dev/null 2>&1; then
-  docker network create "$network" >/dev/null
-  log "created network $network"
+# ---------------------------------------------------------------------------------------------
+# Seat isolation. Every seat has a bridge network of its own, with traffic between its containers
+# off, so no seat reaches another's (Docker isolates bridges from each other) and Caddy, on the
+# host, reaches each through its loopback ports. Traffic a seat routes out of the VM passes one
+# chain of ours, hooked into DOCKER-USER for every seat bridge: the metadata server (where the
+# seat tokens, the ready token and the VM's service-account token live) and the private ranges
+# (other classes' VMs) are closed, but for DNS to the host's resolvers (on GCE, the metadata
+# server itself), which Docker's embedded DNS sends from the seat's namespace. The internet stays
+# open for apt, git and pip. iptables rules do not survive a reboot: they are made again here, at
+# every boot, before a seat container starts (seat containers restart on failure only, so Docker
+# does not start them at boot on its own).
+seat_firewall() {
+  local ipt=$CT_IPTABLES chain=$CT_FIREWALL_CHAIN ns dest proto
+  "$ipt" -w -N "$chain" 2>/dev/null || "$ipt" -w -F "$chain"
+  local -a resolvers
+  mapfile -t resolvers < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ {print $2}' /etc/resolv.conf)
+  for ns in "${resolvers[@]}"; do
+    for proto in udp tcp; do
+      "$ipt" -w -A "$chain" -d "$ns" -p "$proto" --dport 53 -j RETURN
+    done
+  done
+  for dest in "$CT_METADATA_ADDR" $CT_PRIVATE_RANGES; do
+    "$ipt" -w -A "$chain" -d "$dest" -j REJECT --reject-with icmp-net-prohibited
+  done
+  # DOCKER-USER exists once dockerd runs; it is made here too, for a daemon that is starting.
+  "$ipt" -w -N DOCKER-USER 2>/dev/null || true
+  "$ipt" -w -C DOCKER-USER -i "$CT_BRIDGE_PREFIX+" -j "$chain" 2>/dev/null ||
+    "$ipt" -w -I DOCKER-USER -i "$CT_BRIDGE_PREFIX+" -j "$chain"
+}
+if [[ -n $CT_IPTABLES ]]; then
+  ((${#CT_BRIDGE_PREFIX} >= 1 && ${#CT_BRIDGE_PREFIX} <= 9)) || fail "CT_BRIDGE_PREFIX must be 1..9 characters"
+  seat_firewall || fail "could not install the seat firewall"
+  log "seat firewall in place (chain $CT_FIREWALL_CHAIN)"
+else
+  log "warning: CT_IPTABLES is empty: seats are not firewalled"
 fi
+
+# One network per seat; its bridge is named by seat so the firewall rule above matches it.
+seat_network() {
+  local seat=$1 name=${CT_NAME_PREFIX}seat-$1-net
+  if ! docker network inspect "$name" >/dev/null 2>&1; then
+    docker network create --driver bridge "${labels[@]}" \
+      -o "com.docker.network.bridge.name=$CT_BRIDGE_PREFIX$seat" \
+      -o com.docker.network.bridge.enable_icc=false "$name" >/dev/null ||
+      fail "could not create network $name"
+  fi
+  printf '%s' "$name"
+}
+
+# A seat's home is a volume, so a recreated container (a new image) keeps the learner's files.
+seat_volume() {
+  local name=${CT_NAME_PREFIX}seat-$1-home
+  docker volume inspect "$name" >/dev/null 2>&1 ||
+    docker volume create "${labels[@]}" "$name" >/dev/null || fail "could not create volume $name"
+  printf '%s' "$name"
+}
 
 # ---------------------------------------------------------------------------------------------
 # Containers. Each carries a hash of its settings: an unchanged container is kept (learners keep
@@ -297,7 +370,6 @@ declare -A wanted=()
 ensure_container() {
   local name=$1 want have
   shift
-  wanted[$name]=1
   want=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
   have=$(docker inspect --format '{{index .Config.Labels "clarateach.config"}} {{.State.Running}}' \
     "$name" 2>/dev/null || true)
@@ -324,35 +396,67 @@ ensure_container() {
 
 labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
 # Bounds per container, so one learner's runaway process or fork bomb cannot take the VM (and
-# every other seat) down: each may use up to a seat's share of 85% of the memory.
+# every other seat) down: each may use up to a seat's share of 85% of the memory, an equal CPU
+# weight, and a bounded number of processes (threads count: Firefox needs many).
 mem_kb=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB$/\1/p' /proc/meminfo)
 is_uint "$mem_kb" || fail "cannot read MemTotal from /proc/meminfo"
 seat_memory=$((mem_kb * 85 / 100 / seat_count / 1024))m
-limits=(--memory "$seat_memory" --pids-limit 2048)
-for ((i = 1; i <= seat_count; i++)); do
+hardening=(--security-opt no-new-privileges --cpu-shares 1024
+  --memory "$seat_memory" --memory-swap "$seat_memory" --restart on-failure:5)
+# The workspace needs no capability at all: it runs as `learner` on ports above 1024.
+workspace_caps=(--cap-drop ALL --pids-limit 512)
+# Neko's supervisord starts as root and drops to its user, and its X server and PulseAudio
+# chown their sockets: it needs to change users and ownership, nothing else.
+browser_caps=(--cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add CHOWN
+  --cap-add FOWNER --cap-add DAC_OVERRIDE --cap-add KILL --pids-limit 2048)
+public_bind=${CT_HTTP_BIND:+$CT_HTTP_BIND:}
+start_seat() {
+  local i=$1 seat token net home mux
   seat=$(seat_of "$i")
   token=${token_of[$seat]}
+  net=$(seat_network "$seat")
+  home=$(seat_volume "$seat")
   # Seat ports listen on loopback only: learners reach them through Caddy and its token check.
   ensure_container "${CT_NAME_PREFIX}seat-$seat" \
-    --restart unless-stopped --network "$network" "${labels[@]}" "${limits[@]}" \
+    --network "$net" "${labels[@]}" "${hardening[@]}" "${workspace_caps[@]}" \
     --label "clarateach.seat=$seat" --label clarateach.role=workspace \
+    --hostname "seat-$seat" -v "$home:/home/learner" \
     -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
     -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
     "$workspace_image"
   # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp),
-  # with the VM's external IP as its NAT address. Neko v3 reads NEKO_WEBRTC_*, v2 the shorter
-  # names: both are set, to the same values. Firefox needs more than docker's 64 MB of /dev/shm.
+  # with the VM's external IP as its NAT address. Neko v3's names only: any v2 name switches v3
+  # into legacy mode. Firefox needs more than docker's 64 MB of /dev/shm.
   mux=$(mux_port "$i")
   ensure_container "${CT_NAME_PREFIX}seat-$seat-browser" \
-    --restart unless-stopped --network "$network" "${labels[@]}" "${limits[@]}" \
+    --network "$net" "${labels[@]}" "${hardening[@]}" "${browser_caps[@]}" \
     --shm-size 2g --label "clarateach.seat=$seat" --label clarateach.role=browser \
-    -p "127.0.0.1:$(seat_port "$i" 3):8080" -p "$mux:$mux/tcp" -p "$mux:$mux/udp" \
-    -e "NEKO_PASSWORD=$token" -e "NEKO_PASSWORD_ADMIN=$token" \
+    -p "127.0.0.1:$(seat_port "$i" 3):8080" \
+    -p "$public_bind$mux:$mux/tcp" -p "$public_bind$mux:$mux/udp" \
+    -e "NEKO_MEMBER_MULTIUSER_USER_PASSWORD=$token" \
+    -e "NEKO_MEMBER_MULTIUSER_ADMIN_PASSWORD=$token" \
     -e "NEKO_WEBRTC_TCPMUX=$mux" -e "NEKO_WEBRTC_UDPMUX=$mux" \
-    -e "NEKO_WEBRTC_NAT1TO1=$external_ip" -e "NEKO_TCPMUX=$mux" -e "NEKO_UDPMUX=$mux" \
-    -e "NEKO_NAT1TO1=$external_ip" \
+    -e "NEKO_WEBRTC_NAT1TO1=$external_ip" -e NEKO_SERVER_PROXY=true \
     "$neko_image"
+}
+
+# Seats start side by side (a few at a time): one after another, a 20-seat VM waits on 40
+# sequential `docker run`s.
+starting=()
+seats_failed=0
+for ((i = 1; i <= seat_count; i++)); do
+  seat=$(seat_of "$i")
+  wanted[${CT_NAME_PREFIX}seat-$seat]=1
+  wanted[${CT_NAME_PREFIX}seat-$seat-browser]=1
+  start_seat "$i" &
+  starting+=($!)
+  if ((${#starting[@]} >= CT_PARALLEL)); then
+    wait "${starting[0]}" || seats_failed=1
+    starting=("${starting[@]:1}")
+  fi
 done
+for pid in "${starting[@]}"; do wait "$pid" || seats_failed=1; done
+((seats_failed == 0)) || fail "not every seat container started"
 
 # Anything else of this VM (seats from an earlier configuration) goes; Caddy is recreated below.
 caddy_name=${CT_NAME_PREFIX}clarateach-caddy
@@ -361,6 +465,17 @@ existing=$(docker ps -a --filter "label=clarateach.vm=$vm_name" --format '{{.Nam
 for name in $existing; do
   if [[ -z ${wanted[$name]:-} ]]; then
     docker rm -f "$name" >/dev/null
+    log "removed $name"
+  fi
+done
+for ((i = 1; i <= seat_count; i++)); do
+  wanted[${CT_NAME_PREFIX}seat-$(seat_of "$i")-net]=1
+  wanted[${CT_NAME_PREFIX}seat-$(seat_of "$i")-home]=1
+done
+for name in $(docker network ls -q --filter "label=clarateach.vm=$vm_name" --format '{{.Name}}') \
+  $(docker volume ls -q --filter "label=clarateach.vm=$vm_name"); do
+  if [[ -z ${wanted[$name]:-} ]]; then
+    docker network rm "$name" >/dev/null 2>&1 || docker volume rm "$name" >/dev/null
     log "removed $name"
   fi
 done
@@ -392,8 +507,10 @@ render_caddyfile() {
     printf '\t\theader Referrer-Policy strict-origin\n'
     port=1
     for kind in terminal files browser; do
-      printf '\t\thandle_path /vm/%s/%s* {\n\t\t\treverse_proxy 127.0.0.1:%s\n\t\t}\n' \
+      # An app must not plant another seat's access cookie: its ct_seat_* cookies are renamed.
+      printf '\t\thandle_path /vm/%s/%s* {\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
         "$seat" "$kind" "$(seat_port "$i" "$port")"
+      printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
       port=$((port + 1))
     done
     printf '\t}\n'
@@ -407,7 +524,7 @@ mv -f "$caddyfile.tmp" "$caddyfile"
 
 # COS's host firewall accepts only SSH; Caddy is on the host network, so its port is opened here.
 # iptables rules do not survive a reboot, and this runs at every boot.
-if [[ -n $CT_IPTABLES ]]; then
+if [[ -n $CT_IPTABLES && -z $CT_HTTP_BIND ]]; then
   "$CT_IPTABLES" -w -C INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT 2>/dev/null ||
     "$CT_IPTABLES" -w -A INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT ||
     fail "could not open tcp/$CT_HTTP_PORT in the host firewall"
@@ -417,6 +534,7 @@ fi
 # Always recreated: a running Caddy would keep serving the previous Caddyfile.
 docker rm -f "$caddy_name" >/dev/null 2>&1 || true
 docker run -d --name "$caddy_name" --restart unless-stopped --network host "${labels[@]}" \
+  --security-opt no-new-privileges \
   --label clarateach.role=proxy -v "$caddyfile:/etc/caddy/Caddyfile:ro" \
   "$caddy_image" caddy run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
 log "started $caddy_name on port $CT_HTTP_PORT"
