@@ -21,12 +21,18 @@ export function parseRelPath(input: unknown): string[] {
   if (typeof input !== 'string') throw new HttpError(400, 'INVALID_PATH', 'path must be a string');
   if (input.length > MAX_PATH) throw new HttpError(400, 'INVALID_PATH', 'path is too long');
   if (input.includes('\0')) throw new HttpError(400, 'INVALID_PATH', 'path holds a NUL byte');
-  if (input.startsWith('/') || input.startsWith('\\') || /^[A-Za-z]:/.test(input)) {
+  if (input.startsWith('/')) {
     throw new HttpError(400, 'ABSOLUTE_PATH', 'path must be relative to the home folder');
   }
   const segments = input.split('/').filter((s) => s !== '' && s !== '.');
-  if (segments.includes('..')) {
+  // A backslash is a plain character on Linux, but `..\\x` is traversal to a Windows reader.
+  if (segments.some((s) => s.split('\\').includes('..'))) {
     throw new HttpError(400, 'PATH_TRAVERSAL', 'path must not contain ..');
+  }
+  // Still percent-encoded after the query was decoded: double encoding. Harmless here, but a
+  // layer that decodes once more would see `..` or `/`, so such names are refused outright.
+  if (segments.some((s) => /%(2e|2f|5c|00)/i.test(s))) {
+    throw new HttpError(400, 'ENCODED_PATH', 'path must not hold percent-encoded . / \\ or NUL');
   }
   if (segments.some((s) => Buffer.byteLength(s) > MAX_NAME)) {
     throw new HttpError(400, 'INVALID_PATH', 'a name in path is too long');
