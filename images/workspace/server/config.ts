@@ -1,0 +1,36 @@
+/** The seat server's settings, read from the environment once at start. */
+export interface SeatConfig {
+  home: string;
+  terminalPort: number;
+  filesPort: number;
+  uploadMaxBytes: number;
+  shell: string;
+  host: string;
+}
+
+export const DEFAULT_UPLOAD_MAX_BYTES = 100 * 1024 * 1024;
+
+function port(value: string | undefined, fallback: number, name: string): number {
+  if (value === undefined || value === '') return fallback;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
+  return n;
+}
+
+/** Pure: environment in, settings out; a malformed value stops the server at start. */
+export function parseSeatConfig(env: NodeJS.ProcessEnv): SeatConfig {
+  const home = env.SEAT_HOME || env.HOME;
+  if (!home) throw new Error('SEAT_HOME or HOME must be set');
+  const max = env.UPLOAD_MAX_BYTES ? Number(env.UPLOAD_MAX_BYTES) : DEFAULT_UPLOAD_MAX_BYTES;
+  if (!Number.isSafeInteger(max) || max < 1) {
+    throw new Error('UPLOAD_MAX_BYTES must be a positive integer');
+  }
+  return {
+    home,
+    terminalPort: port(env.TERMINAL_PORT, 3001, 'TERMINAL_PORT'),
+    filesPort: port(env.FILES_PORT, 3002, 'FILES_PORT'),
+    uploadMaxBytes: max,
+    shell: env.SEAT_SHELL || '/bin/bash',
+    host: '0.0.0.0',
+  };
+}

@@ -1,0 +1,100 @@
+import type http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { DEFAULT_UPLOAD_MAX_BYTES } from './config.ts';
+import { createFilesServer } from './files/server.ts';
+import { Scope } from './files/scope.ts';
+import { jsonLogger, type Logger } from './log.ts';
+import { createTerminalServer } from './terminal/server.ts';
+import type { PtyModule } from './terminal/shell-session.ts';
+
+export interface SeatServerOptions {
+  /** The learner's home: the files API is confined to it, the shell starts in it. */
+  home: string;
+  /** 0 picks a free port. */
+  terminalPort?: number;
+  filesPort?: number;
+  /** Default 127.0.0.1; the container binds 0.0.0.0 and Docker publishes on loopback. */
+  host?: string;
+  uploadMaxBytes?: number;
+  shell?: string;
+  /** The shell's environment (CLARATEACH_SEAT and the like pass through); default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** The built pages: `terminal/` and `files/` folders. Default: `public/` beside this module. */
+  assetsDir?: string;
+  log?: Logger;
+}
+
+export interface SeatServer {
+  terminalUrl: string;
+  filesUrl: string;
+  close(): Promise<void>;
+}
+
+function listen(server: http.Server, port: number, host: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      const addr = server.address() as AddressInfo;
+      const shown = host === '0.0.0.0' ? '127.0.0.1' : host;
+      resolve(`http://${shown.includes(':') ? `[${shown}]` : shown}:${addr.port}/`);
+    });
+  });
+}
+
+function stop(server: http.Server): Promise<void> {
+  return new Promise((resolve) => {
+    if (!server.listening) return resolve();
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+/** Both servers of a seat in one process: the terminal and the file manager. */
+export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServer> {
+  const log = opts.log ?? jsonLogger();
+  const host = opts.host ?? '127.0.0.1';
+  const assetsDir =
+    opts.assetsDir ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
+  const scope = await Scope.open(opts.home);
+  const pty: PtyModule = await import('@lydell/node-pty');
+  const terminal = createTerminalServer({
+    home: scope.root,
+    shell: opts.shell ?? '/bin/bash',
+    env: opts.env ?? process.env,
+    assetsDir: path.join(assetsDir, 'terminal'),
+    log,
+    pty,
+  });
+  const files = createFilesServer({
+    scope,
+    uploadMaxBytes: opts.uploadMaxBytes ?? DEFAULT_UPLOAD_MAX_BYTES,
+    assetsDir: path.join(assetsDir, 'files'),
+    log,
+  });
+  let terminalUrl: string;
+  let filesUrl: string;
+  try {
+    terminalUrl = await listen(terminal.server, opts.terminalPort ?? 3001, host);
+    filesUrl = await listen(files, opts.filesPort ?? 3002, host);
+  } catch (err) {
+    await Promise.all([terminal.close(), stop(terminal.server), stop(files)]);
+    throw err;
+  }
+  log('INFO', 'seat server listening', { terminalUrl, filesUrl, home: scope.root });
+  let closing: Promise<void> | undefined;
+  return {
+    terminalUrl,
+    filesUrl,
+    close() {
+      closing ??= (async () => {
+        await terminal.close();
+        await Promise.all([stop(terminal.server), stop(files)]);
+        log('INFO', 'seat server stopped');
+      })();
+      return closing;
+    },
+  };
+}
