@@ -492,6 +492,10 @@ render_caddyfile() {
   printf '{\n\tadmin off\n\tauto_https off\n}\n\n:%s {\n' "$CT_HTTP_PORT"
   if [[ -n $CT_HTTP_BIND ]]; then printf '\tbind %s\n' "$CT_HTTP_BIND"; fi
   printf '\thandle /health {\n\t\trespond "OK" 200\n\t}\n'
+  # The pages use relative URLs: /vm/S/terminal must become /vm/S/terminal/ (query kept).
+  printf '\t@bare_query {\n\t\tpath_regexp ^/vm/[0-9]+/(terminal|files|browser)$\n'
+  printf '\t\texpression `{query} != ""`\n\t}\n\tredir @bare_query {path}/?{query} 308\n'
+  printf '\t@bare path_regexp ^/vm/[0-9]+/(terminal|files|browser)$\n\tredir @bare {path}/ 308\n'
   for ((i = 1; i <= seat_count; i++)); do
     seat=$(seat_of "$i")
     token=${token_of[$seat]}

@@ -1,0 +1,208 @@
+// Booting one VM of the local stack on real Docker, for the startup-script and isolation tests:
+// its metadata, the vm.ready messages it publishes (Pub/Sub emulator), HTTP through its Caddy,
+// and the check that it leaves nothing behind.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { PubSub, type Message } from '@google-cloud/pubsub';
+import type { ExecutionContext } from 'ava';
+import { emulators } from './emulators.ts';
+import { ensureLocalImages, type LocalImages } from '../../local/images.ts';
+import { prepareMachine } from '../../local/machine.ts';
+import { runCommand } from '../../local/commands.ts';
+import { processAlive } from '../../local/process-groups.ts';
+import { bootInstance, type BootedInstance } from '../../local/vm-runner.ts';
+
+export interface VmReady {
+  workshopId: string;
+  vmName: string;
+  state: 'ready' | 'failed';
+  externalIp: string;
+  internalIp: string;
+  httpPort: number;
+  seatsReady: number;
+  readyToken: string;
+  error?: string;
+}
+
+export const newToken = () => randomBytes(24).toString('base64url');
+
+let imagesReady: Promise<LocalImages> | undefined;
+/** Docker running and the local images built (once per process). */
+export function vmImages(): Promise<LocalImages> {
+  imagesReady ??= prepareMachine({ say: () => undefined }).then(() =>
+    ensureLocalImages(() => undefined),
+  );
+  return imagesReady;
+}
+
+export const docker = async (...args: string[]) => {
+  const out = await runCommand('docker', args);
+  if (out.code !== 0) throw new Error(`docker ${args.join(' ')}: ${out.stderr}`);
+  return out.stdout.trim();
+};
+
+// --- Pub/Sub: one vm.ready topic per test file, one subscription per test ------------------------
+
+let topicReady: Promise<{ pubsub: PubSub; topicName: string }> | undefined;
+function readyTopic() {
+  topicReady ??= (async () => {
+    const env = await emulators();
+    const pubsub = new PubSub({ projectId: env.projectId });
+    const [topic] = await pubsub.topic('vm.ready').get({ autoCreate: true });
+    return { pubsub, topicName: topic.name };
+  })();
+  return topicReady;
+}
+
+/** Collects vm.ready messages from a fresh subscription (de-duplicated by message id). */
+export async function readyMessages(t: ExecutionContext) {
+  const { pubsub } = await readyTopic();
+  const [subscription] = await pubsub
+    .topic('vm.ready')
+    .createSubscription(`vm-ready-${randomBytes(4).toString('hex')}`);
+  const seen = new Set<string>();
+  const received: VmReady[] = [];
+  subscription.on('message', (m: Message) => {
+    m.ack();
+    if (seen.has(m.id)) return;
+    seen.add(m.id);
+    received.push(JSON.parse(m.data.toString()) as VmReady);
+  });
+  t.teardown(async () => {
+    await subscription.close();
+    await subscription.delete();
+  });
+  return {
+    /** Waits (bounded) until `count` messages for `vmName` arrived; returns them in order. */
+    async forVm(vmName: string, count = 1, ms = 240_000): Promise<VmReady[]> {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const mine = received.filter((r) => r.vmName === vmName);
+        if (mine.length >= count) return mine;
+        if (Date.now() > deadline) {
+          throw new Error(`only ${mine.length} of ${count} vm.ready messages for ${vmName}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+  };
+}
+
+// --- instances ----------------------------------------------------------------------------------
+
+export interface Plan {
+  seatFirst: number;
+  seatCount: number;
+  workspaceImage?: string;
+  nekoImage?: string;
+  withScriptMetadata?: boolean;
+}
+
+export async function instanceFor(plan: Plan) {
+  const env = await emulators();
+  const images = await vmImages();
+  const { topicName } = await readyTopic();
+  const workshopId = `ws${randomBytes(6).toString('hex')}`;
+  const vmName = `ct-${workshopId}-vm-${plan.seatFirst}`;
+  const tokens = new Map<number, string>();
+  for (let s = plan.seatFirst; s < plan.seatFirst + plan.seatCount; s++) tokens.set(s, newToken());
+  const readyToken = newToken();
+  const metadata: Record<string, string> = {
+    'workshop-id': workshopId,
+    'vm-name': vmName,
+    'seat-first': String(plan.seatFirst),
+    'seat-count': String(plan.seatCount),
+    'workspace-image': plan.workspaceImage ?? images.workspace,
+    'neko-image': plan.nekoImage ?? images.browser,
+    'caddy-image': images.caddy,
+    registry: '',
+    'ready-topic': topicName,
+    'ready-token': readyToken,
+    'seat-tokens': [...tokens].map(([s, tok]) => `${s}:${tok}`).join(' '),
+  };
+  // What a real VM runs: the script as instance metadata.
+  if (plan.withScriptMetadata) {
+    metadata['startup-script'] = readFileSync('startup/clarateach-startup.sh', 'utf8');
+  }
+  const instance = {
+    name: vmName,
+    zone: 'local-a',
+    project: env.projectId,
+    metadata,
+    labels: { app: 'clarateach', workshop: workshopId },
+    externalIp: '203.0.113.10',
+    internalIp: '10.128.0.10',
+  };
+  return { instance, env, workshopId, vmName, tokens, readyToken, images };
+}
+
+export type Instance = Awaited<ReturnType<typeof instanceFor>>;
+
+/** Boots; after the test, stops the instance (stopAndCheckNothingLeft checks it left nothing). */
+export async function boot(
+  t: ExecutionContext,
+  instance: Instance,
+  scriptEnv: Record<string, string> = {},
+): Promise<BootedInstance> {
+  const vm = await bootInstance(instance.instance, {
+    pubsubEmulatorHost: instance.env.pubsubHost,
+    scriptEnv,
+  });
+  t.teardown(() => vm.stop());
+  return vm;
+}
+
+/** What of this instance is left on the daemon and in the host firewall. */
+export async function leftovers(vm: BootedInstance): Promise<string[]> {
+  const names = [
+    ...(await docker('ps', '-a', '--format', '{{.Names}}')).split('\n'),
+    ...(await docker('network', 'ls', '--format', '{{.Name}}')).split('\n'),
+    ...(await docker('volume', 'ls', '--format', '{{.Name}}')).split('\n'),
+  ].filter((name) => name.startsWith(vm.namePrefix));
+  if (vm.firewallChain) {
+    const rules = await runCommand('iptables', ['-w', '-S']);
+    names.push(...rules.stdout.split('\n').filter((rule) => rule.includes(vm.firewallChain)));
+  }
+  return names;
+}
+
+export async function stopAndCheckNothingLeft(t: ExecutionContext, vm: BootedInstance) {
+  const before = vm.pids();
+  t.true(before.length >= 1, 'the script run was recorded');
+  await vm.stop();
+  const alive = [...new Set([...before, ...vm.pids()])].filter(processAlive);
+  t.deepEqual(alive, [], 'every process of the instance is gone');
+  t.deepEqual(await leftovers(vm), [], 'no container, network, volume or firewall rule is left');
+  t.false(existsSync(vm.stateDir), 'the state dir is removed');
+}
+
+// --- HTTP through the VM's Caddy ----------------------------------------------------------------
+
+export async function get(vm: BootedInstance, pathAndQuery: string, cookie?: string) {
+  const res = await fetch(`http://127.0.0.1:${vm.httpPort}${pathAndQuery}`, {
+    headers: cookie ? { cookie } : {},
+    redirect: 'manual',
+  });
+  return {
+    status: res.status,
+    text: await res.text(),
+    setCookie: res.headers.get('set-cookie'),
+    location: res.headers.get('location'),
+    referrerPolicy: res.headers.get('referrer-policy'),
+  };
+}
+
+/** An image FROM `base` whose command is `cmd`, built here: a real image that really fails. */
+export async function imageWithCommand(base: string, name: string, cmd: string[]) {
+  const dockerfile = `FROM ${base}\nCMD ${JSON.stringify(cmd)}\n`;
+  const out = await new Promise<number | null>((resolve) => {
+    const child = spawn('docker', ['build', '-q', '-t', name, '-'], {
+      stdio: ['pipe', 'ignore', 'inherit'],
+    });
+    child.stdin.end(dockerfile);
+    child.on('close', resolve);
+  });
+  if (out !== 0) throw new Error(`could not build ${name}`);
+  return name;
+}
