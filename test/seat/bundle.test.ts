@@ -26,7 +26,9 @@ test('the built seat-server.mjs serves both ports from its own folder and stops 
     'node-pty-linux-x64',
   ]);
 
-  const child: ChildProcess = spawn(process.execPath, [path.join(out.dir, 'seat-server.mjs')], {
+  // SEAT_TEST_NODE runs the bundle on another Node, e.g. an 18 like the image's.
+  const node = process.env.SEAT_TEST_NODE || process.execPath;
+  const child: ChildProcess = spawn(node, [path.join(out.dir, 'seat-server.mjs')], {
     // Run from elsewhere, so nothing resolves from this checkout's node_modules.
     cwd: home.dir,
     env: {
@@ -75,6 +77,11 @@ test('the built seat-server.mjs serves both ports from its own folder and stops 
   const term = await TermClient.open(terminalUrl);
   term.type('echo "seat=$CLARATEACH_SEAT node=$(node --version 2>/dev/null || echo none)"\r');
   t.truthy(await term.waitFor(/seat=9 node=/));
+  // The files API on the same Node: a folder archive and a listing.
+  const archive = await raw(filesUrl, 'GET', '/api/download?path=');
+  t.is(archive.status, 200);
+  t.is(archive.headers['content-type'], 'application/gzip');
+  t.is((await raw(filesUrl, 'GET', '/api/list?path=')).json.entries[0].name, 'a.txt');
 
   child.kill('SIGTERM');
   t.is(await exited, 0);

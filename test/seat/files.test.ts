@@ -231,6 +231,11 @@ test('malformed requests of any shape get a 4xx JSON error', async (t) => {
   for (const [method, p, opts] of cases) {
     isJsonError(t, await f.req(method, p, opts), `${method} ${p.slice(0, 60)}`);
   }
+  // A named pipe is refused at once instead of waiting for a writer.
+  t.is(spawnSync('mkfifo', [path.join(f.home, 'pipe')]).status, 0);
+  for (const op of ['view', 'download']) {
+    isJsonError(t, await f.req('GET', `/api/${op}?path=pipe`), `${op} a named pipe`);
+  }
   // The server is still there, and nothing was made by the bad requests.
   const list = await f.req('GET', '/api/list?path=');
   t.is(list.status, 200);
@@ -241,6 +246,7 @@ test('malformed requests of any shape get a 4xx JSON error', async (t) => {
     'escape-file',
     'good-link',
     'inside.txt',
+    'pipe',
     'sub',
     'toX',
   ]);
