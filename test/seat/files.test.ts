@@ -19,6 +19,7 @@ interface Fixture {
   seat: SeatServer;
   req: (method: string, p: string, opts?: Parameters<typeof raw>[3]) => Promise<RawResponse>;
   post: (op: string, body: unknown) => Promise<RawResponse>;
+  assertUntouched: () => Promise<void>;
 }
 
 /** Every path under `dir` with its link target or content: what "unchanged" compares. */
@@ -36,7 +37,10 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
   return out;
 }
 
-async function fixture(t: ExecutionContext, opts: { uploadMaxBytes?: number } = {}) {
+async function fixture(
+  t: ExecutionContext,
+  opts: { uploadMaxBytes?: number } = {},
+): Promise<Fixture> {
   const tmp = await tempDir('seat-files-');
   const base = tmp.dir;
   const home = path.join(base, 'home');
@@ -68,9 +72,14 @@ async function fixture(t: ExecutionContext, opts: { uploadMaxBytes?: number } = 
   const assertUntouched = async () => {
     t.deepEqual(await snapshot(outside), before.outside, 'outside unchanged');
     t.deepEqual(await snapshot(homeX), before.homeX, 'homeX unchanged');
-    t.deepEqual(await readdir(base), ['home', 'homeX', 'outside'], 'nothing created beside home');
+    t.deepEqual(
+      (await readdir(base)).sort(),
+      ['home', 'homeX', 'outside'],
+      'nothing created beside home',
+    );
   };
-  return { base, home, seat, req, post, assertUntouched } satisfies Fixture & object;
+  const f: Fixture = { base, home, seat, req, post, assertUntouched };
+  return f;
 }
 
 function isJsonError(t: ExecutionContext, res: RawResponse, what: string): void {
@@ -171,7 +180,12 @@ test('writes that try to leave the home get a 4xx and change nothing outside', a
   }
   await f.assertUntouched();
   t.is(await readFile(path.join(f.home, 'inside.txt'), 'utf8'), 'inside');
-  t.false(await lstat(path.join(f.home, 'stolen')).then(() => true, () => false));
+  t.false(
+    await lstat(path.join(f.home, 'stolen')).then(
+      () => true,
+      () => false,
+    ),
+  );
 });
 
 test('malformed requests of any shape get a 4xx JSON error', async (t) => {
@@ -217,13 +231,25 @@ test('malformed requests of any shape get a 4xx JSON error', async (t) => {
   for (const [method, p, opts] of cases) {
     isJsonError(t, await f.req(method, p, opts), `${method} ${p.slice(0, 60)}`);
   }
+  // A named pipe is refused at once instead of waiting for a writer.
+  t.is(spawnSync('mkfifo', [path.join(f.home, 'pipe')]).status, 0);
+  for (const op of ['view', 'download']) {
+    isJsonError(t, await f.req('GET', `/api/${op}?path=pipe`), `${op} a named pipe`);
+  }
   // The server is still there, and nothing was made by the bad requests.
   const list = await f.req('GET', '/api/list?path=');
   t.is(list.status, 200);
-  t.deepEqual(
-    list.json.entries.map((e: any) => e.name).sort(),
-    ['abs-link', 'dangling', 'escape', 'escape-file', 'good-link', 'inside.txt', 'sub', 'toX'],
-  );
+  t.deepEqual(list.json.entries.map((e: any) => e.name).sort(), [
+    'abs-link',
+    'dangling',
+    'escape',
+    'escape-file',
+    'good-link',
+    'inside.txt',
+    'pipe',
+    'sub',
+    'toX',
+  ]);
 });
 
 test('list, upload, view, download, mkdir, rename and delete work inside the home', async (t) => {
@@ -281,7 +307,12 @@ test('list, upload, view, download, mkdir, rename and delete work inside the hom
   t.is((await f.post('delete', { path: 'good-link' })).status, 200);
   t.true((await lstat(path.join(f.home, 'sub'))).isDirectory());
   t.is((await f.post('delete', { path: 'sub' })).status, 200);
-  t.false(await lstat(path.join(f.home, 'sub')).then(() => true, () => false));
+  t.false(
+    await lstat(path.join(f.home, 'sub')).then(
+      () => true,
+      () => false,
+    ),
+  );
   await f.assertUntouched();
 });
 
@@ -334,7 +365,13 @@ test('a folder downloads as a streamed tar.gz of the right entries, links stored
   t.is(listing.status, 0, listing.stderr);
   const lines = listing.stdout.trim().split('\n');
   const names = lines.map((l) => l.split(/\s+/)[5]).sort();
-  t.deepEqual(names, ['proj/', 'proj/README.md', 'proj/canary-link', 'proj/src/', 'proj/src/main.py']);
+  t.deepEqual(names, [
+    'proj/',
+    'proj/README.md',
+    'proj/canary-link',
+    'proj/src/',
+    'proj/src/main.py',
+  ]);
   t.true(lines.some((l) => l.startsWith('l') && l.includes('proj/canary-link ->')));
   t.false(gunzipSync(res.body).toString('latin1').includes(CANARY));
 

@@ -29,7 +29,9 @@ export async function tempDir(prefix: string): Promise<{ dir: string; remove(): 
 }
 
 /** A seat on loopback with ephemeral ports and a quiet log. */
-export function startSeat(opts: Partial<SeatServerOptions> & { home: string }): Promise<SeatServer> {
+export function startSeat(
+  opts: Partial<SeatServerOptions> & { home: string },
+): Promise<SeatServer> {
   return startSeatServer({
     terminalPort: 0,
     filesPort: 0,
@@ -52,7 +54,11 @@ export function raw(
   base: string,
   method: string,
   rawPath: string,
-  opts: { headers?: Record<string, string | number>; body?: Buffer | string; chunks?: Buffer[] } = {},
+  opts: {
+    headers?: Record<string, string | number>;
+    body?: Buffer | string;
+    chunks?: Buffer[];
+  } = {},
 ): Promise<RawResponse> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
@@ -132,10 +138,9 @@ export class TermClient {
         ws.terminate();
       });
       ws.on('error', reject);
-      client.until(() => client.pid !== 0 && client.replayLeft === 0).then(
-        () => resolve(client),
-        reject,
-      );
+      client
+        .until(() => client.pid !== 0 && client.replayLeft === 0)
+        .then(() => resolve(client), reject);
     });
   }
 

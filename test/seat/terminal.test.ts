@@ -1,10 +1,7 @@
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
-import {
-  HIGH_WATERMARK,
-  MAX_BATCH,
-} from '../../images/workspace/server/terminal/shell-session.ts';
+import { HIGH_WATERMARK, MAX_BATCH } from '../../images/workspace/server/terminal/shell-session.ts';
 import type { SeatServer } from '../../images/workspace/server/seat-server.ts';
 import { TermClient, eventually, startSeat, tempDir } from './helpers.ts';
 
@@ -67,7 +64,7 @@ test('a viewer that comes back reattaches to the same shell and sees its recent 
   const { seat, open } = await withSeat(t);
   const first = await open(seat.terminalUrl);
   first.type('echo "pid=$$"\r');
-  const pid = (await first.waitFor(/pid=(\d+)/))[1];
+  const pid = (await first.waitFor(/pid=(\d+)/))[1]!;
   await first.close();
 
   const again = await open(seat.terminalUrl);

@@ -31,6 +31,7 @@ export function parseSeatConfig(env: NodeJS.ProcessEnv): SeatConfig {
     filesPort: port(env.FILES_PORT, 3002, 'FILES_PORT'),
     uploadMaxBytes: max,
     shell: env.SEAT_SHELL || '/bin/bash',
-    host: '0.0.0.0',
+    // All interfaces in the container (Docker publishes the ports on loopback only).
+    host: env.SEAT_BIND || '0.0.0.0',
   };
 }

@@ -129,7 +129,7 @@ async function refresh(): Promise<void> {
       truncated: boolean;
     };
     tbody.replaceChildren(...listing.entries.map((e) => row(dir, e)));
-    say(listing.truncated ? 'Only the first 10,000 entries are shown.' : '');
+    if (listing.truncated) say('Only the first 10,000 entries are shown.');
   } catch (err) {
     tbody.replaceChildren();
     say(`Cannot list this folder: ${(err as Error).message}`, true);
@@ -225,5 +225,8 @@ drop.addEventListener('drop', (e) => {
   void upload(Array.from(e.dataTransfer?.files ?? []));
 });
 
-window.addEventListener('hashchange', () => void refresh());
+window.addEventListener('hashchange', () => {
+  say('');
+  void refresh();
+});
 void refresh();

@@ -18,6 +18,7 @@ const term = new Terminal({
   scrollback: 5_000,
   fontFamily: 'ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace',
   fontSize: 14,
+  lineHeight: 1.1, // room for underscores below the baseline
 });
 const fit = new FitAddon();
 term.loadAddon(fit);

@@ -1,4 +1,4 @@
-import type { Dirent } from 'node:fs';
+import { constants, type Dirent } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
@@ -7,6 +7,9 @@ import { parseRelPath, type Scope } from './scope.ts';
 
 export const MAX_LIST = 10_000;
 export const MAX_VIEW_BYTES = 1024 * 1024;
+// Non-blocking, so opening a named pipe cannot park a thread of the pool waiting for a writer;
+// it is refused as not a regular file right after.
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
 
 export interface ListEntry {
   name: string;
@@ -75,7 +78,7 @@ const FILE_HEADERS = {
 
 /** A file as an attachment, read from the handle that was checked (no second path lookup). */
 export async function sendFile(real: string, res: ServerResponse): Promise<void> {
-  const handle = await open(real, 'r');
+  const handle = await open(real, READ_FLAGS);
   try {
     const s = await handle.stat();
     if (!s.isFile()) throw new HttpError(400, 'NOT_A_FILE', 'that is not a regular file');
@@ -97,7 +100,7 @@ export async function sendFile(real: string, res: ServerResponse): Promise<void>
 
 /** A small text file for the page to show (as text, sandboxed, never as HTML). */
 export async function sendText(real: string, res: ServerResponse): Promise<void> {
-  const handle = await open(real, 'r');
+  const handle = await open(real, READ_FLAGS);
   try {
     const s = await handle.stat();
     if (!s.isFile()) throw new HttpError(400, 'NOT_A_FILE', 'that is not a regular file');
