@@ -37,6 +37,7 @@ const TIMEOUT_MS = 180_000;
 export async function runDemo(
   baseUrl: string,
   print: (line: string) => void = console.log,
+  opts: { end?: boolean } = { end: true },
 ): Promise<DemoResult> {
   const t0 = Date.now();
   const say = (line: string) =>
@@ -93,11 +94,15 @@ export async function runDemo(
       .join(', ')}`,
   );
 
+  for (const j of [...joined].sort((a, b) => a.seat - b.seat)) {
+    print(`  seat ${String(j.seat).padStart(2)}  terminal ${j.endpoints.terminal}`);
+    print(`           files    ${j.endpoints.files}`);
+  }
   const [first, second] = [...joined].sort((a, b) => a.seat - b.seat);
   const own = await fetch(first!.endpoints.terminal);
   const ownBody = await own.text();
   say(
-    `learner on seat ${first!.seat} opens its terminal: ${own.status} ${ownBody.trim().slice(0, 80)}`,
+    `learner on seat ${first!.seat} opens its terminal: ${own.status} ${/<title>([^<]*)/.exec(ownBody)?.[1] ?? ownBody.trim().slice(0, 80)}`,
   );
   const foreignUrl = new URL(first!.endpoints.terminal);
   foreignUrl.searchParams.set('t', new URL(second!.endpoints.terminal).searchParams.get('t')!);
@@ -110,6 +115,19 @@ export async function runDemo(
   await none.arrayBuffer();
   say(`no credential on seat ${first!.seat}'s terminal: ${none.status}`);
 
+  if (!opts.end) {
+    say(`the class keeps running: open the URLs above in a browser`);
+    say(`end it with: curl -X DELETE ${baseUrl}/workshops/${created.id} (or stop npm start)`);
+    return {
+      workshopId: created.id,
+      status: ready.status,
+      seats: joined.map((j) => j.seat),
+      ownSeat: { status: own.status, body: ownBody },
+      foreignToken: { status: foreign.status },
+      noToken: { status: none.status },
+      vmStatuses: ready.vms.map((v) => v.status),
+    };
+  }
   await call<Workshop>('DELETE', `/workshops/${created.id}`);
   say('ending');
   const ended = await waitFor(created.id, (w) => w.status === 'ended' || w.status === 'failed');
@@ -129,7 +147,8 @@ export async function runDemo(
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const url = process.env.DEMO_URL ?? `http://127.0.0.1:${process.env.PORT ?? 8080}`;
-  runDemo(url).catch((error: unknown) => {
+  // The class stays up so its seats can be opened; `npm run demo -- --end` ends it too.
+  runDemo(url, console.log, { end: process.argv.includes('--end') }).catch((error: unknown) => {
     console.error(`demo failed: ${error instanceof Error ? error.message : String(error)}`);
     console.error(`is the stack running? start it with: npm start`);
     process.exitCode = 1;

@@ -137,15 +137,18 @@ export interface SeatEndpoints {
   browser: string;
 }
 
-/** The seat's URLs on its VM's proxy, carrying the seat's access credential. */
+/**
+ * The seat's URLs on its VM's proxy, carrying the seat's access credential. Each path ends with
+ * `/`: the pages there use relative URLs.
+ */
 export function seatEndpoints(vm: VmRecord, seat: number, accessToken: string): SeatEndpoints {
   const port = vm.httpPort && vm.httpPort !== 80 ? `:${vm.httpPort}` : '';
   const base = `http://${vm.externalIp}${port}/vm/${seat}`;
   const query = `?t=${encodeURIComponent(accessToken)}`;
   return {
-    terminal: `${base}/terminal${query}`,
-    files: `${base}/files${query}`,
-    browser: `${base}/browser${query}`,
+    terminal: `${base}/terminal/${query}`,
+    files: `${base}/files/${query}`,
+    browser: `${base}/browser/${query}`,
   };
 }
 

@@ -4,7 +4,7 @@ import { runDemo } from '../../local/demo.ts';
 import { processAlive } from '../../local/process-groups.ts';
 
 /**
- * The whole class end to end (issue 3): the real startup script boots each "VM" against the
+ * The whole class end to end: the real startup script boots each "VM" on real Docker against the
  * metadata server and the Pub/Sub emulator, the real Caddy guards every seat, and nothing is
  * left behind: no instance, no process.
  */
@@ -31,7 +31,7 @@ test.serial(
       Array.from({ length: 12 }, (_, i) => i + 1),
     );
     t.is(result.ownSeat.status, 200);
-    t.regex(result.ownSeat.body, /seat-1\b/);
+    t.regex(result.ownSeat.body, /<title>Terminal<\/title>/, 'the seat’s real terminal page');
     t.is(result.foreignToken.status, 403);
     t.is(result.noToken.status, 403);
     t.true(result.vmStatuses.every((s) => s === 'deleted'));
@@ -43,7 +43,7 @@ test.serial(
 );
 
 test.serial(
-  'a seat container that cannot start: the VM reports failed, the workshop fails, its VM is deleted',
+  'a workspace image that cannot be pulled: the VM reports failed, the workshop fails, its VM is deleted',
   async (t) => {
     const ws = (
       await stack.api('POST', '/workshops', {

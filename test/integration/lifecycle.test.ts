@@ -127,7 +127,7 @@ test.serial(
     );
     for (const j of joins) {
       const ip = j.body.seat <= 13 ? '203.0.113.10' : '203.0.113.11';
-      t.true(j.body.endpoints.terminal.startsWith(`http://${ip}/vm/${j.body.seat}/terminal?t=`));
+      t.true(j.body.endpoints.terminal.startsWith(`http://${ip}/vm/${j.body.seat}/terminal/?t=`));
       t.is(j.body.workshopId, ws.id);
       t.is(j.body.expiresAt, ready.expiresAt);
     }

@@ -56,13 +56,13 @@ const vm = { externalIp: '203.0.113.5', httpPort: 80 } as VmRecord;
 
 test('seat endpoints point at the seat on its VM and carry its credential', (t) => {
   t.deepEqual(seatEndpoints(vm, 7, 'a b'), {
-    terminal: 'http://203.0.113.5/vm/7/terminal?t=a%20b',
-    files: 'http://203.0.113.5/vm/7/files?t=a%20b',
-    browser: 'http://203.0.113.5/vm/7/browser?t=a%20b',
+    terminal: 'http://203.0.113.5/vm/7/terminal/?t=a%20b',
+    files: 'http://203.0.113.5/vm/7/files/?t=a%20b',
+    browser: 'http://203.0.113.5/vm/7/browser/?t=a%20b',
   });
   t.is(
     seatEndpoints({ ...vm, httpPort: 8123 }, 1, 't').files,
-    'http://203.0.113.5:8123/vm/1/files?t=t',
+    'http://203.0.113.5:8123/vm/1/files/?t=t',
   );
 });
 
