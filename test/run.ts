@@ -6,14 +6,26 @@ import {
   startEmulatorPair,
   type Emulator,
 } from '../local/emulators.ts';
+import { ensureLocalImages } from '../local/images.ts';
+import { prepareMachine } from '../local/machine.ts';
 
 /**
- * `npm test`: one pair of emulators for the whole run, then ava with its arguments. Each test
+ * `npm test`: readies the machine as `npm start` does (Docker, debootstrap and Chromium installed
+ * and started when missing, the VM images built once), one pair of emulators for the whole run,
+ * then ava with its arguments. Each test
  * file still works in a project of its own (test/helpers/emulators.ts); a file run on its own
  * with `npx ava` starts a pair for itself.
  */
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
+
+try {
+  await prepareMachine({ browser: true, say: (line) => console.error(`npm test: ${line}`) });
+  await ensureLocalImages((line) => console.error(`npm test: ${line}`));
+} catch (error) {
+  console.error(`npm test: cannot set up this machine: ${String(error)}`);
+  process.exit(1);
+}
 
 const env = { ...process.env };
 let emulators: Emulator[] = [];

@@ -1,10 +1,10 @@
 import { spawnSync } from 'node:child_process';
 import test from 'ava';
 
-const SCRIPTS = ['startup/clarateach-startup.sh', 'local/docker-standin/docker'];
+const SCRIPTS = ['startup/clarateach-startup.sh', 'images/build.sh'];
 const hasShellcheck = spawnSync('shellcheck', ['--version'], { stdio: 'ignore' }).status === 0;
 
-test('the startup script and the docker shim are valid bash', (t) => {
+test('the startup script and the image build are valid bash', (t) => {
   for (const script of SCRIPTS) {
     const res = spawnSync('bash', ['-n', script], { encoding: 'utf8' });
     t.is(res.status, 0, `${script}: ${res.stderr}`);
