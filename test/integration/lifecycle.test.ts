@@ -1,5 +1,5 @@
 import { emulatorTest as test } from '../helpers/emulators.ts';
-import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { eventually, startTestStack, type TestStack, fromLearner } from '../helpers/stack.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
 let stack: TestStack;
@@ -116,7 +116,7 @@ test.serial(
 
     const joins = await Promise.all(
       Array.from({ length: 25 }, (_, i) =>
-        stack.api('POST', '/join', { code: ws.joinCode, name: `Learner ${i}` }),
+        stack.api('POST', '/join', { code: ws.joinCode, name: `Learner ${i}` }, fromLearner(i)),
       ),
     );
     t.true(joins.every((j) => j.status === 200));
@@ -196,7 +196,7 @@ test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twi
 
   const results = await Promise.all(
     Array.from({ length: 100 }, (_, i) =>
-      stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+      stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }, fromLearner(i)),
     ),
   );
   const won = results.filter((r) => r.status === 200);
