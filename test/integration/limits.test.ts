@@ -225,7 +225,10 @@ test.serial('over-quota starts get 409 QUOTA_EXCEEDED and insert no VM', async (
   const inserted = stack.standin.requests
     .filter((r) => r.method === 'POST' && /\/instances(\?|$)/.test(r.path))
     .map((r) => (r.body as { name?: string }).name ?? '');
-  t.true(inserted.some((name) => name.includes(a)), 'inserts are seen by name');
+  t.true(
+    inserted.some((name) => name.includes(a)),
+    'inserts are seen by name',
+  );
   t.false(inserted.some((name) => name.includes(c) || name.includes(more)));
 
   // Once a class is over, its room is free again.
