@@ -158,6 +158,102 @@ test.serial('only admins get the SSH key', async (t) => {
   });
 });
 
+/** mulberry32, seeded: the same malformed tokens every run. */
+function seeded(seed: number) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test.serial('1,000 malformed ID tokens and auth headers: no 5xx, nothing written', async (t) => {
+  const random = seeded(0x1d70c3);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
+  const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  const valid = issuer.mint({ email: ALICE });
+  const [h, p, sig] = valid.split('.') as [string, string, string];
+  const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
+  const oddValues = [
+    null,
+    0,
+    -1,
+    1e308,
+    '',
+    'x',
+    [],
+    {},
+    [ALICE],
+    { email: ALICE },
+    true,
+    '9'.repeat(40),
+  ];
+  const mutations: Array<() => string> = [
+    () => {
+      const i = Math.floor(random() * valid.length);
+      return valid.slice(0, i) + pick(['A', '_', '-', '.', '=', '+', '/']) + valid.slice(i + 1);
+    },
+    () => valid.slice(0, Math.floor(random() * valid.length)),
+    () => `${valid}.${sig}`,
+    () => [p, h, sig].join('.'),
+    () =>
+      `${enc({ alg: pick(['none', 'HS256', 'RS512', 'ES256', 'PS256', '', null]), kid: pick(['test-key-1', '__proto__', 'constructor', '', 7]) })}.${p}.${sig}`,
+    () =>
+      `${h}.${enc({ ...claims, [pick(['iss', 'aud', 'exp', 'iat', 'email', 'email_verified'])]: pick(oddValues) })}.${sig}`,
+    () =>
+      issuer.mint({
+        email: ALICE,
+        [pick(['iss', 'aud', 'exp', 'iat', 'email', 'email_verified'])]: pick(oddValues),
+      }),
+    () =>
+      `${h}.${Buffer.from(pick(['[]', 'null', '"x"', '{', '\u0000', '{"__proto__":{"admin":true}}'])).toString('base64url')}.${sig}`,
+    () => 'x'.repeat(pick([1, 100, 8192, 9000])),
+    () => `${h}.${p}.${'A'.repeat(Math.floor(random() * 600))}`,
+  ];
+  const shapes: Array<(token: string) => Record<string, string>> = [
+    (token) => ({ authorization: `Bearer ${token}` }),
+    (token) => ({ authorization: `bearer  ${token}` }),
+    (token) => ({ authorization: `Bearer ${token} extra` }),
+    (token) => ({ authorization: token }),
+    (token) => ({
+      authorization: `Bearer ${token}`,
+      'x-clarateach-user': pick([BOB, 'not an email', '']),
+    }),
+    (token) => ({ 'x-serverless-authorization': `Bearer ${token}` }),
+  ];
+  const routes: Array<[string, string, unknown?]> = [
+    ['GET', '/workshops'],
+    ['POST', '/workshops', { name: 'Fuzz', seats: 1 }],
+    ['GET', '/workshops/abcdefghijklmnop'],
+    ['POST', '/workshops/abcdefghijklmnop/start'],
+    ['DELETE', '/workshops/abcdefghijklmnop/seats/1'],
+    ['GET', '/workshops/abcdefghijklmnop/ssh-key'],
+  ];
+  const before = (await stack.services.store.workshops().get()).size;
+  const statuses = new Map<number, number>();
+  let created = 0;
+  for (let n = 0; n < 1_000; n++) {
+    const token = pick(mutations)();
+    if (token.length >= 40) tokens.set(`fuzzed token ${n}`, token);
+    const headers = pick(shapes)(token);
+    const [method, path, body] = pick(routes);
+    const res = await stack.api(method, path, body, headers);
+    statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    t.true(res.status < 500, `${res.status} for ${JSON.stringify(headers).slice(0, 200)}`);
+    if (res.status >= 400) t.regex(res.body?.error?.code ?? '', /^[A-Z_]+$/);
+    if (res.status === 201) created++;
+  }
+  t.log([...statuses].map(([s, c]) => `${s}×${c}`).join(', '));
+  t.true((statuses.get(401) ?? 0) > 900, 'almost every one is refused as unauthenticated');
+  t.is(
+    (await stack.services.store.workshops().get()).size,
+    before + created,
+    'nothing else written',
+  );
+});
+
 test.serial('the keys are fetched once and cached; no token ever reaches a log', (t) => {
   t.is(issuer.fetches(), 1);
   t.is(other.fetches(), 1);
