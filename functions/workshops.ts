@@ -32,8 +32,8 @@ function methodNotAllowed(allowed: string): HttpError {
 }
 
 /**
- * The instructor API (DESIGN.md §5), every call on behalf of a verified instructor. Deployed, the function's own URL is the root; in the local
- * stack it sits under /workshops; both shapes are accepted.
+ * The instructor API (DESIGN.md §5), every call on behalf of a verified instructor. Deployed, the
+ * function's own URL is the root; in the local stack it sits under /workshops; both are accepted.
  */
 export const workshops = httpHandler('workshops', async (req: Request, res: Response) => {
   const s = services();
