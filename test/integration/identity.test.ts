@@ -16,6 +16,8 @@ const tokens = new Map<string, string>();
 const ALICE = 'alice@school.example';
 const BOB = 'bob@school.example';
 const ADMIN = 'ops@school.example';
+/** An issuer whose keys cannot be fetched (nothing listens on the discard port). */
+const DOWN = 'https://down.issuer.test';
 
 function bearer(token: string, label = `token ${tokens.size}`) {
   tokens.set(label, token);
@@ -28,7 +30,11 @@ test.before(async () => {
   other = await startTestIssuer('secondary');
   Object.assign(process.env, {
     AUTH_MODE: 'token',
-    ID_TOKEN_ISSUERS: `${issuer.issuer}=${issuer.certsUrl},${other.issuer}=${other.certsUrl}`,
+    ID_TOKEN_ISSUERS: [
+      `${issuer.issuer}=${issuer.certsUrl}`,
+      `${other.issuer}=${other.certsUrl}`,
+      `${DOWN}=http://127.0.0.1:9/certs`,
+    ].join(','),
     ID_TOKEN_AUDIENCES: `other-audience,${AUDIENCE}`,
     ADMIN_EMAILS: ADMIN,
   });
@@ -252,6 +258,12 @@ test.serial('1,000 malformed ID tokens and auth headers: no 5xx, nothing written
     before + created,
     'nothing else written',
   );
+});
+
+test.serial("an issuer's keys out of reach is 503, not a verdict on the token", async (t) => {
+  const res = await stack.api('GET', '/workshops', undefined, bearer(issuer.mint({ iss: DOWN })));
+  t.is(res.status, 503);
+  t.is(res.body.error.code, 'UNAVAILABLE');
 });
 
 test.serial('the keys are fetched once and cached; no token ever reaches a log', (t) => {
