@@ -10,8 +10,12 @@
 # already exist; the script checks and stops if it does not (new projects may have no `default`).
 # IAM_RETRY_SECONDS (5): the pause step between retries of a binding IAM cannot resolve yet.
 #
-# Needs: gcloud (authenticated as a project owner), curl, node/npm. Never configures AUTH_MODE=dev:
-# the functions accept only calls that Cloud Run IAM let through (the portal's service account).
+# ID_TOKEN_ISSUERS, ID_TOKEN_AUDIENCES: whose sign-in tokens name the instructor (README; default:
+# Google and this project's Identity Platform, audience the project id).
+#
+# Needs: gcloud (authenticated as a project owner), curl, node/npm. Always configures AUTH_MODE=token:
+# Cloud Run IAM lets the portal in (X-Serverless-Authorization), and the instructor is whoever the
+# verified ID token in Authorization names; AUTH_MODE=dev is never set.
 set -euo pipefail
 
 : "${GCP_PROJECT:?set GCP_PROJECT to the project id}"
@@ -189,7 +193,8 @@ step "Functions"
 env_vars=(
   "GCP_PROJECT=$GCP_PROJECT" "GCP_ZONE=$ZONE" "GCP_REGISTRY=$GCP_REGISTRY"
   "GCP_USE_SPOT=$GCP_USE_SPOT" "VM_SERVICE_ACCOUNT=$VM_SA" "VM_NETWORK=$NETWORK"
-  "AUTH_MODE=header" "ADMIN_EMAILS=$ADMIN_EMAILS"
+  "AUTH_MODE=token" "ADMIN_EMAILS=$ADMIN_EMAILS"
+  "ID_TOKEN_ISSUERS=${ID_TOKEN_ISSUERS:-}" "ID_TOKEN_AUDIENCES=${ID_TOKEN_AUDIENCES:-}"
 )
 # One --set-env-vars (gcloud accepts only one of the env-var flags), with `|` as the delimiter
 # (`gcloud topic escaping`) so that values may hold commas, as ADMIN_EMAILS does.

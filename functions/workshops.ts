@@ -6,6 +6,7 @@ import { callerOf, type Caller } from '../shared/identity.ts';
 import { createWorkshop } from '../shared/lifecycle/create.ts';
 import { requestEnd } from '../shared/lifecycle/end.ts';
 import { extendWorkshop } from '../shared/lifecycle/extend.ts';
+import { freeSeat } from '../shared/lifecycle/free-seat.ts';
 import { startWorkshop } from '../shared/lifecycle/start.ts';
 import { canSee, visibleOrNotFound } from '../shared/lifecycle/workshop-access.ts';
 import { describeErrors, validators } from '../shared/schemas.ts';
@@ -31,12 +32,12 @@ function methodNotAllowed(allowed: string): HttpError {
 }
 
 /**
- * The instructor API (DESIGN.md §5). Deployed, the function's own URL is the root; in the local
- * stack it sits under /workshops; both shapes are accepted.
+ * The instructor API (DESIGN.md §5), every call on behalf of a verified instructor. Deployed, the
+ * function's own URL is the root; in the local stack it sits under /workshops; both are accepted.
  */
 export const workshops = httpHandler('workshops', async (req: Request, res: Response) => {
   const s = services();
-  const caller = callerOf(req, s.config.auth);
+  const caller = await callerOf(req, s.config.auth, s.idTokens);
   const parts = req.path.split('/').filter(Boolean);
   if (parts[0] === 'workshops') parts.shift();
   const [id, action, ...rest] = parts;
@@ -53,6 +54,14 @@ export const workshops = httpHandler('workshops', async (req: Request, res: Resp
       throw invalidRequest(describeErrors(validators.createWorkshop));
     const workshop = await createWorkshop(s, caller, body);
     res.status(201).json(toWorkshopView(workshop, [], 0));
+    return;
+  }
+  if (action === 'seats' && rest.length === 1) {
+    if (req.method !== 'DELETE') throw methodNotAllowed('DELETE');
+    const seat = /^[1-9][0-9]{0,2}$/.test(rest[0]!) ? Number(rest[0]) : 0;
+    if (!isWorkshopId(id)) throw notFound();
+    if (seat === 0) throw notFound('seat');
+    res.status(200).json(await view(s, await freeSeat(s, id, caller, seat)));
     return;
   }
   if (rest.length > 0) throw new HttpError(404, 'NOT_FOUND', 'no such route');
@@ -85,9 +94,11 @@ export const workshops = httpHandler('workshops', async (req: Request, res: Resp
     }
     case 'ssh-key': {
       if (req.method !== 'GET') throw methodNotAllowed('GET');
-      if (!caller.admin) throw new HttpError(403, 'FORBIDDEN', 'only admins may read SSH keys');
+      // Someone else's workshop is 404 as on every route; its owner learns that only admins may.
       const workshop = isWorkshopId(id) ? await s.store.getWorkshop(id) : null;
-      const secrets = canSee(workshop, caller) ? await s.store.getSecrets(id) : null;
+      if (!canSee(workshop, caller)) throw notFound('SSH key');
+      if (!caller.admin) throw new HttpError(403, 'FORBIDDEN', 'only admins may read SSH keys');
+      const secrets = await s.store.getSecrets(id);
       if (!secrets) throw notFound('SSH key');
       res
         .status(200)

@@ -1,7 +1,22 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-export type AuthMode = 'dev' | 'header';
+/**
+ * `token`: the instructor is whoever a verified ID token says (the deployed default); `dev`: the
+ * local stack, where a request without a name is the development instructor.
+ */
+export type AuthMode = 'token' | 'dev';
+
+/** An ID-token issuer and the URL of its published signing keys (PEM, keyed by `kid`). */
+export interface TokenIssuer {
+  issuer: string;
+  certsUrl: string;
+}
+
+/** The signing keys of the two issuers a portal signs in with, when none is given. */
+const GOOGLE_CERTS = 'https://www.googleapis.com/oauth2/v1/certs';
+const IDENTITY_PLATFORM_CERTS =
+  'https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com';
 
 export interface Config {
   project: string;
@@ -24,9 +39,20 @@ export interface Config {
   maxDurationMinutes: number;
   /** Unknown join codes one client address may try per 10 minutes. */
   joinMissLimit: number;
+  /** Seats one client address may hold in one workshop. */
+  seatsPerAddress: number;
+  /** What one instructor may run at once (workshops provisioning, ready or ending). */
+  instructorLimits: { activeWorkshops: number; activeSeats: number };
+  /** Image repositories a workshop may use besides the registry, as path prefixes. */
+  imageAllowlist: string[];
   /** Workshops created but never started are cleaned up after this long. */
   unstartedTtlMinutes: number;
-  auth: { mode: AuthMode; admins: ReadonlySet<string> };
+  auth: {
+    mode: AuthMode;
+    admins: ReadonlySet<string>;
+    issuers: TokenIssuer[];
+    audiences: string[];
+  };
   startupScript: string;
 }
 
@@ -57,6 +83,44 @@ function boolVar(env: NodeJS.ProcessEnv, name: string, problems: string[]): bool
   return false;
 }
 
+function listVar(env: NodeJS.ProcessEnv, name: string, fallback: string[]): string[] {
+  const items = (env[name] ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+  return items.length > 0 ? items : fallback;
+}
+
+/**
+ * `ID_TOKEN_ISSUERS`: `issuer` or `issuer=certsUrl`, comma-separated. Google's and Identity
+ * Platform's keys are known; any other issuer must name where its keys are.
+ */
+function issuersVar(env: NodeJS.ProcessEnv, project: string, problems: string[]): TokenIssuer[] {
+  const items = listVar(env, 'ID_TOKEN_ISSUERS', [
+    'https://accounts.google.com',
+    `https://securetoken.google.com/${project}`,
+  ]);
+  const issuers: TokenIssuer[] = [];
+  for (const item of items) {
+    const at = item.indexOf('=');
+    const issuer = at < 0 ? item : item.slice(0, at);
+    const certsUrl =
+      at >= 0
+        ? item.slice(at + 1)
+        : issuer === 'https://accounts.google.com'
+          ? GOOGLE_CERTS
+          : issuer.startsWith('https://securetoken.google.com/')
+            ? IDENTITY_PLATFORM_CERTS
+            : '';
+    if (!/^https?:\/\/\S+$/.test(certsUrl)) {
+      problems.push(`ID_TOKEN_ISSUERS: "${issuer}" needs its keys' URL, as issuer=https://…`);
+      continue;
+    }
+    issuers.push({ issuer, certsUrl });
+  }
+  return issuers;
+}
+
 /**
  * Reads and checks the whole configuration once, so a bad deploy fails at cold start with one
  * message naming every missing or malformed variable, not on the first workshop.
@@ -66,9 +130,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const project = env.GCP_PROJECT ?? env.GOOGLE_CLOUD_PROJECT ?? '';
   if (!project) problems.push('GCP_PROJECT is not set (the Google Cloud project id)');
   const registry = (env.GCP_REGISTRY ?? '').replace(/\/+$/, '');
-  const authMode = (env.AUTH_MODE ?? 'header') as AuthMode;
-  if (authMode !== 'dev' && authMode !== 'header') {
-    problems.push(`AUTH_MODE must be "dev" or "header" (got "${env.AUTH_MODE}")`);
+  const authMode = (env.AUTH_MODE || 'token') as AuthMode;
+  if (authMode !== 'dev' && authMode !== 'token') {
+    problems.push(`AUTH_MODE must be "token" or "dev" (got "${env.AUTH_MODE}")`);
+  }
+  // Cloud Run sets K_SERVICE: a deployed function never trusts an unverified name.
+  if (authMode === 'dev' && env.K_SERVICE) {
+    problems.push('AUTH_MODE=dev is for the local stack only, not a deployed function');
   }
   if (!registry && !(env.WORKSPACE_IMAGE && env.NEKO_IMAGE && env.CADDY_IMAGE)) {
     problems.push(
@@ -110,15 +178,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     provisioningTimeoutMinutes: intVar(env, 'PROVISIONING_TIMEOUT_MINUTES', 15, problems),
     maxDurationMinutes: intVar(env, 'MAX_DURATION_MINUTES', 720, problems),
     joinMissLimit: intVar(env, 'JOIN_MISS_LIMIT', 20, problems),
+    seatsPerAddress: intVar(env, 'SEATS_PER_ADDRESS', 3, problems),
+    instructorLimits: {
+      activeWorkshops: intVar(env, 'INSTRUCTOR_MAX_WORKSHOPS', 3, problems),
+      activeSeats: intVar(env, 'INSTRUCTOR_MAX_SEATS', 200, problems),
+    },
+    imageAllowlist: listVar(env, 'IMAGE_ALLOWLIST', []).map((p) => p.replace(/\/*$/, '/')),
     unstartedTtlMinutes: intVar(env, 'UNSTARTED_TTL_MINUTES', 7 * 24 * 60, problems),
     auth: {
       mode: authMode,
-      admins: new Set(
-        (env.ADMIN_EMAILS ?? '')
-          .split(',')
-          .map((s) => s.trim().toLowerCase())
-          .filter(Boolean),
-      ),
+      admins: new Set(listVar(env, 'ADMIN_EMAILS', []).map((s) => s.toLowerCase())),
+      issuers: issuersVar(env, project, problems),
+      audiences: listVar(env, 'ID_TOKEN_AUDIENCES', [project]),
     },
     startupScript,
   };

@@ -8,6 +8,8 @@ export class HttpError extends Error {
     readonly code: string,
     message: string,
     readonly details: Record<string, unknown> = {},
+    /** Response headers that go with it, e.g. Retry-After on a 429. */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -19,6 +21,7 @@ export const invalidRequest = (message: string) => new HttpError(400, 'INVALID_R
 export function sendError(res: Response, error: HttpError): void {
   res
     .status(error.status)
+    .set(error.headers)
     .json({ error: { code: error.code, message: error.message, ...error.details } });
 }
 

@@ -1,10 +1,14 @@
 import type { Request } from '@google-cloud/functions-framework';
 import type { Config } from './config.ts';
 import { HttpError } from './http.ts';
+import { InvalidIdToken, type IdTokenVerifier } from './id-token.ts';
 
 /** The development instructor of the local stack (DESIGN.md §5); also an admin there. */
 export const DEV_USER = 'dev@localhost';
-/** The portal, the only caller of a deployed function (Cloud Run IAM), names the instructor here. */
+/**
+ * The email the portal says it acts for. With a verified token it must match the token's email;
+ * in the local stack (AUTH_MODE=dev) it names the caller.
+ */
 export const USER_HEADER = 'x-clarateach-user';
 
 export interface Caller {
@@ -13,16 +17,43 @@ export interface Caller {
 }
 
 const EMAIL = /^[^\s@]{1,64}@[^\s@]{1,189}$/;
+/** `Bearer <JWT>`; the portal's own IAM token travels in X-Serverless-Authorization instead. */
+const BEARER = /^Bearer +([A-Za-z0-9_.-]{1,8192})$/i;
 
-export function callerOf(req: Request, auth: Config['auth']): Caller {
+const unauthenticated = (message: string) => new HttpError(401, 'UNAUTHENTICATED', message);
+
+function devCaller(req: Request, auth: Config['auth']): Caller {
   const raw = req.get(USER_HEADER);
-  if (raw === undefined || raw === '') {
-    if (auth.mode === 'dev') return { id: DEV_USER, admin: true };
-    throw new HttpError(401, 'UNAUTHENTICATED', `the ${USER_HEADER} header is required`);
-  }
+  if (raw === undefined || raw === '') return { id: DEV_USER, admin: true };
   const id = raw.trim().toLowerCase();
   if (!EMAIL.test(id)) {
     throw new HttpError(400, 'INVALID_REQUEST', `the ${USER_HEADER} header must be an email`);
   }
-  return { id, admin: auth.admins.has(id) || (auth.mode === 'dev' && id === DEV_USER) };
+  return { id, admin: auth.admins.has(id) || id === DEV_USER };
+}
+
+/**
+ * Who is calling. Deployed (AUTH_MODE=token), only a verified ID token names the instructor:
+ * no token, a token we do not accept, or a token for another user than the portal claims is 401.
+ */
+export async function callerOf(
+  req: Request,
+  auth: Config['auth'],
+  verifier: IdTokenVerifier,
+): Promise<Caller> {
+  if (auth.mode === 'dev') return devCaller(req, auth);
+  const match = BEARER.exec((req.get('authorization') ?? '').trim());
+  if (!match) throw unauthenticated('an ID token is required in Authorization: Bearer');
+  let email: string;
+  try {
+    email = await verifier.verify(match[1]!);
+  } catch (error) {
+    if (error instanceof InvalidIdToken) throw unauthenticated('the ID token is not accepted');
+    throw error;
+  }
+  const claimed = req.get(USER_HEADER)?.trim().toLowerCase();
+  if (claimed && claimed !== email) {
+    throw unauthenticated(`the ID token is not for the user ${USER_HEADER} names`);
+  }
+  return { id: email, admin: auth.admins.has(email) };
 }

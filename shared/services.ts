@@ -1,6 +1,7 @@
 import { Firestore } from '@google-cloud/firestore';
 import { PubSub } from '@google-cloud/pubsub';
 import { EventBus } from './bus.ts';
+import { IdTokenVerifier } from './id-token.ts';
 import { ComputeProvisioner, type Provisioner } from './compute.ts';
 import { loadConfig, type Config } from './config.ts';
 import { Store } from './store.ts';
@@ -11,6 +12,8 @@ export interface Services {
   store: Store;
   bus: EventBus;
   compute: Provisioner;
+  /** Checks instructors' ID tokens; holds the issuers' keys between calls. */
+  idTokens: IdTokenVerifier;
   now(): Date;
 }
 
@@ -31,6 +34,7 @@ export function createServices(config: Config = loadConfig()): Services {
       endpoint: config.computeEndpoint,
       operationTimeoutMs: config.operationTimeoutMs,
     }),
+    idTokens: new IdTokenVerifier(config.auth.issuers, config.auth.audiences),
     now: () => new Date(),
   };
 }

@@ -8,6 +8,7 @@ import {
 import type {
   JoinCodeRecord,
   SeatRecord,
+  SeatTokenRecord,
   VmRecord,
   WorkshopRecord,
   WorkshopSecrets,
@@ -40,6 +41,14 @@ export class Store {
     return this.workshop(id)
       .collection('private')
       .doc('secrets') as DocumentReference<WorkshopSecrets>;
+  }
+  /** One per seat a client address holds: at most SEATS_PER_ADDRESS can be created. */
+  addressSlots(id: string): CollectionReference {
+    return this.workshop(id).collection('addressSlots');
+  }
+  /** `seatTokens/{hash}`: finds a returning learner's seat without the code being looked up. */
+  seatToken(tokenHash: string): DocumentReference<SeatTokenRecord> {
+    return this.db.collection('seatTokens').doc(tokenHash) as DocumentReference<SeatTokenRecord>;
   }
   joinCode(code: string): DocumentReference<JoinCodeRecord> {
     return this.db.collection('joinCodes').doc(code) as DocumentReference<JoinCodeRecord>;
@@ -105,10 +114,20 @@ export class Store {
     });
   }
 
-  /** Drops what only a live workshop needs: its join code, learners' seats and its secrets. */
+  /**
+   * Drops what only a live workshop needs: its join code, learners' seats (with their address
+   * slots and token records) and its secrets.
+   */
   async dropLiveData(workshop: WorkshopRecord): Promise<void> {
     await this.db.recursiveDelete(this.seats(workshop.id));
+    await this.db.recursiveDelete(this.addressSlots(workshop.id));
+    const tokens = await this.db
+      .collection('seatTokens')
+      .where('workshopId', '==', workshop.id)
+      .select()
+      .get();
     const batch = this.db.batch();
+    for (const doc of tokens.docs) batch.delete(doc.ref);
     batch.delete(this.secrets(workshop.id));
     batch.delete(this.joinCode(workshop.joinCode));
     await batch.commit();

@@ -71,6 +71,15 @@ export interface SeatRecord {
   tokenHash: string;
   vmName: string;
   joinedAt: string;
+  /** The client address slot (`addressSlots/{id}`) this seat uses up. */
+  slot?: string;
+}
+
+/** `seatTokens/{tokenHash}`: where a seatToken's seat is; `freed` once the instructor freed it. */
+export interface SeatTokenRecord {
+  workshopId: string;
+  seat: number;
+  freed: boolean;
 }
 
 /** `joinCodes/{code}`. */

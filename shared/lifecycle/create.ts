@@ -1,8 +1,10 @@
 import { resolveImage } from '../config.ts';
 import { estimateCost } from '../core/cost.ts';
+import { imageAllowed } from '../core/images.ts';
 import { newJoinCode, newWorkshopId } from '../core/ids.ts';
 import { planVms } from '../core/plan.ts';
 import { addMinutes, type WorkshopRecord } from '../core/workshop.ts';
+import { invalidRequest } from '../http.ts';
 import type { Caller } from '../identity.ts';
 import type { CreateWorkshopBody } from '../schemas.ts';
 import type { Services } from '../services.ts';
@@ -10,11 +12,20 @@ import type { Services } from '../services.ts';
 export const DEFAULT_DURATION_MINUTES = 240;
 const CODE_ATTEMPTS = 8;
 
+/** The configured registry and the allow-list: where a workshop's own image may come from. */
+function imageFolders(config: Services['config']): string[] {
+  return [...(config.registry ? [`${config.registry}/`] : []), ...config.imageAllowlist];
+}
+
 export async function createWorkshop(
   s: Services,
   caller: Caller,
   body: CreateWorkshopBody,
 ): Promise<WorkshopRecord> {
+  const image = resolveImage(s.config, body.image);
+  if (body.image && !imageAllowed(image, imageFolders(s.config))) {
+    throw invalidRequest(`image must come from ${imageFolders(s.config).join(' or ')}`);
+  }
   const now = s.now().toISOString();
   const durationMinutes = body.durationMinutes ?? DEFAULT_DURATION_MINUTES;
   const spot = body.spot ?? s.config.useSpot;
@@ -24,7 +35,7 @@ export async function createWorkshop(
     ownerId: caller.id,
     seats: body.seats,
     durationMinutes,
-    image: resolveImage(s.config, body.image),
+    image,
     spot,
     status: 'created',
     createdAt: now,

@@ -1,5 +1,7 @@
+import type { Transaction } from '@google-cloud/firestore';
 import { newSshKeyPair, newToken, hashToken } from '../core/secrets.ts';
 import { instanceName } from '../core/ids.ts';
+import { ACTIVE_STATUSES, instructorQuotaProblem } from '../core/quota.ts';
 import { decide } from '../core/state.ts';
 import {
   addMinutes,
@@ -25,6 +27,22 @@ function newSecrets(workshop: WorkshopRecord): WorkshopSecrets {
   return { sshPrivateKey: ssh.privateKey, sshPublicKey: ssh.publicKey, readyTokens, seatTokens };
 }
 
+/** 409 QUOTA_EXCEEDED when the owner's other active workshops leave no room for this one. */
+async function assertInstructorQuota(s: Services, tx: Transaction, workshop: WorkshopRecord) {
+  const active = await tx.get(
+    s.store
+      .workshops()
+      .where('ownerId', '==', workshop.ownerId)
+      .where('status', 'in', ACTIVE_STATUSES),
+  );
+  const problem = instructorQuotaProblem(
+    active.docs.filter((d) => d.id !== workshop.id).map((d) => d.data().seats),
+    workshop.seats,
+    s.config.instructorLimits,
+  );
+  if (problem) throw new HttpError(409, 'QUOTA_EXCEEDED', problem, { limit: 'instructor' });
+}
+
 /**
  * created → provisioning, recording the VMs to make and their secrets in the same transaction,
  * then asks for provisioning. Starting a workshop that is already provisioning or ready returns it
@@ -36,7 +54,7 @@ export async function startWorkshop(
   caller: Caller,
 ): Promise<WorkshopRecord> {
   const now = s.now().toISOString();
-  const workshop = await s.store.inTransaction(id, (tx, current) => {
+  const workshop = await s.store.inTransaction(id, async (tx, current) => {
     const found = visibleOrNotFound(current, caller);
     const decision = decide(found.status, { type: 'start' });
     if (decision.kind === 'refuse') {
@@ -50,6 +68,7 @@ export async function startWorkshop(
       );
     }
     if (decision.kind === 'stay') return found;
+    await assertInstructorQuota(s, tx, found);
     const next: WorkshopRecord = {
       ...found,
       status: 'provisioning',

@@ -67,7 +67,7 @@ test('deploy.sh deploys every registered function, retries events, never dev ide
     else if (name !== 'sweep') t.deepEqual(flag(deploy, 'retry'), [''], name);
   }
   t.false(run.lines.some((c) => c.includes('AUTH_MODE=dev')));
-  t.true(run.lines.some((c) => c.includes('AUTH_MODE=header')));
+  t.true(run.lines.some((c) => c.includes('AUTH_MODE=token')));
   t.true(
     run.lines.some(
       (c) =>
@@ -103,7 +103,7 @@ test('each functions deploy has exactly one env-var flag, whose values keep thei
     );
     const env = envOf(deploy);
     t.is(env.get('ADMIN_EMAILS'), ADMIN_EMAILS);
-    t.is(env.get('AUTH_MODE'), 'header');
+    t.is(env.get('AUTH_MODE'), 'token');
     t.is(env.get('GCP_PROJECT'), PROJECT);
     t.is(env.get('VM_SERVICE_ACCOUNT'), VM_SA);
     t.is(env.get('VM_NETWORK'), 'default');
@@ -254,7 +254,10 @@ test('an index that already exists is fine', async (t) => {
     FAKE_FAIL_MESSAGE: 'ALREADY_EXISTS: index already exists',
   });
   t.is(run.code, 0, run.stderr);
-  t.is(callsOf(run.calls, 'firestore indexes composite create').length, 3);
+  const indexes = JSON.parse(readFileSync(join(REPO, 'firestore.indexes.json'), 'utf8')) as {
+    indexes: unknown[];
+  };
+  t.is(callsOf(run.calls, 'firestore indexes composite create').length, indexes.indexes.length);
   t.is(callsOf(run.calls, 'functions deploy').length, registered.length);
 });
 

@@ -46,6 +46,14 @@ export interface TestStack {
   close(): Promise<void>;
 }
 
+/**
+ * The headers of learner `i` joining from a network of their own, as the portal forwards it:
+ * learners of a burst do not share one address's join limits.
+ */
+export const fromLearner = (i: number) => ({
+  'x-clarateach-client-ip': `198.18.${i >> 8}.${i & 255}`,
+});
+
 let pushCounter = 0;
 
 /**

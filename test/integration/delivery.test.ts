@@ -1,6 +1,6 @@
 import sinon from 'sinon';
 import { emulatorTest as test } from '../helpers/emulators.ts';
-import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { eventually, startTestStack, type TestStack, fromLearner } from '../helpers/stack.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
 /**
@@ -212,7 +212,7 @@ test.serial(
     t.is(w.vms[1].status, 'failed');
     const joins = await Promise.all(
       Array.from({ length: 14 - lowTaken }, (_, i) =>
-        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }, fromLearner(i)),
       ),
     );
     t.true(joins.filter((j) => j.status === 200).every((j) => j.body.seat <= 13));

@@ -4,14 +4,15 @@ import { DEV_USER } from '../../shared/identity.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
 /**
- * A seeded fuzz of both HTTP functions (DESIGN.md §5): a few hundred generated requests, every
- * route, every kind of malformed input. Whatever comes in, the answer is below 500 and every error
+ * A seeded fuzz of both HTTP functions (DESIGN.md §5): a thousand generated requests for each,
+ * every route, every kind of malformed input. Whatever comes in, the answer is below 500 and every error
  * is `{error: {code: UPPER_SNAKE, message}}`; no rejected request leaves a record behind, and
  * nothing pollutes Object.prototype. The PRNG is seeded, so a failure replays exactly.
  */
 
 const SEED = 0x5eed_c1a7;
-const REQUESTS = 500;
+/** Requests per HTTP function. */
+const REQUESTS = 1_000;
 const REQUEST_TIMEOUT_MS = 15_000;
 const FIXTURE_SEATS = 60;
 const POLLUTION_KEYS = ['polluted', 'isAdmin', 'admin', 'x', 'fuzz'];
@@ -332,6 +333,16 @@ function oddHeaders(n: number): Record<string, string> {
   if (chance(0.25)) h['x-clarateach-user'] = chance(0.85) ? pick(USERS) : headerText(100);
   // A fresh address per request keeps most joins clear of the miss limit; some share one.
   h['x-clarateach-client-ip'] = chance(0.9) ? `fuzz-${n}` : pick(CLIENT_IPS);
+  if (chance(0.1)) {
+    h[pick(['authorization', 'x-serverless-authorization'])] = pick([
+      'Bearer',
+      'Bearer ',
+      'Bearer a.b.c',
+      'Basic Zm9vOmJhcg==',
+      `Bearer ${headerText(400)}`,
+      headerText(100),
+    ]);
+  }
   if (chance(0.1)) h['x-forwarded-for'] = pick(['', 'garbage', '::ffff:1.2.3.4', headerText(200)]);
   if (chance(0.08)) h['content-encoding'] = pick(['gzip', 'deflate', 'br', 'identity', 'bogus']);
   if (chance(0.08)) h.accept = pick(['text/html', 'application/xml', '*/*', 'nonsense']);
@@ -378,7 +389,14 @@ const ODD_IDS = [
   '*',
 ];
 
-function generate(n: number, fx: Fixtures, createdIds: readonly string[]): FuzzRequest {
+type HttpFunction = 'workshops' | 'join';
+
+function generate(
+  fn: HttpFunction,
+  n: number,
+  fx: Fixtures,
+  createdIds: readonly string[],
+): FuzzRequest {
   const randomId = () => {
     const r = random();
     if (r < 0.2) return fx.created.id;
@@ -389,20 +407,22 @@ function generate(n: number, fx: Fixtures, createdIds: readonly string[]): FuzzR
     if (r < 0.65) return `${fx.created.id}a`;
     return pick(ODD_IDS);
   };
-  const route = pick([
-    'create',
-    'create',
-    'create',
-    'list',
-    'get',
-    'delete',
-    'start',
-    'extend',
-    'ssh-key',
-    'join',
-    'join',
-    'odd',
-  ]);
+  const route =
+    fn === 'join'
+      ? pick(['join', 'join', 'join', 'odd-join'])
+      : pick([
+          'create',
+          'create',
+          'create',
+          'list',
+          'get',
+          'delete',
+          'start',
+          'extend',
+          'ssh-key',
+          'free-seat',
+          'odd',
+        ]);
   let method: string;
   let path: string;
   let body: string | Buffer | undefined;
@@ -428,6 +448,12 @@ function generate(n: number, fx: Fixtures, createdIds: readonly string[]): FuzzR
     case 'ssh-key':
       [method, path] = ['GET', `/workshops/${randomId()}/ssh-key`];
       break;
+    case 'free-seat':
+      [method, path] = [
+        'DELETE',
+        `/workshops/${randomId()}/seats/${pick(['1', '2', '0', '-1', '201', '1e3', '01', 'x', '%00', '1.0', '99999999999'])}`,
+      ];
+      break;
     case 'join':
       [method, path, body] = [
         'POST',
@@ -435,16 +461,16 @@ function generate(n: number, fx: Fixtures, createdIds: readonly string[]): FuzzR
         joinBody({ ready: fx.ready.joinCode, created: fx.created.joinCode }),
       ];
       break;
+    case 'odd-join':
+      [method, path] = [
+        pick(METHODS),
+        pick(['/join/', '/join//', '/join/x', '/join/%', '/join%2F', '/JOIN', '/join?code=x']),
+      ];
+      break;
     default:
       [method, path] = [
         pick(METHODS),
         pick([
-          '/join/',
-          '/join//',
-          '/join/x',
-          '/join/%',
-          '/join%2F',
-          '/JOIN',
           '//workshops',
           '/workshops/',
           '/workshops//',
@@ -453,6 +479,9 @@ function generate(n: number, fx: Fixtures, createdIds: readonly string[]): FuzzR
           `/workshops/${randomId()}/start/now`,
           `/workshops/${randomId()}/ssh-key/`,
           `/workshops/${randomId()}%2Fstart`,
+          `/workshops/${randomId()}/seats`,
+          `/workshops/${randomId()}/seats/1/2`,
+          `/workshops/${randomId()}/seats/%31`,
           `/workshops/../join`,
           `/workshops/%2e%2e/join`,
           '/workshops/%2F%2F',
@@ -478,7 +507,9 @@ function generate(n: number, fx: Fixtures, createdIds: readonly string[]): FuzzR
   }
 
   // Ending the ready workshop would leave the join route nothing to join for the rest of the run.
-  if (method === 'DELETE') path = path.replaceAll(fx.ready.id, fx.created.id);
+  if (method === 'DELETE' && route !== 'free-seat') {
+    path = path.replaceAll(fx.ready.id, fx.created.id);
+  }
 
   const headers = oddHeaders(n);
   if (method === 'GET' || method === 'HEAD') {
@@ -622,28 +653,35 @@ test.before(async () => {
   devListBefore = (await stack.api('GET', '/workshops')).body.workshops.length;
 });
 
-test.serial(`${REQUESTS} seeded requests: never a 5xx, every error JSON`, async (t) => {
-  const createdIds: string[] = [];
-  for (let n = 0; n < REQUESTS; n++) {
-    const sent = await send(generate(n, fixtures, createdIds));
-    sent.problem = contractProblem(sent);
-    results.push(sent);
-    const { kind, method } = sent.request;
-    if (kind === 'create' && method === 'POST' && sent.status === 201) {
-      createdIds.push(JSON.parse(sent.text).id);
+test.serial(
+  `${REQUESTS} seeded requests per HTTP function: never a 5xx, every error JSON`,
+  async (t) => {
+    const createdIds: string[] = [];
+    const perFunction = { workshops: 0, join: 0 };
+    for (let n = 0; n < 2 * REQUESTS; n++) {
+      const fn: HttpFunction = n % 2 === 0 ? 'workshops' : 'join';
+      const sent = await send(generate(fn, n, fixtures, createdIds));
+      perFunction[fn]++;
+      sent.problem = contractProblem(sent);
+      results.push(sent);
+      const { kind, method } = sent.request;
+      if (kind === 'create' && method === 'POST' && sent.status === 201) {
+        createdIds.push(JSON.parse(sent.text).id);
+      }
     }
-  }
-  const broken = results.filter((r) => r.problem);
-  const kinds = new Map<string, number>();
-  for (const r of results)
-    kinds.set(
-      `${r.request.method} ${r.status}`,
-      (kinds.get(`${r.request.method} ${r.status}`) ?? 0) + 1,
-    );
-  t.log(`seed ${SEED.toString(16)}: ${[...kinds].map(([k, v]) => `${k}×${v}`).join(', ')}`);
-  for (const r of broken) t.log(describe(r));
-  t.is(broken.length, 0, `${broken.length} of ${REQUESTS} requests broke the contract`);
-});
+    const broken = results.filter((r) => r.problem);
+    const kinds = new Map<string, number>();
+    for (const r of results)
+      kinds.set(
+        `${r.request.method} ${r.status}`,
+        (kinds.get(`${r.request.method} ${r.status}`) ?? 0) + 1,
+      );
+    t.log(`seed ${SEED.toString(16)}: ${[...kinds].map(([k, v]) => `${k}×${v}`).join(', ')}`);
+    for (const r of broken) t.log(describe(r));
+    t.deepEqual(perFunction, { workshops: REQUESTS, join: REQUESTS });
+    t.is(broken.length, 0, `${broken.length} of ${results.length} requests broke the contract`);
+  },
+);
 
 test.serial('no rejected request left a record behind', async (t) => {
   const creates = results.filter(
@@ -676,13 +714,26 @@ test.serial('no rejected request left a record behind', async (t) => {
     t.is(code.data()?.workshopId, doc.id, `workshop ${doc.id} has its join code`);
   }
 
+  // The seats held are exactly what the accepted joins took and the accepted frees gave back.
   const joined = results.filter((r) => r.request.kind === 'join' && r.status === 200);
+  const held = new Set<number>();
+  for (const r of results) {
+    if (r.status !== 200) continue;
+    if (r.request.kind === 'join') held.add(JSON.parse(r.text).seat);
+    if (r.request.kind === 'free-seat') held.delete(Number(r.request.path.split('/')[4]));
+  }
   const seats = (await store.db.collectionGroup('seats').get()).docs;
   t.deepEqual(
     [...new Set(seats.map((d) => d.ref.parent.parent!.id))],
     joined.length > 0 ? [fixtures.ready.id] : [],
   );
-  t.is(seats.length, new Set(joined.map((r) => JSON.parse(r.text).seat)).size);
+  t.deepEqual(
+    seats.map((d) => Number(d.id)).sort((a, b) => a - b),
+    [...held].sort((a, b) => a - b),
+  );
+  t.is((await store.addressSlots(fixtures.ready.id).get()).size, held.size, 'one slot per seat');
+  const tokens = await store.db.collection('seatTokens').get();
+  t.is(tokens.size, joined.length, 'one token record per accepted join');
 });
 
 test.serial('nothing polluted Object.prototype', (t) => {

@@ -1,24 +1,15 @@
 import { emulatorTest as test } from '../helpers/emulators.ts';
-import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { captureLogs, leakedSecrets } from '../helpers/log-capture.ts';
+import { eventually, startTestStack, type TestStack, fromLearner } from '../helpers/stack.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
 let stack: TestStack;
 /** Every line the functions log during this file, to check that no secret ever reaches a log. */
-const logged: string[] = [];
+const logged = captureLogs();
+/** Every secret the class handed out, by a label that says what it is. */
+const secrets = new Map<string, string>();
 
 test.before(async () => {
-  process.env.CT_LOG_LEVEL = 'info';
-  for (const stream of [process.stdout, process.stderr]) {
-    const write = stream.write.bind(stream);
-    stream.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
-      const text = chunk.toString();
-      if (text.startsWith('{"severity"')) {
-        logged.push(...text.split('\n').filter(Boolean));
-        return true;
-      }
-      return write(chunk, ...rest);
-    }) as typeof stream.write;
-  }
   stack = await startTestStack();
 });
 
@@ -116,7 +107,7 @@ test.serial(
 
     const joins = await Promise.all(
       Array.from({ length: 25 }, (_, i) =>
-        stack.api('POST', '/join', { code: ws.joinCode, name: `Learner ${i}` }),
+        stack.api('POST', '/join', { code: ws.joinCode, name: `Learner ${i}` }, fromLearner(i)),
       ),
     );
     t.true(joins.every((j) => j.status === 200));
@@ -134,6 +125,19 @@ test.serial(
     // Each seat's endpoints carry that seat's own credential, the one its VM was given.
     const tokens = new Set(joins.map((j) => new URL(j.body.endpoints.files).searchParams.get('t')));
     t.is(tokens.size, 25);
+    for (const j of joins) {
+      secrets.set(`seatToken of seat ${j.body.seat}`, j.body.seatToken);
+      secrets.set(
+        `access token of seat ${j.body.seat}`,
+        new URL(j.body.endpoints.terminal).searchParams.get('t')!,
+      );
+    }
+    for (const instance of instances) {
+      secrets.set(`ready token of ${instance.name}`, instance.metadata['ready-token']!);
+      for (const pair of instance.metadata['seat-tokens']!.split(' ')) {
+        secrets.set(`seat-tokens metadata ${pair.split(':')[0]}`, pair.split(':')[1]!);
+      }
+    }
     const seat1 = joins.find((j) => j.body.seat === 1)!;
     const vm0Tokens = instances[0]!.metadata['seat-tokens']!;
     t.true(vm0Tokens.includes(`1:${new URL(seat1.body.endpoints.browser).searchParams.get('t')}`));
@@ -157,6 +161,9 @@ test.serial(
     const key = await stack.api('GET', `/workshops/${ws.id}/ssh-key`);
     t.is(key.status, 200);
     t.regex(key.text, /^-----BEGIN OPENSSH PRIVATE KEY-----/);
+    for (const [n, line] of key.text.split('\n').slice(1, -2).entries()) {
+      secrets.set(`SSH private key, line ${n + 1}`, line);
+    }
     t.is(key.headers.get('cache-control'), 'no-store');
 
     const ending = await stack.api('DELETE', `/workshops/${ws.id}`);
@@ -196,7 +203,7 @@ test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twi
 
   const results = await Promise.all(
     Array.from({ length: 100 }, (_, i) =>
-      stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+      stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }, fromLearner(i)),
     ),
   );
   const won = results.filter((r) => r.status === 200);
@@ -255,3 +262,9 @@ test.serial(
     await stack.api('DELETE', `/workshops/${mine.id}`, undefined, alice);
   },
 );
+
+test.serial('no secret the class handed out reached a log', (t) => {
+  t.true(logged.length > 0, 'the functions logged the class');
+  t.true(secrets.size > 50, `${secrets.size} secrets collected`);
+  t.deepEqual(leakedSecrets(logged, secrets), []);
+});

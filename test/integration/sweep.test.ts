@@ -1,6 +1,6 @@
 import sinon from 'sinon';
 import { emulatorTest as test } from '../helpers/emulators.ts';
-import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { eventually, startTestStack, type TestStack, fromLearner } from '../helpers/stack.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
 /** The reconciler (issue 4): time limits, stuck work, leaks and lost VMs, through the real function. */
@@ -158,7 +158,7 @@ test.serial(
     // Meanwhile learners only get seats that a VM serves.
     const joins = await Promise.all(
       Array.from({ length: 14 }, (_, i) =>
-        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }, fromLearner(i)),
       ),
     );
     const seats = joins.filter((j) => j.status === 200).map((j) => j.body.seat as number);
@@ -335,7 +335,7 @@ test.serial(
     const lost = `ct-${ws.id}-1`;
     const joined = await Promise.all(
       Array.from({ length: 25 }, (_, i) =>
-        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }),
+        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }, fromLearner(i)),
       ),
     );
     const moved = joined.find((j) => j.body.seat >= 14)!.body;

@@ -11,7 +11,22 @@ test('defaults follow the seed and DESIGN.md', (t) => {
   t.is(config.images.workspace, 'us-central1-docker.pkg.dev/p1/clarateach/workspace:latest');
   t.is(config.vm.sourceImage, 'projects/cos-cloud/global/images/family/cos-stable');
   t.is(config.vm.diskSizeGb, 50);
-  t.is(config.auth.mode, 'header');
+  t.is(config.auth.mode, 'token');
+  t.deepEqual(config.auth.issuers, [
+    {
+      issuer: 'https://accounts.google.com',
+      certsUrl: 'https://www.googleapis.com/oauth2/v1/certs',
+    },
+    {
+      issuer: 'https://securetoken.google.com/p1',
+      certsUrl:
+        'https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com',
+    },
+  ]);
+  t.deepEqual(config.auth.audiences, ['p1']);
+  t.is(config.seatsPerAddress, 3);
+  t.deepEqual(config.instructorLimits, { activeWorkshops: 3, activeSeats: 200 });
+  t.deepEqual(config.imageAllowlist, []);
   t.is(config.computeEndpoint, undefined);
   t.true(config.startupScript.startsWith('#!'));
 });
@@ -24,6 +39,9 @@ test('one error names everything that is missing or malformed', (t) => {
         VM_DISK_GB: '-3',
         AUTH_MODE: 'open',
         CT_COMPUTE_ENDPOINT: 'nope',
+        ID_TOKEN_ISSUERS: 'https://login.example',
+        SEATS_PER_ADDRESS: '0',
+        INSTRUCTOR_MAX_SEATS: 'many',
       }),
     { instanceOf: ConfigError },
   );
@@ -34,6 +52,9 @@ test('one error names everything that is missing or malformed', (t) => {
     'VM_DISK_GB',
     'AUTH_MODE',
     'CT_COMPUTE_ENDPOINT',
+    'ID_TOKEN_ISSUERS',
+    'SEATS_PER_ADDRESS',
+    'INSTRUCTOR_MAX_SEATS',
   ]) {
     t.true(error.message.includes(name), name);
   }
@@ -53,6 +74,33 @@ test('settings from the environment are taken', (t) => {
   t.deepEqual(config.computeEndpoint, { host: '127.0.0.1', port: 9999 });
   t.deepEqual([...config.auth.admins], ['ops@school.example', 'root@school.example']);
   t.is(config.auth.mode, 'dev');
+});
+
+test('the header-only mode is gone, and dev mode is refused on Cloud Run', (t) => {
+  t.throws(() => loadConfig({ ...minimal, AUTH_MODE: 'header' }), { message: /AUTH_MODE/ });
+  t.throws(() => loadConfig({ ...minimal, AUTH_MODE: 'dev', K_SERVICE: 'workshops' }), {
+    message: /local stack only/,
+  });
+});
+
+test('token issuers, audiences, limits and image folders come from the environment', (t) => {
+  const config = loadConfig({
+    ...minimal,
+    ID_TOKEN_ISSUERS: 'https://accounts.google.com, https://login.example=http://127.0.0.1:9/keys',
+    ID_TOKEN_AUDIENCES: 'client-1.apps.googleusercontent.com,p1',
+    SEATS_PER_ADDRESS: '40',
+    INSTRUCTOR_MAX_WORKSHOPS: '5',
+    INSTRUCTOR_MAX_SEATS: '400',
+    IMAGE_ALLOWLIST: 'ghcr.io/school/labs, europe-docker.pkg.dev/p2/shared/',
+  });
+  t.deepEqual(
+    config.auth.issuers.map((i) => i.certsUrl),
+    ['https://www.googleapis.com/oauth2/v1/certs', 'http://127.0.0.1:9/keys'],
+  );
+  t.deepEqual(config.auth.audiences, ['client-1.apps.googleusercontent.com', 'p1']);
+  t.is(config.seatsPerAddress, 40);
+  t.deepEqual(config.instructorLimits, { activeWorkshops: 5, activeSeats: 400 });
+  t.deepEqual(config.imageAllowlist, ['ghcr.io/school/labs/', 'europe-docker.pkg.dev/p2/shared/']);
 });
 
 test('a short image name lives in the registry, a path is taken as given', (t) => {

@@ -1,0 +1,254 @@
+import { emulatorTest as test } from '../helpers/emulators.ts';
+import { eventually, fromLearner, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { TOPICS } from '../../shared/topics.ts';
+
+/**
+ * Abuse limits at the front door: the join miss limit under a burst, the seat cap per client
+ * address, freeing a seat, instructor quotas and the image allow-list.
+ */
+let stack: TestStack;
+const MISS_LIMIT = 20;
+
+test.before(async () => {
+  Object.assign(process.env, {
+    JOIN_MISS_LIMIT: String(MISS_LIMIT),
+    SEATS_PER_ADDRESS: '3',
+    INSTRUCTOR_MAX_WORKSHOPS: '2',
+    INSTRUCTOR_MAX_SEATS: '30',
+    IMAGE_ALLOWLIST: 'ghcr.io/school/labs',
+  });
+  stack = await startTestStack();
+});
+
+const as = (email: string) => ({ 'x-clarateach-user': email });
+const from = (address: string) => ({ 'x-clarateach-client-ip': address });
+
+async function readyWorkshop(seats: number, owner = 'teacher@school.example') {
+  const ws = (await stack.api('POST', '/workshops', { name: 'Limits', seats }, as(owner))).body;
+  await stack.api('POST', `/workshops/${ws.id}/start`, undefined, as(owner));
+  await eventually('instances', () => stack.instancesOf(ws.id).length === Math.ceil(seats / 20));
+  for (const report of await stack.readyReports(ws.id)) await stack.push(TOPICS.vmReady, report);
+  await stack.untilStatus(ws.id, 'ready');
+  return ws as { id: string; joinCode: string };
+}
+
+async function end(id: string, owner = 'teacher@school.example') {
+  await stack.api('DELETE', `/workshops/${id}`, undefined, as(owner));
+  await eventually(`${id} over`, async () => {
+    const w = await stack.api('GET', `/workshops/${id}`, undefined, as(owner));
+    return w.body.status === 'ended';
+  });
+}
+
+test.serial(
+  '50 concurrent unknown codes from one address: at most the limit get 404; a rejoin still works',
+  async (t) => {
+    const ws = await readyWorkshop(2);
+    const address = from('203.0.113.50');
+    const seated = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Ada' }, address);
+    t.is(seated.status, 200);
+
+    const guesses = await Promise.all(
+      Array.from({ length: 50 }, (_, i) =>
+        stack.api(
+          'POST',
+          '/join',
+          { code: `ZZZZ${(1000 + i).toString(36).toUpperCase().padStart(4, 'Z')}`, name: 'g' },
+          address,
+        ),
+      ),
+    );
+    const missed = guesses.filter((r) => r.status === 404);
+    const limited = guesses.filter((r) => r.status === 429);
+    t.log(`${missed.length} × 404, ${limited.length} × 429`);
+    t.true(missed.length <= MISS_LIMIT, `${missed.length} got 404`);
+    t.is(missed.length + limited.length, 50);
+    t.true(missed.every((r) => r.body.error.code === 'CODE_NOT_FOUND'));
+    for (const r of limited) {
+      t.is(r.body.error.code, 'RATE_LIMITED');
+      t.regex(r.headers.get('retry-after') ?? '', /^[1-9][0-9]*$/);
+    }
+    // The address is limited now, even with the right code...
+    const blocked = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Bo' }, address);
+    t.is(blocked.status, 429);
+    // ...but its learner, back with their seatToken, is not.
+    const back = await stack.api(
+      'POST',
+      '/join',
+      { code: ws.joinCode, name: 'Ada', seatToken: seated.body.seatToken },
+      address,
+    );
+    t.is(back.status, 200);
+    t.is(back.body.seat, seated.body.seat);
+    // A made-up seatToken is just another guess.
+    const madeUp = await stack.api(
+      'POST',
+      '/join',
+      { code: ws.joinCode, name: 'Eve', seatToken: 'made-up' },
+      address,
+    );
+    t.is(madeUp.status, 429);
+    await end(ws.id);
+  },
+);
+
+test.serial(
+  'seat cap: past 3 seats one address gets 429, even in a burst; a freed seat is handed out again',
+  async (t) => {
+    const ws = await readyWorkshop(10);
+    const home = from('203.0.113.60');
+    const first = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await stack.api('POST', '/join', { code: ws.joinCode, name: `H${i}` }, home);
+      t.is(res.status, 200);
+      first.push(res.body);
+    }
+    const fourth = await stack.api('POST', '/join', { code: ws.joinCode, name: 'H3' }, home);
+    t.is(fourth.status, 429);
+    t.is(fourth.body.error.code, 'SEAT_LIMIT');
+
+    const burst = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        stack.api('POST', '/join', { code: ws.joinCode, name: `B${i}` }, from('203.0.113.61')),
+      ),
+    );
+    t.is(burst.filter((r) => r.status === 200).length, 3);
+    t.true(
+      burst
+        .filter((r) => r.status !== 200)
+        .every((r) => r.status === 429 && r.body.error.code === 'SEAT_LIMIT'),
+    );
+    // Four more learners fill the class.
+    for (let i = 0; i < 4; i++) {
+      const res = await stack.api(
+        'POST',
+        '/join',
+        { code: ws.joinCode, name: `O${i}` },
+        fromLearner(i),
+      );
+      t.is(res.status, 200);
+    }
+    t.is((await stack.workshop(ws.id)).seatsTaken, 10);
+
+    const owner = as('teacher@school.example');
+    const freedSeat = first[0].seat as number;
+    const freed = await stack.api(
+      'DELETE',
+      `/workshops/${ws.id}/seats/${freedSeat}`,
+      undefined,
+      owner,
+    );
+    t.is(freed.status, 200);
+    t.is(freed.body.seatsTaken, 9);
+    // Its learner cannot come back with the old token...
+    const old = await stack.api(
+      'POST',
+      '/join',
+      { code: ws.joinCode, name: 'H0', seatToken: first[0].seatToken },
+      home,
+    );
+    t.is(old.status, 404);
+    t.is(old.body.error.code, 'SEAT_FREED');
+    // ...the seat goes to the next learner, and the address may take a third seat again.
+    const next = await stack.api('POST', '/join', { code: ws.joinCode, name: 'H4' }, home);
+    t.is(next.status, 200);
+    t.is(next.body.seat, freedSeat);
+    t.not(next.body.seatToken, first[0].seatToken);
+    const stillHeld = await stack.api(
+      'POST',
+      '/join',
+      { code: ws.joinCode, name: 'H1', seatToken: first[1].seatToken },
+      home,
+    );
+    t.is(stillHeld.body.seat, first[1].seat);
+
+    const again = await stack.api(
+      'DELETE',
+      `/workshops/${ws.id}/seats/${freedSeat}`,
+      undefined,
+      owner,
+    );
+    t.is(again.status, 200, 'the seat is held again, by its new learner');
+    for (const [path, status] of [
+      [`/workshops/${ws.id}/seats/${freedSeat}`, 404],
+      [`/workshops/${ws.id}/seats/0`, 404],
+      [`/workshops/${ws.id}/seats/11`, 404],
+      [`/workshops/${ws.id}/seats/x`, 404],
+    ] as const) {
+      t.is((await stack.api('DELETE', path, undefined, owner)).status, status, path);
+    }
+    t.is((await stack.api('GET', `/workshops/${ws.id}/seats/1`, undefined, owner)).status, 405);
+    await end(ws.id);
+    const after = await stack.api('DELETE', `/workshops/${ws.id}/seats/1`, undefined, owner);
+    t.is(after.status, 409);
+    t.is(after.body.error.code, 'INVALID_STATE');
+    // Teardown dropped the seats' token records and address slots with the seats.
+    const left = await stack.services.store.db
+      .collection('seatTokens')
+      .where('workshopId', '==', ws.id)
+      .get();
+    t.is(left.size, 0);
+    t.is((await stack.services.store.addressSlots(ws.id).get()).size, 0);
+  },
+);
+
+test.serial('over-quota starts get 409 QUOTA_EXCEEDED and insert no VM', async (t) => {
+  const carol = as('carol@school.example');
+  const create = async (seats: number) =>
+    (await stack.api('POST', '/workshops', { name: 'Q', seats }, carol)).body.id as string;
+  const [a, b, c] = [await create(5), await create(5), await create(5)];
+  t.is((await stack.api('POST', `/workshops/${a}/start`, undefined, carol)).status, 202);
+  t.is((await stack.api('POST', `/workshops/${b}/start`, undefined, carol)).status, 202);
+  const third = await stack.api('POST', `/workshops/${c}/start`, undefined, carol);
+  t.is(third.status, 409);
+  t.is(third.body.error.code, 'QUOTA_EXCEEDED');
+  t.regex(third.body.error.message, /2 active workshops/);
+  t.is((await stack.workshop(c)).status, 'created');
+
+  const dave = as('dave@school.example');
+  const big = (await stack.api('POST', '/workshops', { name: 'Big', seats: 20 }, dave)).body.id;
+  const more = (await stack.api('POST', '/workshops', { name: 'More', seats: 11 }, dave)).body.id;
+  t.is((await stack.api('POST', `/workshops/${big}/start`, undefined, dave)).status, 202);
+  const over = await stack.api('POST', `/workshops/${more}/start`, undefined, dave);
+  t.is(over.status, 409);
+  t.is(over.body.error.code, 'QUOTA_EXCEEDED');
+  t.regex(over.body.error.message, /30 active seats: 11 needed, 10 free/);
+
+  // Give the provisioner time to act on anything it was (wrongly) asked for.
+  await eventually('the started ones have VMs', () =>
+    [a, b, big].every((id) => stack.instancesOf(id).length === 1),
+  );
+  await stack.push(TOPICS.workshopStarted, { workshopId: c });
+  await stack.push(TOPICS.workshopStarted, { workshopId: more });
+  t.deepEqual(stack.instancesOf(c), []);
+  t.deepEqual(stack.instancesOf(more), []);
+  const inserted = stack.standin.requests
+    .filter((r) => r.method === 'POST' && /\/instances(\?|$)/.test(r.path))
+    .map((r) => (r.body as { name?: string }).name ?? '');
+  t.true(
+    inserted.some((name) => name.includes(a)),
+    'inserts are seen by name',
+  );
+  t.false(inserted.some((name) => name.includes(c) || name.includes(more)));
+
+  // Once a class is over, its room is free again.
+  await end(big, 'dave@school.example');
+  t.is((await stack.api('POST', `/workshops/${more}/start`, undefined, dave)).status, 202);
+  for (const id of [a, b, c]) await end(id, 'carol@school.example');
+  await end(more, 'dave@school.example');
+});
+
+test.serial('a workshop image must come from the registry or the allow-list', async (t) => {
+  const create = (image: string) =>
+    stack.api('POST', '/workshops', { name: 'Img', seats: 1, image }, as('erin@school.example'));
+  for (const image of ['python:3.12', 'clarateach-local/go:1', 'ghcr.io/school/labs/k8s']) {
+    const res = await create(image);
+    t.is(res.status, 201, `${image}: ${res.text}`);
+    await stack.api('DELETE', `/workshops/${res.body.id}`, undefined, as('erin@school.example'));
+  }
+  for (const image of ['docker.io/library/python', 'ghcr.io/school/other', 'clarateach-localx/y']) {
+    const res = await create(image);
+    t.is(res.status, 400, image);
+    t.is(res.body.error.code, 'INVALID_REQUEST');
+  }
+});
