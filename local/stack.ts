@@ -86,6 +86,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       GCP_PROJECT: opts.projectId,
       GCP_REGISTRY: 'clarateach-local',
       AUTH_MODE: 'dev',
+      // Every local VM's Caddy shares loopback, each on a port of its own.
+      ACCEPT_REPORTED_HTTP_PORT: 'true',
       WORKSPACE_IMAGE: images?.workspace,
       CADDY_IMAGE: images?.caddy,
       NEKO_IMAGE: images?.browser,

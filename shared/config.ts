@@ -35,6 +35,11 @@ export interface Config {
   operationTimeoutMs: number;
   /** host:port of the local Compute Engine stand-in; unset in production. */
   computeEndpoint?: { host: string; port: number };
+  /**
+   * Whether a VM's `vm.ready` may name Caddy's port (the local stack, where every VM shares
+   * loopback); a real VM serves on 80, whatever its report says.
+   */
+  acceptReportedHttpPort: boolean;
   provisioningTimeoutMinutes: number;
   maxDurationMinutes: number;
   /** Unknown join codes one client address may try per 10 minutes. */
@@ -173,6 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       network: env.VM_NETWORK || undefined,
     },
     computeEndpoint,
+    acceptReportedHttpPort: boolVar(env, 'ACCEPT_REPORTED_HTTP_PORT', problems),
     // Below the event functions' 540 s timeout, so a slow operation fails the attempt cleanly.
     operationTimeoutMs: intVar(env, 'COMPUTE_OPERATION_TIMEOUT_SECONDS', 300, problems) * 1000,
     provisioningTimeoutMinutes: intVar(env, 'PROVISIONING_TIMEOUT_MINUTES', 15, problems),

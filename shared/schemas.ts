@@ -110,7 +110,8 @@ const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
   required: ['workshopId', 'vmName', 'state', 'readyToken'],
   properties: {
     workshopId,
-    vmName: { type: 'string', format: 'text', minLength: 1, maxLength: 63 },
+    // A Compute Engine instance name (RFC 1035 label).
+    vmName: { type: 'string', pattern: '^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$' },
     state: { type: 'string', enum: ['ready', 'failed'] },
     externalIp: ip,
     internalIp: ip,

@@ -22,6 +22,16 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
     code: 'VM_FAILED',
     message: (report.error ?? 'the VM failed to start its seats').slice(-ERROR_TAIL),
   };
+  // Where learners are sent comes from Compute Engine, never from the report: a seat that got
+  // hold of the ready token must not be able to point joins (and their tokens) elsewhere.
+  const instance = report.state === 'ready' ? await s.compute.get(vmName) : undefined;
+  if (instance === null) {
+    log.warn('vm.ready for an instance Compute Engine does not have; ignored', {
+      workshopId,
+      vmName,
+    });
+    return 'ignored';
+  }
   const outcome = await s.store.inTransaction(
     workshopId,
     async (tx, workshop): Promise<Outcome> => {
@@ -51,9 +61,14 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
       const updated: VmRecord = {
         ...vm,
         status: 'ready',
-        externalIp: report.externalIp ?? vm.externalIp,
-        internalIp: report.internalIp ?? vm.internalIp,
-        httpPort: report.httpPort ?? 80,
+        // A second `ready` of a ready VM changes no address.
+        ...(vm.status === 'ready'
+          ? {}
+          : {
+              externalIp: instance?.externalIp ?? null,
+              internalIp: instance?.internalIp ?? null,
+              httpPort: s.config.acceptReportedHttpPort ? (report.httpPort ?? 80) : 80,
+            }),
         readyAt: vm.readyAt ?? now,
         error: null,
       };
