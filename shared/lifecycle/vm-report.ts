@@ -8,7 +8,7 @@ import { requestEnd } from './end.ts';
 
 const ERROR_TAIL = 1500;
 
-type Outcome = 'ignored' | 'recorded' | 'workshop-ready' | 'vm-failed';
+type Outcome = 'ignored' | 'recorded' | 'workshop-ready' | 'vm-failed' | 'not-in-compute';
 
 /**
  * The `vm.ready` work: checks the VM's ready token, records the VM, and makes the workshop ready
@@ -25,13 +25,6 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
   // Where learners are sent comes from Compute Engine, never from the report: a seat that got
   // hold of the ready token must not be able to point joins (and their tokens) elsewhere.
   const instance = report.state === 'ready' ? await s.compute.get(vmName) : undefined;
-  if (instance === null) {
-    log.warn('vm.ready for an instance Compute Engine does not have; ignored', {
-      workshopId,
-      vmName,
-    });
-    return 'ignored';
-  }
   const outcome = await s.store.inTransaction(
     workshopId,
     async (tx, workshop): Promise<Outcome> => {
@@ -57,6 +50,8 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
         }
         return 'vm-failed';
       }
+      // A VM reports from inside itself, so Compute Engine has it: not yet is a lag worth a retry.
+      if (!instance) return 'not-in-compute';
       const allVms = (await tx.get(s.store.vms(workshopId))).docs.map((d) => d.data());
       const updated: VmRecord = {
         ...vm,
@@ -65,8 +60,8 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
         ...(vm.status === 'ready'
           ? {}
           : {
-              externalIp: instance?.externalIp ?? null,
-              internalIp: instance?.internalIp ?? null,
+              externalIp: instance.externalIp ?? null,
+              internalIp: instance.internalIp ?? null,
               httpPort: s.config.acceptReportedHttpPort ? (report.httpPort ?? 80) : 80,
             }),
         readyAt: vm.readyAt ?? now,
@@ -90,6 +85,9 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
       return 'recorded';
     },
   );
+  if (outcome === 'not-in-compute') {
+    throw new Error(`vm.ready for ${vmName}, which Compute Engine does not list yet; retrying`);
+  }
   if (outcome === 'vm-failed') {
     const workshop = await s.store.getWorkshop(workshopId);
     if (workshop?.status === 'provisioning' || workshop?.status === 'ending') {

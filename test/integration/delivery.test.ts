@@ -20,9 +20,11 @@ function holdInserts() {
   const gate = new Promise<void>((r) => (release = r));
   const compute = stack.services.compute;
   const original = compute.insert.bind(compute);
+  // The instance exists (a VM can only report once it does); recording it is what waits.
   const stub = sinon.stub(compute, 'insert').callsFake(async (...args) => {
+    const inserted = await original(...args);
     await gate;
-    return original(...args);
+    return inserted;
   });
   return { release, stub };
 }
@@ -226,6 +228,44 @@ test.serial(
     t.is(back.status, 409);
     t.like(back.body.error, { code: 'NOT_READY', status: 'ready' });
     t.regex(back.body.error.message, /failed; ask the instructor/);
+
+    await stack.api('DELETE', `/workshops/${ws.id}`);
+    await stack.untilStatus(ws.id, 'ended');
+    t.deepEqual(stack.instancesOf(ws.id), []);
+  },
+);
+
+test.serial(
+  'a forged vm.ready (right token, other addresses) changes nothing Compute Engine did not say',
+  async (t) => {
+    const ws = await createAndStart(5);
+    await eventually('the VM is recorded', async () => (await stack.workshop(ws.id)).vms[0]);
+    const [report] = await stack.readyReports(ws.id);
+    const forged = { ...report!, externalIp: '203.0.113.66', internalIp: '10.9.9.9' };
+    // Where a real VM serves (80) is not the report's to say outside the local stack.
+    stack.services.config.acceptReportedHttpPort = false;
+    t.teardown(() => (stack.services.config.acceptReportedHttpPort = true));
+    t.is(await stack.push(TOPICS.vmReady, { ...forged, httpPort: 8443 }), 204);
+    const ready = await stack.untilStatus(ws.id, 'ready');
+    t.is(ready.vms[0].externalIp, '127.0.0.1', 'the instance’s address, from Compute Engine');
+    const vm = (await stack.services.store.getVms(ws.id))[0]!;
+    t.like(vm, { externalIp: '127.0.0.1', internalIp: '127.0.0.1', httpPort: 80 });
+
+    // A second ready of the ready VM, from anywhere, moves nothing.
+    stack.services.config.acceptReportedHttpPort = true;
+    t.is(await stack.push(TOPICS.vmReady, { ...forged, httpPort: 9999 }), 204);
+    t.like((await stack.services.store.getVms(ws.id))[0], {
+      externalIp: '127.0.0.1',
+      httpPort: 80,
+    });
+    const join = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Ada' });
+    t.true(join.body.endpoints.terminal.startsWith('http://127.0.0.1/vm/'));
+
+    // A report whose vmName is no instance name is acknowledged (not retried) and ignored.
+    for (const vmName of ['../../etc', 'CT-UPPER', '', 'x'.repeat(64)]) {
+      t.is(await stack.push(TOPICS.vmReady, { ...report!, vmName }), 204, vmName);
+    }
+    t.is((await stack.workshop(ws.id)).status, 'ready');
 
     await stack.api('DELETE', `/workshops/${ws.id}`);
     await stack.untilStatus(ws.id, 'ended');

@@ -21,7 +21,7 @@ function readyReport(instance: { name: string; metadata: Record<string, string> 
     state: 'ready',
     externalIp: `203.0.113.${10 + n}`,
     internalIp: `10.128.0.${10 + n}`,
-    httpPort: 80,
+    httpPort: 8100 + n,
     seatsReady: Number(instance.metadata['seat-count']),
     readyToken: instance.metadata['ready-token'],
   };
@@ -100,9 +100,10 @@ test.serial(
     });
     t.is(ready.seatsReady, 25);
     t.truthy(ready.readyAt);
+    // The addresses Compute Engine gives (the stand-in's loopback), not what a report claims.
     t.deepEqual(
       ready.vms.map((v: { externalIp: string }) => v.externalIp),
-      ['203.0.113.10', '203.0.113.11'],
+      ['127.0.0.1', '127.0.0.1'],
     );
 
     const joins = await Promise.all(
@@ -117,8 +118,12 @@ test.serial(
       Array.from({ length: 25 }, (_, i) => i + 1),
     );
     for (const j of joins) {
-      const ip = j.body.seat <= 13 ? '203.0.113.10' : '203.0.113.11';
-      t.true(j.body.endpoints.terminal.startsWith(`http://${ip}/vm/${j.body.seat}/terminal/?t=`));
+      const port = j.body.seat <= 13 ? 8100 : 8101;
+      t.true(
+        j.body.endpoints.terminal.startsWith(
+          `http://127.0.0.1:${port}/vm/${j.body.seat}/terminal/?t=`,
+        ),
+      );
       t.is(j.body.workshopId, ws.id);
       t.is(j.body.expiresAt, ready.expiresAt);
     }
