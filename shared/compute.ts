@@ -47,6 +47,11 @@ const DEFAULT_OPERATION_TIMEOUT_MS = 10 * 60_000;
 /** Upper bound for one plain API call (the REST transport itself has no deadline). */
 const CALL_TIMEOUT_MS = 60_000;
 const PAGE_SIZE = 500;
+/**
+ * google-gax 6 retries idempotent REST calls (get, list, wait) on UNAVAILABLE by itself, for up to
+ * minutes; a failed call must surface at once instead, so that the event is retried as a whole.
+ */
+const NO_RETRY = { retry: null };
 const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
@@ -55,8 +60,8 @@ const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
 
 /**
- * Client options for the local stand-in, verified on the wire against @google-cloud/compute 6.15
- * (google-gax 5): REST fallback to http://host:port/compute/v1/..., no Authorization header.
+ * Client options for the local stand-in, verified on the wire against @google-cloud/compute 7.8
+ * (google-gax 6): REST fallback to http://host:port/compute/v1/..., no Authorization header.
  * google-gax bundles its own google-auth-library, so the PassThroughClient from ours has a
  * different (but call-compatible) type: gax only calls `fetch`/`getRequestHeaders` on it.
  */
@@ -197,12 +202,15 @@ export class ComputeProvisioner {
     let operation: IOperation;
     try {
       const [lro] = await within(
-        this.instancesClient.insert({
-          project,
-          zone,
-          requestId,
-          instanceResource: this.instanceResource(spec),
-        }),
+        this.instancesClient.insert(
+          {
+            project,
+            zone,
+            requestId,
+            instanceResource: this.instanceResource(spec),
+          },
+          NO_RETRY,
+        ),
         CALL_TIMEOUT_MS,
         'instances.insert',
       );
@@ -230,7 +238,7 @@ export class ComputeProvisioner {
     let operation: IOperation;
     try {
       const [lro] = await within(
-        this.instancesClient.delete({ project, zone, instance: name }),
+        this.instancesClient.delete({ project, zone, instance: name }, NO_RETRY),
         CALL_TIMEOUT_MS,
         'instances.delete',
       );
@@ -254,7 +262,7 @@ export class ComputeProvisioner {
     const { project, zone } = this.settings;
     try {
       const [instance] = await within(
-        this.instancesClient.get({ project, zone, instance: name }),
+        this.instancesClient.get({ project, zone, instance: name }, NO_RETRY),
         CALL_TIMEOUT_MS,
         'instances.get',
       );
@@ -274,7 +282,7 @@ export class ComputeProvisioner {
       const out: InstanceInfo[] = [];
       const iterable = this.instancesClient.listAsync(
         { project, zone, maxResults: PAGE_SIZE, ...(filter ? { filter } : {}) },
-        { autoPaginate: false },
+        { autoPaginate: false, ...NO_RETRY },
       );
       for await (const instance of iterable) out.push(toInfo(instance));
       return out;
@@ -308,7 +316,7 @@ export class ComputeProvisioner {
       const started = Date.now();
       try {
         [current] = await within(
-          this.operationsClient.wait({ project, zone, operation: name }),
+          this.operationsClient.wait({ project, zone, operation: name }, NO_RETRY),
           remaining,
           `${what} operation`,
         );
