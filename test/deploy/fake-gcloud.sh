@@ -202,6 +202,7 @@ remove-iam-policy-binding)
 submit)
   # A Cloud Build: the images it pushes exist afterwards.
   config=$(flag config)
+  cat "$config" >>"$log_dir/build-configs.log"
   grep -o '"images":\[[^]]*\]' "$config" | grep -o '"[^"]*"' | tail -n +2 | tr -d '"' |
     while read -r image; do touch "$state/res/artifacts_docker_images_${image##*/}"; done
   ;;

@@ -41,6 +41,8 @@ export interface DeployRun {
   calls: string[][];
   /** the first line of each header file curl was given */
   curlHeaderFiles: string[];
+  /** the Cloud Build configuration of each `builds submit`, as given */
+  buildConfigs: string[];
 }
 
 export interface RunOptions {
@@ -182,8 +184,16 @@ export async function runDeploy(
     } catch {
       // no curl call gave one
     }
+    let buildConfigs: string[] = [];
+    try {
+      buildConfigs = readFileSync(join(dir, 'build-configs.log'), 'utf8').split('\n');
+      buildConfigs.pop();
+    } catch {
+      // nothing was built
+    }
     return {
       code,
+      buildConfigs,
       stdout,
       stderr,
       lines,
