@@ -35,6 +35,8 @@ export interface ComputeSettings {
   serviceAccount?: string;
   /** network name or path; default global/networks/default */
   network?: string;
+  /** subnetwork name (in the zone's region) or path; a custom-mode network needs one */
+  subnetwork?: string;
   /** how long insert/delete wait for their zone operation; default 10 minutes */
   operationTimeoutMs?: number;
   /** the local stand-in: plain http, no auth */
@@ -181,6 +183,12 @@ export class ComputeProvisioner {
         },
       ],
     };
+    const subnetwork = this.settings.subnetwork;
+    if (subnetwork) {
+      resource.networkInterfaces![0]!.subnetwork = subnetwork.includes('/')
+        ? subnetwork
+        : `regions/${zone.replace(/-[a-z]$/, '')}/subnetworks/${subnetwork}`;
+    }
     if (serviceAccount) {
       resource.serviceAccounts = [{ email: serviceAccount, scopes: [CLOUD_PLATFORM_SCOPE] }];
     }

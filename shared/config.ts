@@ -15,6 +15,8 @@ export interface Config {
     diskSizeGb: number;
     serviceAccount?: string;
     network?: string;
+    /** Required on a custom-mode network: a subnetwork name (in the zone's region) or path. */
+    subnetwork?: string;
   };
   /** How long one insert or delete waits for its zone operation before retrying the event. */
   operationTimeoutMs: number;
@@ -103,6 +105,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       diskSizeGb: intVar(env, 'VM_DISK_GB', 50, problems),
       serviceAccount: env.VM_SERVICE_ACCOUNT || undefined,
       network: env.VM_NETWORK || undefined,
+      subnetwork: env.VM_SUBNETWORK || undefined,
     },
     computeEndpoint,
     // Below the event functions' 540 s timeout, so a slow operation fails the attempt cleanly.
