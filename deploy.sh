@@ -1,34 +1,61 @@
 #!/usr/bin/env bash
-# Stands the whole system up in one Google Cloud project, idempotently: run it again to update.
+# Stands the whole system up in one Google Cloud project, or takes it down again.
 #
 #   GCP_PROJECT=my-project PORTAL_SERVICE_ACCOUNT=portal@my-project.iam.gserviceaccount.com \
-#   ADMIN_EMAILS=ops@school.example,lead@school.example ./deploy.sh
+#   ADMIN_EMAILS=ops@school.example,lead@school.example ./deploy.sh [--dry-run]
+#   GCP_PROJECT=my-project ./deploy.sh destroy [--delete-data] [--dry-run]
+#
+# Every step looks before it acts: a second run changes nothing that is already right, and updates
+# only what differs. --dry-run prints every command in order (as if nothing existed yet) and runs
+# none. `destroy` removes everything a deploy made (and the VMs of running classes); the Firestore
+# database, its indexes and its rules stay unless --delete-data is given.
 #
 # Optional: GCP_REGION (us-central1), GCP_ZONE (us-central1-a), GCP_REPOSITORY (clarateach),
-# GCP_REGISTRY (the images' Artifact Registry path; default: that repository), GCP_USE_SPOT (false),
-# NETWORK (default): the VPC network the workshop VMs and their firewall rules live in. It must
-# already exist; the script checks and stops if it does not (new projects may have no `default`).
-# IAM_RETRY_SECONDS (5): the pause step between retries of a binding IAM cannot resolve yet.
+# GCP_USE_SPOT (false), NETWORK (default): the VPC network of the VMs and their firewall rules; it
+# must exist. SUBNETWORK: the subnetwork in the zone's region, required for a custom-mode network.
+# IAM_RETRY_SECONDS (5), DEPLOY_RETRY_SECONDS (30): pause steps of the bounded retries.
 #
 # ID_TOKEN_ISSUERS, ID_TOKEN_AUDIENCES: whose sign-in tokens name the instructor (README; default:
 # Google and this project's Identity Platform, audience the project id).
 #
-# Needs: gcloud (authenticated as a project owner), curl, node/npm. Always configures AUTH_MODE=token:
-# Cloud Run IAM lets the portal in (X-Serverless-Authorization), and the instructor is whoever the
-# verified ID token in Authorization names; AUTH_MODE=dev is never set.
+# Needs: gcloud (authenticated as a project owner, user or service account), curl, node and npm.
+# Always configures AUTH_MODE=token: Cloud Run IAM lets the portal in (X-Serverless-Authorization),
+# and the instructor is whoever the verified ID token in Authorization names; AUTH_MODE=dev is
+# never set.
 set -euo pipefail
 
+usage() {
+  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  exit "$1"
+}
+MODE=deploy
+DRY_RUN=false
+DELETE_DATA=false
+for arg in "$@"; do
+  case $arg in
+  destroy) MODE=destroy ;;
+  --dry-run) DRY_RUN=true ;;
+  --delete-data) DELETE_DATA=true ;;
+  -h | --help) usage 0 ;;
+  *) usage 2 >&2 ;;
+  esac
+done
+[[ $DELETE_DATA == false || $MODE == destroy ]] || usage 2 >&2
+
 : "${GCP_PROJECT:?set GCP_PROJECT to the project id}"
-: "${PORTAL_SERVICE_ACCOUNT:?set PORTAL_SERVICE_ACCOUNT to the service account the portal calls with}"
+[[ $MODE == destroy ]] ||
+  : "${PORTAL_SERVICE_ACCOUNT:?set PORTAL_SERVICE_ACCOUNT to the service account the portal calls with}"
 REGION=${GCP_REGION:-us-central1}
 ZONE=${GCP_ZONE:-us-central1-a}
 REPO=${GCP_REPOSITORY:-clarateach}
-GCP_REGISTRY=${GCP_REGISTRY:-$REGION-docker.pkg.dev/$GCP_PROJECT/$REPO}
+REGISTRY=$REGION-docker.pkg.dev/$GCP_PROJECT/$REPO
+REPO_PATH=projects/$GCP_PROJECT/locations/$REGION/repositories/$REPO
 GCP_USE_SPOT=${GCP_USE_SPOT:-false}
 ADMIN_EMAILS=${ADMIN_EMAILS:-}
 NETWORK=${NETWORK:-default}
-# Seconds between retries of an IAM binding whose principal is not visible yet (times 1, 2, 3, ...).
+SUBNETWORK=${SUBNETWORK:-}
 IAM_RETRY_SECONDS=${IAM_RETRY_SECONDS:-5}
+DEPLOY_RETRY_SECONDS=${DEPLOY_RETRY_SECONDS:-30}
 # Ports the VM startup script (startup/clarateach-startup.sh) really uses: Caddy on CT_HTTP_PORT
 # (80, plain HTTP; Caddy runs with auto_https off) and, for local seat i = 1..seat-count, Neko's
 # WebRTC mux port CT_MUX_PORT_BASE+i (base 30000). A VM hosts at most MAX_SEATS_PER_VM = 20 seats
@@ -37,214 +64,517 @@ HTTP_PORT=80
 MUX_PORT_BASE=30000
 MAX_SEATS_PER_VM=20
 MUX_PORTS=$((MUX_PORT_BASE + 1))-$((MUX_PORT_BASE + MAX_SEATS_PER_VM))
+# The pinned upstream images the VMs run, mirrored into the project's repository.
+CADDY_UPSTREAM=caddy:2.10.2
+NEKO_UPSTREAM=ghcr.io/m1k1o/neko/firefox:3.1.5
 FN_SA=clarateach-functions@$GCP_PROJECT.iam.gserviceaccount.com
 VM_SA=clarateach-vm@$GCP_PROJECT.iam.gserviceaccount.com
+BUILD_SA=clarateach-build@$GCP_PROJECT.iam.gserviceaccount.com
+TOPICS=(workshop.started vm.ready workshop.ended workshop.sweep)
 DEAD_LETTER=clarateach.dead-letter
 DEAD_LETTER_SUB=clarateach.dead-letter.sub
+FUNCTIONS=(workshops join onWorkshopStarted onVmReady onWorkshopEnded sweep)
+FIREWALL_RULES=(clarateach-http clarateach-webrtc)
+SCHEDULER_JOB=clarateach-sweep
+SPEC_LABEL=clarateach_spec
+RULES_API=https://firebaserules.googleapis.com/v1
 
 cd "$(dirname "$0")"
-g() { gcloud --project="$GCP_PROJECT" --quiet "$@"; }
-exists() { g "$@" >/dev/null 2>&1; }
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+exec 3>&1 # commands are printed here, also from inside $(...)
+
+# ---- how commands run ----------------------------------------------------------------------------
+# `run g ...` and `ask ... g ...` run gcloud on the project, never prompting.
+show() { printf '+%s\n' "$(printf ' %q' "$@")" >&3; }
+# A command that changes something: printed, and run unless this is a dry run.
+run() {
+  [[ $1 != g ]] || set -- gcloud --project="$GCP_PROJECT" --quiet "${@:2}"
+  show "$@"
+  [[ $DRY_RUN == true ]] || "$@"
+}
+# A command that only reads: run quietly; a dry run prints it and answers $1 (what a fresh project
+# would), with status 1 when that answer is empty ("not there").
+ask() {
+  local answer=$1
+  shift
+  [[ $1 != g ]] || set -- gcloud --project="$GCP_PROJECT" --quiet "${@:2}"
+  if [[ $DRY_RUN == true ]]; then
+    show "$@"
+    [[ -n $answer ]] || return 1
+    printf '%s\n' "$answer"
+    return 0
+  fi
+  "$@" 2>/dev/null
+}
+# Whether a resource exists; a dry run assumes a fresh project to deploy, a full one to destroy.
+exists() {
+  local assumed=''
+  [[ $MODE != destroy ]] || assumed=yes
+  ask "$assumed" g "$@" --format='value(name)' >/dev/null
+}
 step() { printf '\n==> %s\n' "$*"; }
 die() {
   printf 'deploy.sh: %s\n' "$*" >&2
   exit 1
 }
-# Runs a gcloud command that creates something; "already exists" is success, any other error fails.
-create_once() {
-  local out
-  if out=$(g "$@" 2>&1); then
-    [[ -z $out ]] || printf '%s\n' "$out"
-    return 0
-  fi
-  if grep -qiE 'ALREADY_EXISTS|already exists' <<<"$out"; then
-    echo "  (already there: gcloud $1 $2 $3 ...)"
-    return 0
-  fi
-  printf '%s\n' "$out" >&2
-  return 1
+# The first line of a sha256 over the arguments and stdin, short enough for a label value.
+fingerprint() { sha256sum | cut -c1-40; }
+json_field() { # FIELD: prints FIELD of the JSON object on stdin, or nothing
+  node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>{let v;try{v=JSON.parse(s)[process.argv[1]]}catch{}console.log(v??"")})' "$1"
 }
-# Adds an IAM binding. A principal created a moment ago may not be visible to IAM yet ("does not
-# exist"): retry that a few times; any other error fails at once.
-bind() {
-  local attempt out
+
+# Adds an IAM binding unless the policy has it already. A principal created a moment ago may not be
+# visible to IAM yet ("does not exist"): that is retried a few times; any other error fails.
+# KIND is the gcloud command group (`projects`, `pubsub topics`, ...), as one word list.
+grant() { # KIND RESOURCE MEMBER ROLE [flags...]
+  local kind=$1 resource=$2 member=$3 role=$4 policy attempt out
+  shift 4
+  # shellcheck disable=SC2086 # KIND is a list of words
+  policy=$(ask '' g $kind get-iam-policy "$resource" "$@" --format=json) || policy='{}'
+  # shellcheck disable=SC2016 # JavaScript
+  if node -e '
+    const [m, r] = process.argv.slice(1);
+    const p = JSON.parse(require("fs").readFileSync(0, "utf8") || "{}");
+    process.exit((p.bindings ?? []).some((b) => b.role === r && !b.condition && (b.members ?? []).includes(m)) ? 0 : 1);
+  ' "$member" "$role" <<<"$policy"; then
+    return 0
+  fi
+  local extra=()
+  [[ $kind != projects ]] || extra=(--condition=None)
   for attempt in 1 2 3 4 5; do
-    if out=$(g "$@" 2>&1 >/dev/null); then
+    # shellcheck disable=SC2086
+    if out=$(run g $kind add-iam-policy-binding "$resource" "$@" --member="$member" \
+      --role="$role" "${extra[@]}" 2>&1 >/dev/null); then
       return 0
     fi
     if ((attempt == 5)) || ! grep -qiE 'does not exist|NOT_FOUND' <<<"$out"; then
       printf '%s\n' "$out" >&2
       return 1
     fi
-    echo "  (principal not visible yet, retrying: gcloud $1 $2 $3 ...)"
+    echo "  (principal not visible yet, retrying: gcloud $kind add-iam-policy-binding $resource)"
     sleep "$((attempt * IAM_RETRY_SECONDS))"
   done
 }
+revoke() { # KIND RESOURCE MEMBER ROLE [flags...]: removes a binding when it is there
+  local kind=$1 resource=$2 member=$3 role=$4 policy
+  shift 4
+  # shellcheck disable=SC2086
+  policy=$(ask "{\"bindings\":[{\"role\":\"$role\",\"members\":[\"$member\"]}]}" \
+    g $kind get-iam-policy "$resource" "$@" --format=json) || return 0
+  # shellcheck disable=SC2016
+  node -e '
+    const [m, r] = process.argv.slice(1);
+    const p = JSON.parse(require("fs").readFileSync(0, "utf8") || "{}");
+    process.exit((p.bindings ?? []).some((b) => b.role === r && (b.members ?? []).includes(m)) ? 0 : 1);
+  ' "$member" "$role" <<<"$policy" || return 0
+  local extra=()
+  [[ $kind != projects ]] || extra=(--condition=None)
+  # shellcheck disable=SC2086
+  run g $kind remove-iam-policy-binding "$resource" "$@" --member="$member" --role="$role" \
+    "${extra[@]}" >/dev/null
+}
 
-step "APIs"
-g services enable compute.googleapis.com cloudfunctions.googleapis.com run.googleapis.com \
-  eventarc.googleapis.com pubsub.googleapis.com firestore.googleapis.com \
-  firebaserules.googleapis.com cloudscheduler.googleapis.com artifactregistry.googleapis.com \
-  cloudbuild.googleapis.com iam.googleapis.com
-project_number=$(g projects describe "$GCP_PROJECT" --format='value(projectNumber)')
-[[ -n $project_number ]] || die "could not read the project number of $GCP_PROJECT"
-PUBSUB_AGENT=service-$project_number@gcp-sa-pubsub.iam.gserviceaccount.com
+FN_ROLES=(roles/datastore.user roles/pubsub.publisher roles/compute.instanceAdmin.v1)
+VM_ROLES=(roles/logging.logWriter)
+# What a build needs: write its logs, read the staged sources, push to the one image repository
+# (granted on that repository below).
+BUILD_ROLES=(roles/logging.logWriter roles/storage.objectViewer)
 
-step "Firestore, its indexes and its rules"
-exists firestore databases describe --database='(default)' ||
-  g firestore databases create --location="$REGION" --type=firestore-native
-# shellcheck disable=SC2016 # the single quotes hold JavaScript, not shell
-index_specs=$(node -e '
-  const { indexes } = require("./firestore.indexes.json");
-  for (const i of indexes) {
-    const fields = i.fields.map((f) => `--field-config=field-path=${f.fieldPath},order=${f.order.toLowerCase()}`);
-    console.log([i.collectionGroup, i.queryScope.toLowerCase(), ...fields].join(" "));
-  }')
-while read -r group scope fields; do
-  [[ -n $group ]] || continue
-  # shellcheck disable=SC2086 # one --field-config per word
-  create_once firestore indexes composite create --collection-group="$group" \
-    --query-scope="$scope" $fields --async
-done <<<"$index_specs"
-# Join rate-limit counters delete themselves once their window is over.
-create_once firestore fields ttls update expiresAt --collection-group=rateLimits --enable-ttl \
-  --async
-token=$(gcloud auth print-access-token)
-rules_api=https://firebaserules.googleapis.com/v1/projects/$GCP_PROJECT
-rules_call() { curl -fsS -H "Authorization: Bearer $token" -H 'Content-Type: application/json' "$@"; }
-ruleset=$(node -e 'console.log(JSON.stringify({source:{files:[{name:"firestore.rules",content:require("fs").readFileSync("firestore.rules","utf8")}]}}))' |
-  rules_call -X POST --data @- "$rules_api/rulesets" | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).name))')
-release="{\"name\":\"projects/$GCP_PROJECT/releases/cloud.firestore\",\"rulesetName\":\"$ruleset\"}"
-# Update the release, or create it on the first deploy.
-rules_call -X PATCH --data "{\"release\":$release}" "$rules_api/releases/cloud.firestore" >/dev/null ||
-  rules_call -X POST --data "$release" "$rules_api/releases" >/dev/null
+# ---- destroy -------------------------------------------------------------------------------------
+destroy() {
+  step "Scheduler job, functions (their Eventarc triggers and subscriptions go with them)"
+  ! exists scheduler jobs describe "$SCHEDULER_JOB" --location="$REGION" ||
+    run g scheduler jobs delete "$SCHEDULER_JOB" --location="$REGION"
+  local fn
+  for fn in "${FUNCTIONS[@]}"; do
+    ! exists functions describe "$fn" --region="$REGION" ||
+      run g functions delete "$fn" --region="$REGION"
+  done
 
-step "Artifact Registry repository $REPO (push workspace, neko and caddy images there)"
-exists artifacts repositories describe "$REPO" --location="$REGION" ||
-  g artifacts repositories create "$REPO" --repository-format=docker --location="$REGION" \
-    --description="ClaraTeach workshop images"
+  step "VMs of classes still running"
+  local vm zone
+  while read -r vm zone; do
+    [[ -n $vm ]] || continue
+    run g compute instances delete "$vm" --zone="$zone"
+  done < <(ask '' g compute instances list --filter='labels.app=clarateach' \
+    --format='value(name,zone.basename())' || true)
 
-step "Service accounts: least privilege for the functions and for the VMs"
-exists iam service-accounts describe "$FN_SA" ||
-  g iam service-accounts create clarateach-functions --display-name="ClaraTeach functions"
-exists iam service-accounts describe "$VM_SA" ||
-  g iam service-accounts create clarateach-vm --display-name="ClaraTeach workshop VMs"
-for role in roles/datastore.user roles/pubsub.publisher roles/compute.instanceAdmin.v1; do
-  bind projects add-iam-policy-binding "$GCP_PROJECT" --member="serviceAccount:$FN_SA" \
-    --role="$role" --condition=None
-done
-# The functions create VMs that run as the VM account.
-bind iam service-accounts add-iam-policy-binding "$VM_SA" --member="serviceAccount:$FN_SA" \
-  --role=roles/iam.serviceAccountUser
-# Eventarc pushes to the event functions with an identity token of the functions' account, which
-# Pub/Sub mints (only projects created before April 2021 lack this grant by default).
-bind iam service-accounts add-iam-policy-binding "$FN_SA" --member="serviceAccount:$PUBSUB_AGENT" \
-  --role=roles/iam.serviceAccountTokenCreator
-bind projects add-iam-policy-binding "$GCP_PROJECT" --member="serviceAccount:$VM_SA" \
-  --role=roles/logging.logWriter --condition=None
-# The VMs pull images from the registry only: read access on that one repository. A registry that
-# is not an Artifact Registry docker repository path (LOCATION-docker.pkg.dev/PROJECT/REPOSITORY)
-# cannot be granted on here: then the project-wide reader role, as before.
-if [[ $GCP_REGISTRY =~ ^([a-z0-9-]+)-docker\.pkg\.dev/([^/]+)/([^/]+)$ ]]; then
-  bind artifacts repositories add-iam-policy-binding \
-    "projects/${BASH_REMATCH[2]}/locations/${BASH_REMATCH[1]}/repositories/${BASH_REMATCH[3]}" \
-    --member="serviceAccount:$VM_SA" --role=roles/artifactregistry.reader
-else
-  bind projects add-iam-policy-binding "$GCP_PROJECT" --member="serviceAccount:$VM_SA" \
-    --role=roles/artifactregistry.reader --condition=None
-fi
+  step "Topics, the dead-letter subscription, firewall rules"
+  ! exists pubsub subscriptions describe "$DEAD_LETTER_SUB" ||
+    run g pubsub subscriptions delete "$DEAD_LETTER_SUB"
+  local topic rule
+  for topic in "${TOPICS[@]}" "$DEAD_LETTER"; do
+    ! exists pubsub topics describe "$topic" || run g pubsub topics delete "$topic"
+  done
+  for rule in "${FIREWALL_RULES[@]}"; do
+    ! exists compute firewall-rules describe "$rule" || run g compute firewall-rules delete "$rule"
+  done
 
-step "Topics (a VM may publish to vm.ready only) and the dead-letter topic's subscription"
-for topic in workshop.started vm.ready workshop.ended workshop.sweep "$DEAD_LETTER"; do
-  exists pubsub topics describe "$topic" || g pubsub topics create "$topic"
-done
-bind pubsub topics add-iam-policy-binding vm.ready --member="serviceAccount:$VM_SA" \
-  --role=roles/pubsub.publisher
-# Pub/Sub itself forwards poison messages: its service agent publishes to the dead-letter topic.
-bind pubsub topics add-iam-policy-binding "$DEAD_LETTER" --member="serviceAccount:$PUBSUB_AGENT" \
-  --role=roles/pubsub.publisher
-# Messages published to a topic without subscriptions are lost: keep them a week for inspection.
-dead_letter_sub=(--message-retention-duration=7d --expiration-period=never)
-if exists pubsub subscriptions describe "$DEAD_LETTER_SUB"; then
-  g pubsub subscriptions update "$DEAD_LETTER_SUB" "${dead_letter_sub[@]}" >/dev/null
-else
-  g pubsub subscriptions create "$DEAD_LETTER_SUB" --topic="$DEAD_LETTER" "${dead_letter_sub[@]}"
-fi
+  step "Service accounts, their project roles, the image repository"
+  local role
+  for role in "${FN_ROLES[@]}"; do
+    revoke projects "$GCP_PROJECT" "serviceAccount:$FN_SA" "$role"
+  done
+  for role in "${VM_ROLES[@]}"; do
+    revoke projects "$GCP_PROJECT" "serviceAccount:$VM_SA" "$role"
+  done
+  for role in "${BUILD_ROLES[@]}"; do
+    revoke projects "$GCP_PROJECT" "serviceAccount:$BUILD_SA" "$role"
+  done
+  local sa
+  for sa in "$FN_SA" "$VM_SA" "$BUILD_SA"; do
+    ! exists iam service-accounts describe "$sa" || run g iam service-accounts delete "$sa"
+  done
+  ! exists artifacts repositories describe "$REPO" --location="$REGION" ||
+    run g artifacts repositories delete "$REPO" --location="$REGION"
 
-step "Firewall on network $NETWORK: Caddy and each seat's WebRTC mux port, for the workshop VMs only"
-exists compute networks describe "$NETWORK" ||
-  die "VPC network \"$NETWORK\" does not exist in $GCP_PROJECT: create it or set NETWORK"
-firewall_rule() { # name allow: create the rule, or bring an existing one up to date
-  local rule=(--allow="$2" --target-service-accounts="$VM_SA" --source-ranges=0.0.0.0/0) network
-  if network=$(g compute firewall-rules describe "$1" \
-    --format='value(network.basename())' 2>/dev/null); then
-    # A rule's network cannot be changed in place.
-    [[ $network == "$NETWORK" ]] ||
-      die "firewall rule $1 is on network \"$network\", not \"$NETWORK\": delete it, run again"
-    g compute firewall-rules update "$1" "${rule[@]}"
+  if [[ $DELETE_DATA == true ]]; then
+    step "Firestore database (--delete-data): every workshop record, with its indexes"
+    ! exists firestore databases describe --database='(default)' ||
+      run g firestore databases delete --database='(default)'
   else
-    g compute firewall-rules create "$1" --network="$NETWORK" --direction=INGRESS "${rule[@]}"
+    step "Kept: the Firestore database, its indexes and rules (--delete-data removes them)"
   fi
 }
-firewall_rule clarateach-http "tcp:$HTTP_PORT"
-firewall_rule clarateach-webrtc "tcp:$MUX_PORTS,udp:$MUX_PORTS"
 
-step "Functions"
-env_vars=(
-  "GCP_PROJECT=$GCP_PROJECT" "GCP_ZONE=$ZONE" "GCP_REGISTRY=$GCP_REGISTRY"
-  "GCP_USE_SPOT=$GCP_USE_SPOT" "VM_SERVICE_ACCOUNT=$VM_SA" "VM_NETWORK=$NETWORK"
-  "AUTH_MODE=token" "ADMIN_EMAILS=$ADMIN_EMAILS"
-  "ID_TOKEN_ISSUERS=${ID_TOKEN_ISSUERS:-}" "ID_TOKEN_AUDIENCES=${ID_TOKEN_AUDIENCES:-}"
-)
-# One --set-env-vars (gcloud accepts only one of the env-var flags), with `|` as the delimiter
-# (`gcloud topic escaping`) so that values may hold commas, as ADMIN_EMAILS does.
-for pair in "${env_vars[@]}"; do
-  [[ $pair != *'|'* ]] || die "environment value must not contain '|': $pair"
-done
-env_flag=$(
-  IFS='|'
-  printf '%s' "--set-env-vars=^|^${env_vars[*]}"
-)
-common=(--gen2 --runtime=nodejs20 --region="$REGION" --source=. --service-account="$FN_SA"
-  --memory=512Mi "$env_flag")
-deploy_fn() { # name invoker-account deploy-flags...: deploys, then lets only that account invoke
-  g functions deploy "$1" "${common[@]}" --entry-point="$1" "${@:3}"
-  bind functions add-invoker-policy-binding "$1" --region="$REGION" --member="serviceAccount:$2"
+# ---- deploy --------------------------------------------------------------------------------------
+deploy() {
+  step "APIs"
+  local apis=(compute.googleapis.com cloudfunctions.googleapis.com run.googleapis.com
+    eventarc.googleapis.com pubsub.googleapis.com firestore.googleapis.com
+    firebaserules.googleapis.com cloudscheduler.googleapis.com artifactregistry.googleapis.com
+    cloudbuild.googleapis.com iam.googleapis.com) enabled missing=() api
+  enabled=$(ask '' g services list --enabled --format='value(config.name)' || true)
+  for api in "${apis[@]}"; do
+    grep -qxF "$api" <<<"$enabled" || missing+=("$api")
+  done
+  ((${#missing[@]} == 0)) || run g services enable "${missing[@]}"
+  # Pub/Sub's service agent may not exist yet in a new project; this creates it (or names it).
+  local pubsub_agent
+  pubsub_agent=$(ask '<pubsub-service-agent>' g beta services identity create \
+    --service=pubsub.googleapis.com --format='value(email)') ||
+    die "could not create the Pub/Sub service identity"
+  [[ -n $pubsub_agent ]] || die "the Pub/Sub service identity has no email"
+
+  firestore_step
+  step "Artifact Registry repository $REPO, service accounts"
+  exists artifacts repositories describe "$REPO" --location="$REGION" ||
+    run g artifacts repositories create "$REPO" --repository-format=docker \
+      --location="$REGION" --description="ClaraTeach workshop images"
+  exists iam service-accounts describe "$FN_SA" ||
+    run g iam service-accounts create clarateach-functions --display-name="ClaraTeach functions"
+  exists iam service-accounts describe "$VM_SA" ||
+    run g iam service-accounts create clarateach-vm --display-name="ClaraTeach workshop VMs"
+  exists iam service-accounts describe "$BUILD_SA" ||
+    run g iam service-accounts create clarateach-build --display-name="ClaraTeach builds"
+  local role
+  for role in "${FN_ROLES[@]}"; do
+    grant projects "$GCP_PROJECT" "serviceAccount:$FN_SA" "$role"
+  done
+  for role in "${VM_ROLES[@]}"; do
+    grant projects "$GCP_PROJECT" "serviceAccount:$VM_SA" "$role"
+  done
+  for role in "${BUILD_ROLES[@]}"; do
+    grant projects "$GCP_PROJECT" "serviceAccount:$BUILD_SA" "$role"
+  done
+  grant "artifacts repositories" "$REPO_PATH" "serviceAccount:$BUILD_SA" \
+    roles/artifactregistry.writer
+  # The VMs pull images from this one repository, nothing else.
+  grant "artifacts repositories" "$REPO_PATH" "serviceAccount:$VM_SA" \
+    roles/artifactregistry.reader
+  # The functions create VMs that run as the VM account.
+  grant "iam service-accounts" "$VM_SA" "serviceAccount:$FN_SA" roles/iam.serviceAccountUser
+  # Eventarc pushes to the event functions with an identity token of the functions' account, which
+  # Pub/Sub mints (only projects created before April 2021 lack this grant by default).
+  grant "iam service-accounts" "$FN_SA" "serviceAccount:$pubsub_agent" \
+    roles/iam.serviceAccountTokenCreator
+
+  images_step
+  topics_step "$pubsub_agent"
+  network_step
+  functions_step "$pubsub_agent"
+
+  step "Cloud Scheduler: the sweep every minute"
+  local job
+  if job=$(ask '' g scheduler jobs describe "$SCHEDULER_JOB" --location="$REGION" \
+    --format='value(schedule,pubsubTarget.topicName.basename(),state)'); then
+    if [[ $job != $'* * * * *\tworkshop.sweep\t'* ]]; then
+      run g scheduler jobs update pubsub "$SCHEDULER_JOB" --location="$REGION" \
+        --schedule='* * * * *' --topic=workshop.sweep --message-body='{}'
+    fi
+    [[ $job == *$'\tENABLED' ]] ||
+      run g scheduler jobs resume "$SCHEDULER_JOB" --location="$REGION"
+  else
+    run g scheduler jobs create pubsub "$SCHEDULER_JOB" --location="$REGION" \
+      --schedule='* * * * *' --topic=workshop.sweep --message-body='{}'
+  fi
+
+  step "Done (check it with: npm run doctor -- --project $GCP_PROJECT)"
+  local fn
+  for fn in workshops join; do
+    echo "$fn: $(ask '<url>' g functions describe "$fn" --region="$REGION" \
+      --format='value(serviceConfig.uri)')"
+  done
 }
-for fn in workshops join; do
-  deploy_fn "$fn" "$PORTAL_SERVICE_ACCOUNT" --trigger-http --no-allow-unauthenticated --timeout=60s
-done
-deploy_event() { # name topic timeout --retry|--no-retry
+
+firestore_step() {
+  step "Firestore, its indexes and its rules"
+  exists firestore databases describe --database='(default)' ||
+    run g firestore databases create --location="$REGION" --type=firestore-native
+  # Indexes: create those the database lacks (listed as JSON; `__name__` is implied).
+  local existing missing
+  existing=$(ask '' g firestore indexes composite list --format=json) || existing='[]'
+  # shellcheck disable=SC2016 # JavaScript
+  missing=$(node -e '
+    const key = (group, scope, fields) =>
+      [group, scope.toUpperCase(), ...fields.filter((f) => f.fieldPath !== "__name__")
+        .map((f) => `${f.fieldPath}:${(f.order ?? f.arrayConfig).toUpperCase()}`)].join(" ");
+    const have = new Set(JSON.parse(require("fs").readFileSync(0, "utf8") || "[]").map((i) =>
+      key(i.name.split("/").at(-3), i.queryScope, i.fields)));
+    for (const i of require("./firestore.indexes.json").indexes) {
+      if (have.has(key(i.collectionGroup, i.queryScope, i.fields))) continue;
+      console.log([i.collectionGroup, i.queryScope.toLowerCase(), ...i.fields.map((f) =>
+        `--field-config=field-path=${f.fieldPath},order=${f.order.toLowerCase()}`)].join(" "));
+    }' <<<"$existing")
+  local group scope fields
+  while read -r group scope fields; do
+    [[ -n $group ]] || continue
+    # shellcheck disable=SC2086 # one --field-config per word
+    run g firestore indexes composite create --collection-group="$group" \
+      --query-scope="$scope" $fields --async
+  done <<<"$missing"
+  # Join rate-limit counters delete themselves once their window is over.
+  ask '' g firestore fields ttls list --collection-group=rateLimits \
+    --format='value(name.basename())' | grep -qx expiresAt ||
+    run g firestore fields ttls update expiresAt --collection-group=rateLimits --enable-ttl --async
+
+  # Rules, through the Firebase Rules API. It refuses end-user credentials without a quota
+  # project, so every call names one (a service account's token works with it too). The token
+  # goes in a header file, never on a command line.
+  local token
+  token=$(ask '<access-token>' gcloud auth print-access-token) || die "no gcloud credentials"
+  printf 'Authorization: Bearer %s\n' "$token" >"$WORK/auth"
+  local rules=(curl -fsS -H @"$WORK/auth" -H "x-goog-user-project: $GCP_PROJECT"
+    -H 'Content-Type: application/json')
+  local api=$RULES_API/projects/$GCP_PROJECT current='' ruleset
+  current=$(ask '' "${rules[@]}" "$api/releases/cloud.firestore" | json_field rulesetName) || current=''
+  # shellcheck disable=SC2016 # JavaScript
+  if [[ -n $current ]] && ask '' "${rules[@]}" "$RULES_API/$current" | node -e '
+    const r = JSON.parse(require("fs").readFileSync(0, "utf8") || "{}");
+    const local = require("fs").readFileSync("firestore.rules", "utf8");
+    process.exit(r.source?.files?.[0]?.content === local ? 0 : 1);'; then
+    return 0
+  fi
+  node -e 'console.log(JSON.stringify({source:{files:[{name:"firestore.rules",content:require("fs").readFileSync("firestore.rules","utf8")}]}}))' >"$WORK/ruleset.json"
+  ruleset=$(run "${rules[@]}" -X POST --data @"$WORK/ruleset.json" "$api/rulesets" | json_field name)
+  [[ $DRY_RUN == true || -n $ruleset ]] || die "the Rules API returned no ruleset name"
+  local release="{\"name\":\"projects/$GCP_PROJECT/releases/cloud.firestore\",\"rulesetName\":\"${ruleset:-<ruleset>}\"}"
+  if [[ -n $current ]]; then
+    run "${rules[@]}" -X PATCH --data "{\"release\":$release}" "$api/releases/cloud.firestore" >/dev/null
+  else
+    run "${rules[@]}" -X POST --data "$release" "$api/releases" >/dev/null
+  fi
+}
+
+# The workspace image is built from images/workspace, tagged with a hash of its sources, so an
+# unchanged image is not built again; Caddy and Neko are mirrored at their pinned versions. One
+# Cloud Build, as the build account, does whatever is missing. The functions get digests.
+images_step() {
+  step "Images in $REGISTRY"
+  [[ -f images/workspace/Dockerfile ]] || die "images/workspace/Dockerfile is missing"
+  local tag caddy_tag=${CADDY_UPSTREAM##*:} neko_tag=${NEKO_UPSTREAM##*:} steps=() pushes=()
+  tag=src-$( (
+    find images/workspace -path images/workspace/dist -prune -o -type f -print | LC_ALL=C sort |
+      xargs sha256sum
+    sha256sum package-lock.json
+  ) | fingerprint | cut -c1-16)
+  if ! exists artifacts docker images describe "$REGISTRY/workspace:$tag"; then
+    # npm does not work inside image builds: the seat's Node code is bundled here first.
+    run npm ci --no-audit --no-fund
+    run npm run build:seat
+    steps+=("{\"name\":\"gcr.io/cloud-builders/docker\",\"args\":[\"build\",\"-t\",\"$REGISTRY/workspace:$tag\",\".\"]}")
+    pushes+=("\"$REGISTRY/workspace:$tag\"")
+  fi
+  local name upstream mirror
+  for name in caddy neko; do
+    upstream=$CADDY_UPSTREAM mirror=$REGISTRY/caddy:$caddy_tag
+    [[ $name == caddy ]] || upstream=$NEKO_UPSTREAM mirror=$REGISTRY/neko:$neko_tag
+    exists artifacts docker images describe "$mirror" && continue
+    steps+=("{\"name\":\"gcr.io/cloud-builders/docker\",\"args\":[\"pull\",\"$upstream\"]}")
+    steps+=("{\"name\":\"gcr.io/cloud-builders/docker\",\"args\":[\"tag\",\"$upstream\",\"$mirror\"]}")
+    pushes+=("\"$mirror\"")
+  done
+  if ((${#steps[@]} > 0)); then
+    local IFS=,
+    printf '{"steps":[%s],"images":[%s],"serviceAccount":"projects/%s/serviceAccounts/%s","options":{"logging":"CLOUD_LOGGING_ONLY"}}\n' \
+      "${steps[*]}" "${pushes[*]}" "$GCP_PROJECT" "$BUILD_SA" >"$WORK/cloudbuild.json"
+    unset IFS
+    printf '  build config: %s\n' "$(cat "$WORK/cloudbuild.json")"
+    if [[ ${steps[0]} == *'"build"'* ]]; then
+      run g builds submit images/workspace --config="$WORK/cloudbuild.json"
+    else
+      run g builds submit --no-source --config="$WORK/cloudbuild.json"
+    fi
+  fi
+  digest() { # IMAGE:TAG: prints IMAGE@sha256:...
+    local d
+    d=$(ask 'sha256:<digest>' g artifacts docker images describe "$1" \
+      --format='value(image_summary.digest)') || d=''
+    [[ $d == sha256:* ]] || die "no digest for $1"
+    printf '%s@%s' "${1%:*}" "$d"
+  }
+  WORKSPACE_IMAGE=$(digest "$REGISTRY/workspace:$tag")
+  CADDY_IMAGE=$(digest "$REGISTRY/caddy:$caddy_tag")
+  NEKO_IMAGE=$(digest "$REGISTRY/neko:$neko_tag")
+}
+
+topics_step() { # PUBSUB_AGENT
+  step "Topics (a VM may publish to vm.ready only) and the dead-letter topic's subscription"
+  local topic
+  for topic in "${TOPICS[@]}" "$DEAD_LETTER"; do
+    exists pubsub topics describe "$topic" || run g pubsub topics create "$topic"
+  done
+  grant "pubsub topics" vm.ready "serviceAccount:$VM_SA" roles/pubsub.publisher
+  # Pub/Sub itself forwards poison messages: its service agent publishes to the dead-letter topic.
+  grant "pubsub topics" "$DEAD_LETTER" "serviceAccount:$1" roles/pubsub.publisher
+  # Messages published to a topic without subscriptions are lost: keep them a week for inspection.
+  local settings=(--message-retention-duration=7d --expiration-period=never) spec current
+  spec=$(printf '%s\n' "${settings[@]}" | fingerprint)
+  if current=$(ask '' g pubsub subscriptions describe "$DEAD_LETTER_SUB" \
+    --format="value(labels.$SPEC_LABEL)"); then
+    [[ $current == "$spec" ]] ||
+      run g pubsub subscriptions update "$DEAD_LETTER_SUB" "${settings[@]}" \
+        --update-labels="$SPEC_LABEL=$spec" >/dev/null
+  else
+    run g pubsub subscriptions create "$DEAD_LETTER_SUB" --topic="$DEAD_LETTER" "${settings[@]}" \
+      --labels="$SPEC_LABEL=$spec"
+  fi
+}
+
+network_step() {
+  step "Network $NETWORK: Caddy and each seat's WebRTC mux port, for the workshop VMs only"
+  local auto
+  auto=$(ask 'True' g compute networks describe "$NETWORK" \
+    --format='value(autoCreateSubnetworks)') ||
+    die "VPC network \"$NETWORK\" does not exist in $GCP_PROJECT: create it or set NETWORK"
+  if [[ -n $SUBNETWORK ]]; then
+    exists compute networks subnets describe "$SUBNETWORK" --region="${ZONE%-*}" ||
+      die "subnetwork \"$SUBNETWORK\" does not exist in ${ZONE%-*}: create it or unset SUBNETWORK"
+  elif [[ $auto == False ]]; then
+    die "network \"$NETWORK\" is custom-mode: set SUBNETWORK to a subnetwork in ${ZONE%-*}"
+  fi
+  firewall_rule clarateach-http "tcp:$HTTP_PORT"
+  firewall_rule clarateach-webrtc "tcp:$MUX_PORTS,udp:$MUX_PORTS"
+}
+
+# A firewall rule carries the fingerprint of its settings in its description: equal means right.
+firewall_rule() { # NAME ALLOW
+  local rule=(--allow="$2" --target-service-accounts="$VM_SA" --source-ranges=0.0.0.0/0) current
+  local spec
+  spec=$(printf '%s\n' "${rule[@]}" | fingerprint)
+  local description="ClaraTeach workshop VMs (spec $spec)"
+  if current=$(ask '' g compute firewall-rules describe "$1" \
+    --format='value(network.basename(),description)'); then
+    # A rule's network cannot be changed in place.
+    [[ ${current%%$'\t'*} == "$NETWORK" ]] ||
+      die "firewall rule $1 is on network \"${current%%$'\t'*}\", not \"$NETWORK\": delete it, run again"
+    [[ ${current#*$'\t'} == "$description" ]] ||
+      run g compute firewall-rules update "$1" "${rule[@]}" --description="$description"
+  else
+    run g compute firewall-rules create "$1" --network="$NETWORK" --direction=INGRESS \
+      "${rule[@]}" --description="$description"
+  fi
+}
+
+functions_step() { # PUBSUB_AGENT
+  step "Functions"
+  local env_vars=(
+    "GCP_PROJECT=$GCP_PROJECT" "GCP_ZONE=$ZONE" "GCP_REGISTRY=$REGISTRY"
+    "GCP_USE_SPOT=$GCP_USE_SPOT" "VM_SERVICE_ACCOUNT=$VM_SA" "VM_NETWORK=$NETWORK"
+    "VM_SUBNETWORK=$SUBNETWORK"
+    "WORKSPACE_IMAGE=$WORKSPACE_IMAGE" "NEKO_IMAGE=$NEKO_IMAGE" "CADDY_IMAGE=$CADDY_IMAGE"
+    "AUTH_MODE=token" "ADMIN_EMAILS=$ADMIN_EMAILS"
+    "ID_TOKEN_ISSUERS=${ID_TOKEN_ISSUERS:-}" "ID_TOKEN_AUDIENCES=${ID_TOKEN_AUDIENCES:-}"
+  ) pair env_flag
+  # One --set-env-vars (gcloud accepts only one of the env-var flags, and it replaces what was set
+  # by hand), with `|` as the delimiter (`gcloud topic escaping`) so that values may hold commas.
+  for pair in "${env_vars[@]}"; do
+    [[ $pair != *'|'* ]] || die "environment value must not contain '|': $pair"
+  done
+  env_flag=$(
+    IFS='|'
+    printf '%s' "--set-env-vars=^|^${env_vars[*]}"
+  )
+  # What goes into a build: a change here redeploys every function.
+  SOURCE_HASH=$(find functions shared startup package.json package-lock.json tsconfig.json \
+    tsconfig.build.json .gcloudignore -type f | LC_ALL=C sort | xargs sha256sum | fingerprint)
+  COMMON=(--gen2 --runtime=nodejs24 --region="$REGION" --source=. --service-account="$FN_SA"
+    --build-service-account="projects/$GCP_PROJECT/serviceAccounts/$BUILD_SA"
+    --docker-repository="$REPO_PATH" --memory=512Mi "$env_flag")
+  local fn
+  for fn in workshops join; do
+    deploy_fn "$fn" "$PORTAL_SERVICE_ACCOUNT" --trigger-http --no-allow-unauthenticated \
+      --timeout=60s
+  done
+  deploy_event onWorkshopStarted workshop.started 540s --retry "$1"
+  deploy_event onVmReady vm.ready 60s --retry "$1"
+  deploy_event onWorkshopEnded workshop.ended 540s --retry "$1"
+  # The sweep is not retried (the next minute's tick is its retry), so it needs no dead-letter
+  # topic. It may wait for VM deletions: the longest timeout an event function may have.
+  deploy_event sweep workshop.sweep 540s --no-retry "$1"
+}
+
+# Deploys a function unless its label says it runs this very source and these very flags; retries
+# the first trigger deploy of a new project while Eventarc's service agent gets its rights; then
+# lets only the given account invoke it.
+deploy_fn() { # NAME INVOKER FLAGS...
+  local name=$1 invoker=$2 spec current attempt
+  local args=(functions deploy "$name" "${COMMON[@]}" --entry-point="$name" "${@:3}")
+  spec=$(printf '%s\n' "${args[@]}" "$SOURCE_HASH" | fingerprint)
+  current=$(ask '' g functions describe "$name" --region="$REGION" \
+    --format="value(labels.$SPEC_LABEL)") || current=''
+  if [[ $current != "$spec" ]]; then
+    for attempt in 1 2 3 4 5; do
+      if run g "${args[@]}" --update-labels="$SPEC_LABEL=$spec" 2>"$WORK/deploy.err"; then
+        cat "$WORK/deploy.err" >&2
+        break
+      fi
+      cat "$WORK/deploy.err" >&2
+      if ((attempt == 5)) || ! grep -qiE 'Eventarc Service Agent|permissions are propagated' \
+        "$WORK/deploy.err"; then
+        return 1
+      fi
+      echo "  (Eventarc's service agent is not ready yet, retrying: functions deploy $name)"
+      sleep "$((attempt * DEPLOY_RETRY_SECONDS))"
+    done
+  fi
+  # A 2nd gen function is served by the Cloud Run service of the same name, in lower case.
+  grant "run services" "${name,,}" "serviceAccount:$invoker" roles/run.invoker \
+    --region="$REGION"
+}
+
+deploy_event() { # NAME TOPIC TIMEOUT --retry|--no-retry PUBSUB_AGENT
   # Eventarc pushes as the functions' own account, which therefore may invoke the function.
   deploy_fn "$1" "$FN_SA" --trigger-topic="$2" --trigger-service-account="$FN_SA" \
     --timeout="$3" "$4"
   [[ $4 == --retry ]] || return 0
   # Poison messages stop after 20 attempts and land in the dead-letter topic, not in a 24 h loop.
-  local trigger sub
-  trigger=$(g functions describe "$1" --region="$REGION" --format='value(eventTrigger.trigger)')
+  local trigger sub policy
+  trigger=$(ask "<trigger of $1>" g functions describe "$1" --region="$REGION" \
+    --format='value(eventTrigger.trigger)') || trigger=''
   [[ -n $trigger ]] || die "function $1 has no Eventarc trigger; cannot give it a dead-letter topic"
-  sub=$(g eventarc triggers describe "$trigger" --location="$REGION" \
-    --format='value(transport.pubsub.subscription)')
+  sub=$(ask "<subscription of $1>" g eventarc triggers describe "$trigger" --location="$REGION" \
+    --format='value(transport.pubsub.subscription)') || sub=''
   [[ -n $sub ]] || die "trigger $trigger of $1 has no Pub/Sub subscription for a dead-letter topic"
-  g pubsub subscriptions update "$sub" --dead-letter-topic="$DEAD_LETTER" \
-    --max-delivery-attempts=20 >/dev/null
+  policy=$(ask '' g pubsub subscriptions describe "$sub" \
+    --format='value(deadLetterPolicy.deadLetterTopic.basename(),deadLetterPolicy.maxDeliveryAttempts)') ||
+    policy=''
+  [[ $policy == "$DEAD_LETTER"$'\t'20 ]] ||
+    run g pubsub subscriptions update "$sub" --dead-letter-topic="$DEAD_LETTER" \
+      --max-delivery-attempts=20 >/dev/null
   # Pub/Sub's service agent acknowledges what it forwards to the dead-letter topic.
-  bind pubsub subscriptions add-iam-policy-binding "$sub" \
-    --member="serviceAccount:$PUBSUB_AGENT" --role=roles/pubsub.subscriber
+  grant "pubsub subscriptions" "$sub" "serviceAccount:$5" roles/pubsub.subscriber
 }
-deploy_event onWorkshopStarted workshop.started 540s --retry
-deploy_event onVmReady vm.ready 60s --retry
-deploy_event onWorkshopEnded workshop.ended 540s --retry
-# The sweep is not retried (the next minute's tick is its retry), so it needs no dead-letter topic.
-# It may wait for VM deletions: the longest timeout an event function may have.
-deploy_event sweep workshop.sweep 540s --no-retry
 
-step "Cloud Scheduler: the sweep every minute"
-verb=create
-if exists scheduler jobs describe clarateach-sweep --location="$REGION"; then verb=update; fi
-g scheduler jobs "$verb" pubsub clarateach-sweep --location="$REGION" --schedule='* * * * *' \
-  --topic=workshop.sweep --message-body='{}'
-
-step "Done"
-echo "workshops: $(g functions describe workshops --region="$REGION" --format='value(serviceConfig.uri)')"
-echo "join:      $(g functions describe join --region="$REGION" --format='value(serviceConfig.uri)')"
+if [[ $MODE == destroy ]]; then destroy; else deploy; fi

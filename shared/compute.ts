@@ -35,6 +35,8 @@ export interface ComputeSettings {
   serviceAccount?: string;
   /** network name or path; default global/networks/default */
   network?: string;
+  /** subnetwork name (in the zone's region) or path; a custom-mode network needs one */
+  subnetwork?: string;
   /** how long insert/delete wait for their zone operation; default 10 minutes */
   operationTimeoutMs?: number;
   /** the local stand-in: plain http, no auth */
@@ -47,6 +49,11 @@ const DEFAULT_OPERATION_TIMEOUT_MS = 10 * 60_000;
 /** Upper bound for one plain API call (the REST transport itself has no deadline). */
 const CALL_TIMEOUT_MS = 60_000;
 const PAGE_SIZE = 500;
+/**
+ * google-gax 6 retries idempotent REST calls (get, list, wait) on UNAVAILABLE by itself, for up to
+ * minutes; a failed call must surface at once instead, so that the event is retried as a whole.
+ */
+const NO_RETRY = { retry: null };
 const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
@@ -55,8 +62,8 @@ const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
 type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
 
 /**
- * Client options for the local stand-in, verified on the wire against @google-cloud/compute 6.15
- * (google-gax 5): REST fallback to http://host:port/compute/v1/..., no Authorization header.
+ * Client options for the local stand-in, verified on the wire against @google-cloud/compute 7.8
+ * (google-gax 6): REST fallback to http://host:port/compute/v1/..., no Authorization header.
  * google-gax bundles its own google-auth-library, so the PassThroughClient from ours has a
  * different (but call-compatible) type: gax only calls `fetch`/`getRequestHeaders` on it.
  */
@@ -176,6 +183,12 @@ export class ComputeProvisioner {
         },
       ],
     };
+    const subnetwork = this.settings.subnetwork;
+    if (subnetwork) {
+      resource.networkInterfaces![0]!.subnetwork = subnetwork.includes('/')
+        ? subnetwork
+        : `regions/${zone.replace(/-[a-z]$/, '')}/subnetworks/${subnetwork}`;
+    }
     if (serviceAccount) {
       resource.serviceAccounts = [{ email: serviceAccount, scopes: [CLOUD_PLATFORM_SCOPE] }];
     }
@@ -197,12 +210,15 @@ export class ComputeProvisioner {
     let operation: IOperation;
     try {
       const [lro] = await within(
-        this.instancesClient.insert({
-          project,
-          zone,
-          requestId,
-          instanceResource: this.instanceResource(spec),
-        }),
+        this.instancesClient.insert(
+          {
+            project,
+            zone,
+            requestId,
+            instanceResource: this.instanceResource(spec),
+          },
+          NO_RETRY,
+        ),
         CALL_TIMEOUT_MS,
         'instances.insert',
       );
@@ -230,7 +246,7 @@ export class ComputeProvisioner {
     let operation: IOperation;
     try {
       const [lro] = await within(
-        this.instancesClient.delete({ project, zone, instance: name }),
+        this.instancesClient.delete({ project, zone, instance: name }, NO_RETRY),
         CALL_TIMEOUT_MS,
         'instances.delete',
       );
@@ -254,7 +270,7 @@ export class ComputeProvisioner {
     const { project, zone } = this.settings;
     try {
       const [instance] = await within(
-        this.instancesClient.get({ project, zone, instance: name }),
+        this.instancesClient.get({ project, zone, instance: name }, NO_RETRY),
         CALL_TIMEOUT_MS,
         'instances.get',
       );
@@ -274,7 +290,7 @@ export class ComputeProvisioner {
       const out: InstanceInfo[] = [];
       const iterable = this.instancesClient.listAsync(
         { project, zone, maxResults: PAGE_SIZE, ...(filter ? { filter } : {}) },
-        { autoPaginate: false },
+        { autoPaginate: false, ...NO_RETRY },
       );
       for await (const instance of iterable) out.push(toInfo(instance));
       return out;
@@ -308,7 +324,7 @@ export class ComputeProvisioner {
       const started = Date.now();
       try {
         [current] = await within(
-          this.operationsClient.wait({ project, zone, operation: name }),
+          this.operationsClient.wait({ project, zone, operation: name }, NO_RETRY),
           remaining,
           `${what} operation`,
         );

@@ -30,6 +30,8 @@ export interface Config {
     diskSizeGb: number;
     serviceAccount?: string;
     network?: string;
+    /** Required on a custom-mode network: a subnetwork name (in the zone's region) or path. */
+    subnetwork?: string;
   };
   /** How long one insert or delete waits for its zone operation before retrying the event. */
   operationTimeoutMs: number;
@@ -176,6 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       diskSizeGb: intVar(env, 'VM_DISK_GB', 50, problems),
       serviceAccount: env.VM_SERVICE_ACCOUNT || undefined,
       network: env.VM_NETWORK || undefined,
+      subnetwork: env.VM_SUBNETWORK || undefined,
     },
     computeEndpoint,
     acceptReportedHttpPort: boolVar(env, 'ACCEPT_REPORTED_HTTP_PORT', problems),

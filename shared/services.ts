@@ -31,6 +31,7 @@ export function createServices(config: Config = loadConfig()): Services {
       diskSizeGb: config.vm.diskSizeGb,
       serviceAccount: config.vm.serviceAccount,
       network: config.vm.network,
+      subnetwork: config.vm.subnetwork,
       endpoint: config.computeEndpoint,
       operationTimeoutMs: config.operationTimeoutMs,
     }),

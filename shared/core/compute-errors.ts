@@ -5,7 +5,9 @@
  * Shapes handled:
  * - GaxiosError (what `@google-cloud/compute` 6 over REST actually throws): numeric HTTP `status`
  *   and `code`, the raw JSON body as `message`, `errors[].reason` inside that body;
- * - GoogleError (gax): numeric gRPC `code`, `reason` from ErrorInfo, plain `message`;
+ * - GoogleError (gax; what `@google-cloud/compute` 7 over REST throws): numeric gRPC `code`,
+ *   `httpStatusCode` when the server answered, `reason` from ErrorInfo, plain `message`; a
+ *   network failure is `code` 14 with the Node error code only inside the message;
  * - a REST error body `{error: {code, message, errors: [{reason, domain, message}]}}`;
  * - an operation, or its `error`: `{error: {errors: [{code: 'QUOTA_EXCEEDED', message}]}}`;
  * - Node network errors (`ECONNRESET`, …), aborts and timeouts;
@@ -311,7 +313,13 @@ function restBody(value: unknown): Obj | undefined {
 
 function httpStatusOf(err: Obj): number | undefined {
   const response = isObj(err.response) ? err.response : undefined;
-  for (const candidate of [err.status, response?.status, err.statusCode, err.code]) {
+  for (const candidate of [
+    err.status,
+    response?.status,
+    err.statusCode,
+    err.httpStatusCode,
+    err.code,
+  ]) {
     const n =
       typeof candidate === 'string' && /^\d{3}$/.test(candidate) ? Number(candidate) : candidate;
     if (typeof n === 'number' && n >= 100 && n < 600) return n;
@@ -354,8 +362,11 @@ export function classifyComputeError(err: unknown): ComputeError {
   if (status !== undefined) return fromHttp(status, message, reasons);
 
   const code = err.code;
-  if (typeof code === 'string') {
-    const upper = code.toUpperCase();
+  // gax 6 reports `connect ECONNREFUSED …` as UNAVAILABLE, naming the Node code in the message.
+  const networkCode =
+    typeof code === 'string' ? code : /\breason: \w+ ([A-Z][A-Z_]+)\b/.exec(message ?? '')?.[1];
+  if (networkCode) {
+    const upper = networkCode.toUpperCase();
     if (NETWORK_CODES.has(upper) || upper.startsWith('UND_ERR') || upper.startsWith('ERR_')) {
       const timeout = /TIMEOUT|TIMEDOUT/.test(upper);
       return new ComputeError(

@@ -96,7 +96,7 @@ interface WireInstance {
   tags?: unknown;
   metadata?: unknown;
   disks: Array<Record<string, unknown>>;
-  networkInterfaces: Array<{ network?: string; accessConfigs?: unknown }>;
+  networkInterfaces: Array<{ network?: string; subnetwork?: string; accessConfigs?: unknown }>;
   serviceAccounts?: unknown;
   scheduling?: unknown;
 }
@@ -211,7 +211,37 @@ test('a custom network is sent as global/networks/NAME', async (t) => {
   await compute.insert(spec('ct-net-0'), randomUUID());
   const body = inserts(s, 'ct-net-0')[0]?.body as WireInstance;
   t.is(body.networkInterfaces[0]?.network, 'global/networks/classes');
+  t.is(body.networkInterfaces[0]?.subnetwork, undefined, 'no subnetwork unless configured');
   t.is(body.serviceAccounts, undefined, 'no service account unless configured');
+  await expectClean(t, s);
+});
+
+test('a subnetwork (custom-mode network) is sent as regions/REGION/subnetworks/NAME', async (t) => {
+  const s = await stack(t);
+  const settings = {
+    project: PROJECT,
+    zone: ZONE,
+    sourceImage: IMAGE,
+    diskSizeGb: 10,
+    network: 'classes',
+    endpoint: { host: '127.0.0.1', port: s.standin.port },
+  };
+  const byName = new ComputeProvisioner({ ...settings, subnetwork: 'class-subnet' });
+  const byPath = new ComputeProvisioner({
+    ...settings,
+    subnetwork: 'projects/host/regions/us-central1/subnetworks/shared',
+  });
+  t.teardown(() => Promise.all([byName.close(), byPath.close()]));
+  await byName.insert(spec('ct-sub-0'), randomUUID());
+  await byPath.insert(spec('ct-sub-1'), randomUUID());
+  t.is(
+    (inserts(s, 'ct-sub-0')[0]?.body as WireInstance).networkInterfaces[0]?.subnetwork,
+    'regions/us-central1/subnetworks/class-subnet',
+  );
+  t.is(
+    (inserts(s, 'ct-sub-1')[0]?.body as WireInstance).networkInterfaces[0]?.subnetwork,
+    'projects/host/regions/us-central1/subnetworks/shared',
+  );
   await expectClean(t, s);
 });
 

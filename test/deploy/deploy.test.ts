@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import {
@@ -6,24 +6,35 @@ import {
   callsOf,
   flag,
   FN_SA,
+  newState,
   PORTAL_SA,
   PROJECT,
   PUBSUB_AGENT,
   REPO,
   runDeploy,
+  stateOf,
+  tamper,
   VM_SA,
   words,
   type DeployRun,
 } from './harness.ts';
 
 /**
- * deploy.sh against a recording `gcloud` and `curl` (no cloud here): it must run to the end,
- * deploy every function the code registers under its own entry point, retry the event functions,
- * let Eventarc invoke them, dead-letter poison messages, open only the ports the VMs use, stop on
- * real errors, and never configure the development identity.
+ * deploy.sh against a recording, stateful `gcloud`, `curl` and `npm` (no cloud here): it must run
+ * to the end, deploy every function the code registers under its own entry point on Node.js 24,
+ * retry the event functions, let Eventarc invoke them, dead-letter poison messages, open only the
+ * ports the VMs use, build and mirror the images and hand the functions their digests, stop on
+ * real errors, and never configure the development identity. A second run changes nothing,
+ * --dry-run runs nothing, and destroy removes what the deploy made.
  */
 
 const DEAD_LETTER = 'clarateach.dead-letter';
+const BUILD_SA = `clarateach-build@${PROJECT}.iam.gserviceaccount.com`;
+const REGISTRY = `us-central1-docker.pkg.dev/${PROJECT}/clarateach`;
+const REPO_PATH = `projects/${PROJECT}/locations/us-central1/repositories/clarateach`;
+/** The commands that only read; everything else changes the project. */
+const READS = /^(\S+ )*(describe|list|get-iam-policy|print-access-token)( |$)/;
+const mutations = (run: DeployRun) => run.calls.filter((c) => !READS.test(words(c)));
 const ENV_FLAG = /^--(set-env-vars|update-env-vars|remove-env-vars|clear-env-vars|env-vars-file)\b/;
 
 const registered = [
@@ -62,7 +73,11 @@ test('deploy.sh deploys every registered function, retries events, never dev ide
   for (const { kind, name } of registered) {
     const deploy = deployOf(run, name);
     t.deepEqual(flag(deploy, 'entry-point'), [name]);
-    t.deepEqual(flag(deploy, 'runtime'), ['nodejs20']);
+    t.deepEqual(flag(deploy, 'runtime'), ['nodejs24']);
+    t.deepEqual(flag(deploy, 'build-service-account'), [
+      `projects/${PROJECT}/serviceAccounts/${BUILD_SA}`,
+    ]);
+    t.deepEqual(flag(deploy, 'docker-repository'), [REPO_PATH]);
     if (kind === 'http') t.deepEqual(flag(deploy, 'no-allow-unauthenticated'), [''], name);
     else if (name !== 'sweep') t.deepEqual(flag(deploy, 'retry'), [''], name);
   }
@@ -118,17 +133,20 @@ test('Eventarc delivers as the functions account, which may invoke each event fu
     const deploy = deployOf(run, name);
     t.deepEqual(flag(deploy, 'trigger-service-account'), [FN_SA], name);
     t.deepEqual(flag(deploy, 'service-account'), [FN_SA], name);
-    const invokers = callsOf(run.calls, `functions add-invoker-policy-binding ${name}`);
+    const invokers = callsOf(
+      run.calls,
+      `run services add-iam-policy-binding ${name.toLowerCase()}`,
+    );
     t.deepEqual(
-      invokers.map((c) => flag(c, 'member')),
-      [[`serviceAccount:${FN_SA}`]],
+      invokers.map((c) => [flag(c, 'member'), flag(c, 'role')]),
+      [[[`serviceAccount:${FN_SA}`], ['roles/run.invoker']]],
       name,
     );
     t.true(run.calls.indexOf(invokers[0]!) > run.calls.indexOf(deploy), `${name}: after deploy`);
   }
   for (const name of ['workshops', 'join']) {
     t.deepEqual(
-      callsOf(run.calls, `functions add-invoker-policy-binding ${name}`).map((c) =>
+      callsOf(run.calls, `run services add-iam-policy-binding ${name}`).map((c) =>
         flag(c, 'member'),
       ),
       [[`serviceAccount:${PORTAL_SA}`]],
@@ -204,7 +222,9 @@ test('the firewall opens Caddy and the seats mux ports the startup script uses, 
 
 test('the VMs may read the one image repository, not every repository of the project', async (t) => {
   const run = await fresh();
-  const grants = callsOf(run.calls, 'artifacts repositories add-iam-policy-binding');
+  const grants = callsOf(run.calls, 'artifacts repositories add-iam-policy-binding').filter(
+    (c) => flag(c, 'member')[0] === `serviceAccount:${VM_SA}`,
+  );
   t.deepEqual(
     grants.map((c) => [words(c).split(' ')[3], flag(c, 'member')[0], flag(c, 'role')[0]]),
     [
@@ -222,43 +242,76 @@ test('the VMs may read the one image repository, not every repository of the pro
   );
 });
 
-test('a second run updates what exists instead of creating it again', async (t) => {
-  const run = await runDeploy({ FAKE_EXISTS: '1' });
-  t.is(run.code, 0, run.stderr);
-  for (const what of [
-    'compute firewall-rules create',
-    'pubsub topics create',
-    'pubsub subscriptions create',
-    'iam service-accounts create',
-    'artifacts repositories create',
-    'firestore databases create',
-    'scheduler jobs create',
-  ]) {
-    t.is(callsOf(run.calls, what).length, 0, what);
-  }
-  const updates = callsOf(run.calls, 'compute firewall-rules update');
+test('a second run against what the first one made changes nothing', async (t) => {
+  const state = newState();
+  const first = await runDeploy({}, { state });
+  t.is(first.code, 0, first.stderr);
+  const before = stateOf(state);
+  const second = await runDeploy({}, { state });
+  t.is(second.code, 0, second.stderr);
+  // Only reads, and the one idempotent call that names the Pub/Sub service agent.
   t.deepEqual(
-    updates.map((c) => [words(c), flag(c, 'allow')[0]]),
-    [
-      ['compute firewall-rules update clarateach-http', 'tcp:80'],
-      ['compute firewall-rules update clarateach-webrtc', 'tcp:30001-30020,udp:30001-30020'],
-    ],
+    mutations(second).map((c) => words(c)),
+    ['beta services identity create'],
   );
-  t.is(callsOf(run.calls, `pubsub subscriptions update ${DEAD_LETTER}.sub`).length, 1);
-  t.is(callsOf(run.calls, 'scheduler jobs update pubsub clarateach-sweep').length, 1);
+  t.deepEqual(
+    second.lines.filter((l) => l.startsWith('curl') && / -X /.test(l)),
+    [],
+    'the rules are read, not written again',
+  );
+  t.false(
+    second.lines.some((l) => l.startsWith('npm ')),
+    'no image is built again',
+  );
+  t.deepEqual(stateOf(state), before);
 });
 
-test('an index that already exists is fine', async (t) => {
-  const run = await runDeploy({
-    FAKE_FAIL: 'firestore indexes composite create',
-    FAKE_FAIL_MESSAGE: 'ALREADY_EXISTS: index already exists',
-  });
-  t.is(run.code, 0, run.stderr);
-  const indexes = JSON.parse(readFileSync(join(REPO, 'firestore.indexes.json'), 'utf8')) as {
-    indexes: unknown[];
-  };
-  t.is(callsOf(run.calls, 'firestore indexes composite create').length, indexes.indexes.length);
-  t.is(callsOf(run.calls, 'functions deploy').length, registered.length);
+test('a second run changes only what differs: new settings redeploy the functions alone', async (t) => {
+  const state = newState();
+  t.is((await runDeploy({}, { state })).code, 0);
+  const changed = await runDeploy({ ADMIN_EMAILS: 'new@school.example' }, { state });
+  t.is(changed.code, 0, changed.stderr);
+  t.deepEqual(
+    [...new Set(mutations(changed).map((c) => words(c).split(' ').slice(0, 2).join(' ')))],
+    ['beta services', 'functions deploy'],
+  );
+  t.is(callsOf(changed.calls, 'functions deploy').length, registered.length);
+});
+
+test('a second run puts right what was changed by hand, and only that', async (t) => {
+  const state = newState();
+  t.is((await runDeploy({}, { state })).code, 0);
+  tamper(state, 'compute_firewall-rules_clarateach-http', '--description=opened by hand');
+  tamper(state, `pubsub_subscriptions_${DEAD_LETTER}.sub`, '--update-labels=clarateach_spec=old');
+  tamper(state, 'scheduler_jobs_clarateach-sweep', 'state=PAUSED');
+  const again = await runDeploy({}, { state });
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(
+    mutations(again).map((c) => words(c)),
+    [
+      'beta services identity create',
+      `pubsub subscriptions update ${DEAD_LETTER}.sub`,
+      'compute firewall-rules update clarateach-http',
+      'scheduler jobs resume clarateach-sweep',
+    ],
+  );
+  const [rule] = callsOf(again.calls, 'compute firewall-rules update');
+  t.deepEqual(flag(rule!, 'allow'), ['tcp:80']);
+  t.deepEqual(flag(rule!, 'target-service-accounts'), [VM_SA]);
+});
+
+test('an index the database has is not created again; a missing one is', async (t) => {
+  const state = newState();
+  t.is((await runDeploy({}, { state })).code, 0);
+  const indexes = join(state, 'indexes');
+  const lines = readFileSync(indexes, 'utf8').split('\n').filter(Boolean);
+  writeFileSync(indexes, `${lines.slice(1).join('\n')}\n`);
+  const again = await runDeploy({}, { state });
+  t.is(again.code, 0, again.stderr);
+  const creates = callsOf(again.calls, 'firestore indexes composite create');
+  t.is(creates.length, 1);
+  const first = JSON.parse(lines[0]!) as { name: string };
+  t.deepEqual(flag(creates[0]!, 'collection-group'), [first.name.split('/').at(-3)]);
 });
 
 test('any other failure to create an index stops deploy.sh', async (t) => {
@@ -333,4 +386,244 @@ test('deploy.sh refuses to start without its required settings', async (t) => {
   t.not(run.code, 0);
   t.regex(run.stderr, /GCP_PROJECT/);
   t.is(run.lines.length, 0);
+});
+
+test('every Firebase Rules call names the quota project and carries the token in a header file', async (t) => {
+  const run = await fresh();
+  const rules = run.lines.filter((l) => l.startsWith('curl'));
+  t.true(rules.length >= 3, rules.join('\n'));
+  for (const call of rules) {
+    t.true(call.includes(`-H x-goog-user-project: ${PROJECT}`), call);
+    t.regex(call, / -H @\S+ /, call);
+    t.false(call.includes('fake-token'), 'the token is never on a command line');
+  }
+  t.deepEqual(
+    run.curlHeaderFiles,
+    rules.map(() => 'Authorization: Bearer fake-token'),
+  );
+  t.false(run.stdout.includes('fake-token'));
+});
+
+test('images: the workspace is built and Caddy and Neko mirrored by the build account; functions get digests', async (t) => {
+  const run = await fresh();
+  const npm = run.lines.filter((l) => l.startsWith('npm '));
+  t.deepEqual(npm, ['npm ci --no-audit --no-fund', 'npm run build:seat']);
+  const [submit, ...more] = callsOf(run.calls, 'builds submit');
+  t.is(more.length, 0);
+  t.is(words(submit!), 'builds submit images/workspace');
+  t.true(
+    run.lines.indexOf('npm run build:seat') <
+      run.lines.findIndex((l) => l.includes('builds submit')),
+    'the seat bundle is built before the image',
+  );
+  const config = JSON.parse(/build config: (.*)/.exec(run.stdout)![1]!) as {
+    steps: { name: string; args: string[] }[];
+    images: string[];
+    serviceAccount: string;
+    options: { logging: string };
+  };
+  const tag = /workspace:(src-[0-9a-f]{16})/.exec(config.images[0]!)![1]!;
+  t.deepEqual(
+    config.steps.map((s) => s.args),
+    [
+      ['build', '-t', `${REGISTRY}/workspace:${tag}`, '.'],
+      ['pull', 'caddy:2.10.2'],
+      ['tag', 'caddy:2.10.2', `${REGISTRY}/caddy:2.10.2`],
+      ['pull', 'ghcr.io/m1k1o/neko/firefox:3.1.5'],
+      ['tag', 'ghcr.io/m1k1o/neko/firefox:3.1.5', `${REGISTRY}/neko:3.1.5`],
+    ],
+  );
+  t.deepEqual(config.images, [
+    `${REGISTRY}/workspace:${tag}`,
+    `${REGISTRY}/caddy:2.10.2`,
+    `${REGISTRY}/neko:3.1.5`,
+  ]);
+  t.is(config.serviceAccount, `projects/${PROJECT}/serviceAccounts/${BUILD_SA}`);
+  t.is(config.options.logging, 'CLOUD_LOGGING_ONLY');
+
+  // Each reference is the digest read back after the build, in the repository the VMs may read.
+  const submitted = run.calls.indexOf(submit!);
+  for (const [variable, image] of [
+    ['WORKSPACE_IMAGE', `workspace:${tag}`],
+    ['CADDY_IMAGE', 'caddy:2.10.2'],
+    ['NEKO_IMAGE', 'neko:3.1.5'],
+  ] as const) {
+    const read = run.calls.findIndex(
+      (c, i) =>
+        i > submitted &&
+        words(c) === `artifacts docker images describe ${REGISTRY}/${image}` &&
+        flag(c, 'format')[0] === 'value(image_summary.digest)',
+    );
+    t.true(read > submitted, `${image}: digest read after the build`);
+    for (const deploy of callsOf(run.calls, 'functions deploy')) {
+      t.regex(
+        envOf(deploy).get(variable) ?? '',
+        new RegExp(`^${REGISTRY}/${image.split(':')[0]}@sha256:[0-9a-f]{64}$`),
+        variable,
+      );
+    }
+  }
+});
+
+test('the build account may write logs, read staged sources and push to the one repository, nothing more', async (t) => {
+  const run = await fresh();
+  t.is(callsOf(run.calls, 'iam service-accounts create clarateach-build').length, 1);
+  const member = `serviceAccount:${BUILD_SA}`;
+  const grants = run.calls
+    .filter((c) => words(c).includes('add-iam-policy-binding') && flag(c, 'member')[0] === member)
+    .map((c) => [words(c).replace(/ add-iam-policy-binding /, ' '), flag(c, 'role')[0]]);
+  t.deepEqual(grants, [
+    [`projects ${PROJECT}`, 'roles/logging.logWriter'],
+    [`projects ${PROJECT}`, 'roles/storage.objectViewer'],
+    [`artifacts repositories ${REPO_PATH}`, 'roles/artifactregistry.writer'],
+  ]);
+});
+
+test('the Pub/Sub service identity is created before anything is granted to it', async (t) => {
+  const run = await fresh();
+  const identity = run.calls.findIndex((c) => words(c) === 'beta services identity create');
+  t.true(identity >= 0);
+  t.deepEqual(flag(run.calls[identity]!, 'service'), ['pubsub.googleapis.com']);
+  const grants = run.calls
+    .map((c, i) => [c, i] as const)
+    .filter(([c]) => flag(c, 'member')[0] === `serviceAccount:${PUBSUB_AGENT}`);
+  t.true(grants.length >= 5);
+  for (const [, i] of grants) t.true(i > identity);
+});
+
+const EVENTARC_NOT_READY =
+  'INVALID_ARGUMENT: Invalid resource state for "": Permission denied while using the Eventarc Service Agent. If you recently started to use Eventarc, it may take a few minutes before all necessary permissions are propagated to the Service Agent.';
+
+test('the first trigger deploy of a new project is retried while Eventarc gets its rights', async (t) => {
+  const fn = 'functions deploy onWorkshopStarted';
+  const run = await runDeploy({
+    FAKE_FAIL: fn,
+    FAKE_FAIL_TIMES: '2',
+    FAKE_FAIL_MESSAGE: EVENTARC_NOT_READY,
+  });
+  t.is(run.code, 0, run.stderr);
+  t.is(callsOf(run.calls, fn).length, 3);
+  t.regex(run.stdout, /Eventarc's service agent is not ready yet/);
+  t.is(callsOf(run.calls, 'functions deploy').length, registered.length + 2);
+});
+
+test('the Eventarc retry is bounded, and no other deploy error is retried', async (t) => {
+  const fn = 'functions deploy onWorkshopStarted';
+  const forever = await runDeploy({ FAKE_FAIL: fn, FAKE_FAIL_MESSAGE: EVENTARC_NOT_READY });
+  t.not(forever.code, 0);
+  t.is(callsOf(forever.calls, fn).length, 5);
+  const other = await runDeploy({
+    FAKE_FAIL: fn,
+    FAKE_FAIL_MESSAGE: 'INVALID_ARGUMENT: Build failed: npm ERR!',
+  });
+  t.not(other.code, 0);
+  t.regex(other.stderr, /Build failed/);
+  t.is(callsOf(other.calls, fn).length, 1);
+});
+
+test('--dry-run runs nothing and prints, in order, every command a first deploy runs', async (t) => {
+  const dry = await runDeploy({}, { args: ['--dry-run'] });
+  t.is(dry.code, 0, dry.stderr);
+  t.deepEqual(dry.lines, [], 'no gcloud, curl or npm call');
+  const printed = dry.stdout
+    .split('\n')
+    .filter((l) => l.startsWith('+ '))
+    .map((l) => l.slice(2));
+  const path = (line: string) =>
+    line
+      .replace(/^gcloud --project=p --quiet /, 'gcloud ')
+      .split(' ')
+      .filter((w) => !w.startsWith('-'))
+      .slice(0, 4)
+      .join(' ');
+  const real = await fresh();
+  const changes = (lines: string[]) =>
+    lines
+      .map(path)
+      .filter((p) => !/ (describe|list|get-iam-policy|print-access-token)\b/.test(p))
+      .filter((p) => !p.startsWith('curl') || true);
+  const realLines = real.lines.map((l) => l.replace(/^gcloud --project=p --quiet /, 'gcloud '));
+  // curl calls differ only by the reads a fresh project answers with "not there".
+  t.deepEqual(
+    changes(printed).filter((p) => !p.startsWith('curl')),
+    changes(realLines).filter((p) => !p.startsWith('curl')),
+  );
+  t.is(printed.filter((l) => l.startsWith('curl') && / -X /.test(l)).length, 2);
+  for (const name of registered.map((f) => f.name)) {
+    const line = printed.find((l) => l.includes(` functions deploy ${name} `));
+    t.truthy(line, name);
+    t.true(line!.includes('--runtime=nodejs24'), name);
+  }
+});
+
+test('destroy removes everything the deploy made but the Firestore data; --delete-data that too', async (t) => {
+  const state = newState();
+  t.is((await runDeploy({}, { state })).code, 0);
+  const deployed = stateOf(state);
+  const destroy = await runDeploy(
+    { PORTAL_SERVICE_ACCOUNT: '', FAKE_INSTANCES: 'ct-abc-0\tus-central1-a\n' },
+    { state, args: ['destroy'] },
+  );
+  t.is(destroy.code, 0, destroy.stderr);
+  t.deepEqual(
+    callsOf(destroy.calls, 'compute instances delete').map((c) => [words(c), flag(c, 'zone')]),
+    [['compute instances delete ct-abc-0', ['us-central1-a']]],
+  );
+  const left = stateOf(state);
+  t.deepEqual(
+    Object.keys(left).filter((k) => k.startsWith('res/')),
+    ['res/firestore_databases_'],
+  );
+  t.is(left.iam, '', 'no binding left for an account or resource of the deploy');
+  t.is(left.indexes, deployed.indexes, 'the indexes stay with the data');
+  t.true(Object.keys(deployed).filter((k) => k.startsWith('res/')).length > 20);
+
+  const again = await runDeploy(
+    { PORTAL_SERVICE_ACCOUNT: '' },
+    { state, args: ['destroy', '--delete-data'] },
+  );
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(
+    mutations(again).map((c) => words(c)),
+    ['firestore databases delete'],
+  );
+  t.deepEqual(
+    Object.keys(stateOf(state)).filter((k) => k.startsWith('res/')),
+    [],
+  );
+});
+
+test('destroy --dry-run runs nothing', async (t) => {
+  const dry = await runDeploy({}, { args: ['destroy', '--dry-run'] });
+  t.is(dry.code, 0, dry.stderr);
+  t.deepEqual(dry.lines, []);
+  for (const what of [
+    'functions delete sweep',
+    'pubsub topics delete vm.ready',
+    'iam service-accounts delete clarateach-build@',
+    'artifacts repositories delete clarateach',
+    'projects remove-iam-policy-binding p',
+  ]) {
+    t.true(dry.stdout.includes(`+ gcloud --project=p --quiet ${what}`), what);
+  }
+  t.false(dry.stdout.includes('firestore databases delete'));
+});
+
+test('a custom-mode network needs SUBNETWORK, which the functions then get', async (t) => {
+  const missing = await runDeploy({ FAKE_CUSTOM_VPC: '1' });
+  t.not(missing.code, 0);
+  t.regex(missing.stderr, /custom-mode: set SUBNETWORK/);
+  t.is(callsOf(missing.calls, 'compute firewall-rules').length, 0);
+
+  const given = await runDeploy({ FAKE_CUSTOM_VPC: '1', SUBNETWORK: 'class-subnet' });
+  t.is(given.code, 0, given.stderr);
+  t.true(
+    given.calls.some(
+      (c) =>
+        words(c) === 'compute networks subnets describe class-subnet' &&
+        flag(c, 'region')[0] === 'us-central1',
+    ),
+  );
+  t.is(envOf(deployOf(given, 'workshops')).get('VM_SUBNETWORK'), 'class-subnet');
+  t.is(envOf(deployOf(await fresh(), 'workshops')).get('VM_SUBNETWORK'), '');
 });

@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
-# A recording stand-in for `gcloud`, used by deploy.test.ts (no cloud here). Every call is appended
-# to $FAKE_LOG_DIR/calls.log (one readable line) and to $FAKE_LOG_DIR/argv.bin (exact arguments:
-# the argument count, then each argument, all NUL-terminated).
+# A recording, stateful stand-in for `gcloud`, used by the deploy tests (no cloud here).
 #
-# Behaviour:
-#   - `describe` fails (nothing exists yet) unless FAKE_EXISTS=1 (everything exists: a second run);
-#     the describes deploy.sh reads values from answer with plausible values.
-#   - FAKE_FAIL=SUBSTRING: a call whose command line contains SUBSTRING fails with
+# Every call is appended to $FAKE_LOG_DIR/calls.log (one readable line) and to
+# $FAKE_LOG_DIR/argv.bin (exact arguments: the count, then each argument, all NUL-terminated).
+# What the calls create lives in $FAKE_STATE_DIR, so a second run (or `destroy`) sees it:
+#   res/KEY     one file per resource (KEY: command group and name), holding the flags it was
+#               created or last updated with, one per line; `describe --format=value(...)` answers
+#               from them
+#   iam         KEY<TAB>member<TAB>role, one binding a line
+#   enabled, ttls, indexes   enabled services, TTL fields, composite indexes (JSON, one a line)
+# Settings:
+#   FAKE_FAIL=SUBSTRING: a call whose command line contains SUBSTRING fails with
 #     "ERROR: (gcloud.fake) $FAKE_FAIL_MESSAGE" on stderr and status 1, the first FAKE_FAIL_TIMES
 #     times (default: always).
-#   - FAKE_NO_TRIGGER=1: functions report no Eventarc trigger.
-#   - everything else succeeds silently.
+#   FAKE_NO_TRIGGER=1: functions report no Eventarc trigger.
+#   FAKE_CUSTOM_VPC=1: networks are custom-mode.
+#   FAKE_INSTANCES: what `compute instances list` prints (NAME<TAB>ZONE lines).
 set -u
 log_dir=${FAKE_LOG_DIR:?FAKE_LOG_DIR must name the directory for the call log}
+state=${FAKE_STATE_DIR:-$log_dir}
+mkdir -p "$state/res"
+touch "$state/iam" "$state/enabled" "$state/ttls" "$state/indexes"
 args="$*"
 printf 'gcloud %s\n' "$args" >>"$log_dir/calls.log"
 {
@@ -30,24 +38,188 @@ if [[ -n ${FAKE_FAIL:-} && $args == *"$FAKE_FAIL"* ]]; then
   fi
 fi
 
-# The word after "describe": the resource a describe is about.
-subject=${args#* describe }
-subject=${subject%% *}
-case "$args" in
-*"auth print-access-token"*) echo fake-token ;;
-*"projects describe "*) echo 123456789012 ;;
-*"compute networks describe "*) echo default ;;
-*"functions describe "*"eventTrigger.trigger"*)
-  [[ -n ${FAKE_NO_TRIGGER:-} ]] || echo "projects/p/locations/us-central1/triggers/$subject-123456"
+# Words and flags; the verb is the first word naming an action, the resource the word after it.
+words=() flags=()
+for a in "$@"; do
+  if [[ $a == -* ]]; then flags+=("$a"); else words+=("$a"); fi
+done
+verb='' group=() name=''
+for i in "${!words[@]}"; do
+  case ${words[i]} in
+  create | deploy | delete | describe | update | list | get-iam-policy | add-iam-policy-binding | \
+    remove-iam-policy-binding | enable | submit | pause | resume | print-access-token)
+    verb=${words[i]}
+    name=${words[i + 1]:-}
+    # `scheduler jobs create pubsub NAME`: the target kind comes first.
+    [[ $name != pubsub ]] || name=${words[i + 2]:-}
+    break
+    ;;
+  ttls) ;; # `firestore fields ttls update FIELD`
+  *) group+=("${words[i]}") ;;
+  esac
+done
+name=${name##*/}
+name=${name%%@*}
+key=$(IFS=_ && printf '%s' "${group[*]}")_$name
+file=$state/res/$key
+
+flag() { # NAME: the last value given to --NAME
+  local f v=''
+  for f in "${flags[@]}"; do [[ $f != "--$1="* ]] || v=${f#--"$1"=}; done
+  printf '%s' "$v"
+}
+recorded() { # NAME: the last value of --NAME this resource was given
+  sed -n "s/^--$1=//p" "$file" 2>/dev/null | tail -n 1
+}
+field() { # a field of `--format=value(...)`, answered from what was recorded
+  local f=${1%.basename()} k
+  case $f in
+  name) printf '%s' "$name" ;;
+  projectNumber) printf 123456789012 ;;
+  autoCreateSubnetworks) [[ -n ${FAKE_CUSTOM_VPC:-} ]] && printf False || printf True ;;
+  labels.*)
+    k=${f#labels.}
+    grep -hE '^--(update-)?labels=' "$file" | sed -E 's/^--(update-)?labels=//' | tr ',' '\n' |
+      sed -n "s/^$k=//p" | tail -n 1
+    ;;
+  eventTrigger.trigger)
+    [[ -n ${FAKE_NO_TRIGGER:-} || -z $(recorded trigger-topic) ]] ||
+      printf 'projects/p/locations/us-central1/triggers/%s-123456' "$name"
+    ;;
+  transport.pubsub.subscription) printf 'projects/p/subscriptions/eventarc-us-central1-%s-sub-789' "$name" ;;
+  serviceConfig.uri) printf 'https://%s-abc-uc.a.run.app' "$name" ;;
+  image_summary.digest) printf 'sha256:%s' "$(printf '%s' "$key" | sha256sum | cut -c1-64)" ;;
+  state) grep -qx 'state=PAUSED' "$file" && printf PAUSED || printf ENABLED ;;
+  pubsubTarget.topicName) recorded topic ;;
+  *)
+    # deadLetterPolicy.maxDeliveryAttempts -> --max-delivery-attempts
+    k=$(sed -E 's/([a-z])([A-Z])/\1-\2/g' <<<"${f##*.}" | tr '[:upper:]' '[:lower:]')
+    recorded "$k"
+    ;;
+  esac
+}
+exists() {
+  case $key in
+  projects_* | compute_networks_* | compute_instances_*) return 0 ;;
+  esac
+  [[ -f $file ]]
+}
+remember() { printf '%s\n' "${flags[@]}" >>"$file"; }
+
+case "$verb" in
+print-access-token) echo fake-token ;;
+describe)
+  exists || {
+    echo "ERROR: (gcloud.fake) NOT_FOUND: $key" >&2
+    exit 1
+  }
+  format=$(flag format)
+  if [[ $format == value\(*\) ]]; then
+    inner=${format#value(}
+    inner=${inner%)}
+    out=()
+    IFS=, read -ra wanted <<<"$inner"
+    for w in "${wanted[@]}"; do out+=("$(field "$w")"); done
+    (IFS=$'\t' && printf '%s\n' "${out[*]}")
+  fi
   ;;
-*"functions describe "*"serviceConfig.uri"*) echo "https://$subject-abc-uc.a.run.app" ;;
-*"eventarc triggers describe "*)
-  echo "projects/p/subscriptions/eventarc-us-central1-${subject##*/}-sub-789"
+list)
+  case $key in
+  services_) [[ " ${flags[*]} " != *' --enabled '* ]] || cat "$state/enabled" ;;
+  firestore_indexes_composite_) (
+    IFS=,
+    mapfile -t lines <"$state/indexes"
+    printf '[%s]\n' "${lines[*]}"
+  ) ;;
+  firestore_fields_) cat "$state/ttls" ;;
+  compute_instances_) printf '%s' "${FAKE_INSTANCES:-}" ;;
+  esac
   ;;
-*"firewall-rules describe "*)
-  [[ -n ${FAKE_EXISTS:-} ]] || exit 1
-  echo default
+create | deploy)
+  if [[ $key == beta_services_identity_ ]]; then
+    echo "service-123456789012@gcp-sa-pubsub.iam.gserviceaccount.com"
+    exit 0
+  fi
+  if [[ $key == firestore_indexes_composite_ ]]; then
+    fields=()
+    for f in "${flags[@]}"; do
+      [[ $f == --field-config=* ]] || continue
+      path=${f#*field-path=} path=${path%%,*} order=${f#*order=} order=${order%%,*}
+      fields+=("{\"fieldPath\":\"$path\",\"order\":\"${order^^}\"}")
+    done
+    fields+=('{"fieldPath":"__name__","order":"ASCENDING"}')
+    group_name=$(flag collection-group)
+    printf '{"name":"projects/p/databases/(default)/collectionGroups/%s/indexes/i%s","queryScope":"%s","fields":[%s]}\n' \
+      "$group_name" "$RANDOM" "$(flag query-scope | tr '[:lower:]' '[:upper:]')" "$(IFS=, && echo "${fields[*]}")" \
+      >>"$state/indexes"
+    exit 0
+  fi
+  if [[ -f $file && $verb == create ]]; then
+    echo "ERROR: (gcloud.fake) ALREADY_EXISTS: $key already exists" >&2
+    exit 1
+  fi
+  remember
   ;;
-*" describe "*) [[ -n ${FAKE_EXISTS:-} ]] || exit 1 ;;
+update)
+  if [[ $key == firestore_fields_* ]]; then
+    echo "$name" >>"$state/ttls"
+    exit 0
+  fi
+  exists || {
+    echo "ERROR: (gcloud.fake) NOT_FOUND: $key" >&2
+    exit 1
+  }
+  remember
+  ;;
+enable) printf '%s\n' "${words[@]:2}" >>"$state/enabled" ;;
+pause | resume)
+  if [[ $verb == pause ]]; then echo state=PAUSED >>"$file"; else sed -i '/^state=PAUSED$/d' "$file"; fi
+  ;;
+delete)
+  if [[ $key == firestore_databases_ ]]; then
+    : >"$state/indexes"
+    : >"$state/ttls"
+  fi
+  exists || {
+    echo "ERROR: (gcloud.fake) NOT_FOUND: $key" >&2
+    exit 1
+  }
+  rm -f "$file"
+  awk -F'\t' -v k="$key" '$1 != k' "$state/iam" >"$state/iam.new" && mv "$state/iam.new" "$state/iam"
+  ;;
+get-iam-policy)
+  awk -F'\t' -v k="$key" 'BEGIN { printf "{\"bindings\":[" }
+    $1 == k { printf "%s{\"role\":\"%s\",\"members\":[\"%s\"]}", (n++ ? "," : ""), $3, $2 }
+    END { print "]}" }' "$state/iam"
+  ;;
+add-iam-policy-binding)
+  printf '%s\t%s\t%s\n' "$key" "$(flag member)" "$(flag role)" >>"$state/iam"
+  ;;
+remove-iam-policy-binding)
+  awk -F'\t' -v k="$key" -v m="$(flag member)" -v r="$(flag role)" \
+    '!($1 == k && $2 == m && $3 == r)' "$state/iam" >"$state/iam.new" && mv "$state/iam.new" "$state/iam"
+  ;;
+submit)
+  # A Cloud Build: the images it pushes exist afterwards.
+  config=$(flag config)
+  cat "$config" >>"$log_dir/build-configs.log"
+  grep -o '"images":\[[^]]*\]' "$config" | grep -o '"[^"]*"' | tail -n +2 | tr -d '"' |
+    while read -r image; do touch "$state/res/artifacts_docker_images_${image##*/}"; done
+  ;;
 esac
+# A trigger function brings its Eventarc trigger and that trigger's subscription with it.
+if [[ $verb == deploy && -n $(flag trigger-topic) ]]; then
+  touch "$state/res/eventarc_triggers_$name-123456" \
+    "$state/res/pubsub_subscriptions_eventarc-us-central1-$name-123456-sub-789"
+elif [[ $verb == delete && $key == artifacts_repositories_* ]]; then
+  rm -f "$state/res/artifacts_docker_images_"* # the images go with their repository
+elif [[ $verb == delete && $key == functions_* ]]; then
+  rm -f "$state/res/eventarc_triggers_$name-123456" \
+    "$state/res/pubsub_subscriptions_eventarc-us-central1-$name-123456-sub-789"
+  awk -F'\t' -v k="pubsub_subscriptions_eventarc-us-central1-$name-123456-sub-789" '$1 != k' \
+    "$state/iam" >"$state/iam.new" && mv "$state/iam.new" "$state/iam"
+  rm -f "$state/res/run_services_${name,,}"
+  awk -F'\t' -v k="run_services_${name,,}" '$1 != k' "$state/iam" >"$state/iam.new" &&
+    mv "$state/iam.new" "$state/iam"
+fi
 exit 0

@@ -1,9 +1,18 @@
 import { spawn } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import {
+  accessSync,
+  constants,
+  existsSync,
+  mkdtempSync,
+  realpathSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import test from 'ava';
-import { runDeploy, words } from './harness.ts';
+import { newState, runDeploy, tamper, words, type DeployRun } from './harness.ts';
 
 /**
  * The recording fake accepts any arguments; the real Google Cloud CLI does not. Every distinct
@@ -160,12 +169,43 @@ async function runAll(gcloud: string, jobs: string[][], cwd: string): Promise<Ou
   return outcomes;
 }
 
+/**
+ * A first run creates everything (on a custom-mode network); after hand edits a second one takes
+ * the update paths (and mirrors one image again without a source); destroy deletes it all.
+ */
+async function everyKindOfRun(): Promise<DeployRun[]> {
+  const state = newState();
+  const first = await runDeploy({ FAKE_CUSTOM_VPC: '1', SUBNETWORK: 'class-subnet' }, { state });
+  tamper(state, 'compute_firewall-rules_clarateach-http', '--description=by hand');
+  tamper(state, 'pubsub_subscriptions_clarateach.dead-letter.sub', '--labels=clarateach_spec=x');
+  tamper(state, 'scheduler_jobs_clarateach-sweep', '--schedule=0 * * * *');
+  tamper(state, 'scheduler_jobs_clarateach-sweep', 'state=PAUSED');
+  unlinkSync(`${state}/res/artifacts_docker_images_caddy:2.10.2`);
+  const second = await runDeploy({ ADMIN_EMAILS: 'new@school.example' }, { state });
+  const destroy = await runDeploy(
+    { FAKE_INSTANCES: 'ct-abc-0\tus-central1-a\n' },
+    { state, args: ['destroy', '--delete-data'] },
+  );
+  return [first, second, destroy];
+}
+
 if (realGcloud) {
   test('the real gcloud accepts the arguments of every kind of call deploy.sh makes', async (t) => {
-    // A first run creates everything, a second one (everything exists) takes the update paths.
-    const runs = await Promise.all([runDeploy(), runDeploy({ FAKE_EXISTS: '1' })]);
+    const runs = await everyKindOfRun();
     for (const run of runs) t.is(run.code, 0, run.stderr);
-    const calls = runs.flatMap((run) => run.calls);
+    const cwd = mkdtempSync(join(tmpdir(), 'deploy-gcloud-cwd-'));
+    t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
+    // The build configurations are gone with the run: hand the real gcloud a copy of each.
+    const configs = runs.flatMap((run) => run.buildConfigs);
+    let built = 0;
+    const calls = runs
+      .flatMap((run) => run.calls)
+      .map((call) => {
+        if (!call.some((a) => a.startsWith('--config='))) return call;
+        const copy = join(cwd, `build-${built}.json`);
+        writeFileSync(copy, configs[built++] ?? '');
+        return call.map((a) => (a.startsWith('--config=') ? `--config=${copy}` : a));
+      });
     const jobs = representatives(calls, surfaceDir(realGcloud));
     t.log(`${calls.length} gcloud calls, ${jobs.length} kinds checked`);
     // Probes that show the check can tell the two apart: the old double env-var flag must be
@@ -182,8 +222,6 @@ if (realGcloud) {
       '--update-env-vars=^|^B=2,3',
     ];
     const good = ['--project=p', '--quiet', 'pubsub', 'topics', 'describe', 'probe-topic'];
-    const cwd = mkdtempSync(join(tmpdir(), 'deploy-gcloud-cwd-'));
-    t.teardown(() => rmSync(cwd, { recursive: true, force: true }));
     const [badOutcome, goodOutcome, ...outcomes] = await runAll(
       realGcloud,
       [bad, good, ...jobs],

@@ -1,11 +1,21 @@
 /**
- * Runs deploy.sh against recording stand-ins for `gcloud` (fake-gcloud.sh) and `curl`, and reads
- * back what it called. No cloud is involved.
+ * Runs deploy.sh against recording, stateful stand-ins for `gcloud` (fake-gcloud.sh), `curl`
+ * (fake-curl.sh) and `npm`, and reads back what it called. No cloud is involved.
  */
-import { spawn } from 'node:child_process';
-import { chmodSync, copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
@@ -29,11 +39,80 @@ export interface DeployRun {
   lines: string[];
   /** the exact arguments of every gcloud call, in order */
   calls: string[][];
+  /** the first line of each header file curl was given */
+  curlHeaderFiles: string[];
+  /** the Cloud Build configuration of each `builds submit`, as given */
+  buildConfigs: string[];
+}
+
+export interface RunOptions {
+  /** deploy.sh's arguments */
+  args?: string[];
+  /** the stand-ins' state (newState()); by default a fresh one for this run alone */
+  state?: string;
 }
 
 /** Settings of the caller's shell that would change what deploy.sh does; never passed on. */
 const SCRUBBED =
-  /^(GCP_|NETWORK$|ADMIN_EMAILS$|PORTAL_SERVICE_ACCOUNT$|IAM_RETRY_SECONDS$|FAKE_|CLOUDSDK_)/;
+  /^(GCP_|NETWORK$|SUBNETWORK$|ADMIN_EMAILS$|PORTAL_SERVICE_ACCOUNT$|\w+_RETRY_SECONDS$|FAKE_|CLOUDSDK_)/;
+
+/**
+ * A scratch copy of the checkout (its tracked and new files) for deploy.sh to run in, made once per
+ * test process, so that nothing a run does can touch the checkout. Where the workspace image's
+ * build context is not in the checkout yet, a placeholder Dockerfile stands in.
+ */
+let checkout: string | undefined;
+function scratchCheckout(): string {
+  if (checkout) return checkout;
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-checkout-'));
+  const files = execFileSync(
+    'git',
+    ['ls-files', '-z', '--cached', '--others', '--exclude-standard'],
+    {
+      cwd: REPO,
+      encoding: 'utf8',
+    },
+  )
+    .split('\0')
+    .filter((f) => f && existsSync(join(REPO, f)));
+  for (const file of files) {
+    mkdirSync(dirname(join(dir, file)), { recursive: true });
+    copyFileSync(join(REPO, file), join(dir, file));
+  }
+  copyFileSync(DEPLOY_SCRIPT, join(dir, 'deploy.sh'));
+  const dockerfile = join(dir, 'images/workspace/Dockerfile');
+  if (!existsSync(dockerfile)) {
+    mkdirSync(dirname(dockerfile), { recursive: true });
+    writeFileSync(dockerfile, 'ARG BASE=debian:bookworm-slim\nFROM $BASE\n');
+  }
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  checkout = dir;
+  return dir;
+}
+
+/** A place for the stand-ins' state, to hand to several runs; removed when the process exits. */
+export function newState(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'deploy-state-'));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** Makes the recorded resource KEY look as if it had been given `flagLine` (e.g. by hand). */
+export function tamper(state: string, key: string, flagLine: string): void {
+  writeFileSync(join(state, 'res', key), `${flagLine}\n`, { flag: 'a' });
+}
+
+/** What the stand-ins hold, as file name → content (resources are `res/KEY`, content ignored). */
+export function stateOf(state: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const name of ['iam', 'enabled', 'ttls', 'indexes']) {
+    const file = join(state, name);
+    out[name] = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  }
+  const res = join(state, 'res');
+  for (const key of existsSync(res) ? readdirSync(res) : []) out[`res/${key}`] = '';
+  return out;
+}
 
 function readCalls(file: string): string[][] {
   let parts: string[];
@@ -52,31 +131,34 @@ function readCalls(file: string): string[][] {
   return calls;
 }
 
-/** Runs deploy.sh once with the stand-ins first on PATH; `env` adds or overrides settings. */
-export async function runDeploy(env: Record<string, string> = {}): Promise<DeployRun> {
+/**
+ * Runs deploy.sh once with the stand-ins first on PATH; `env` adds or overrides settings. What
+ * it recorded is read back; the state stays for the next run when `options.state` is given.
+ */
+export async function runDeploy(
+  env: Record<string, string> = {},
+  options: RunOptions = {},
+): Promise<DeployRun> {
   const dir = mkdtempSync(join(tmpdir(), 'deploy-'));
   try {
     copyFileSync(join(REPO, 'test/deploy/fake-gcloud.sh'), join(dir, 'gcloud'));
-    writeFileSync(
-      join(dir, 'curl'),
-      '#!/bin/bash\necho "curl $*" >>"$FAKE_LOG_DIR/calls.log"\n' +
-        'case "$*" in *@-*) cat >/dev/null ;; esac\n' +
-        `echo '{"name":"projects/${PROJECT}/rulesets/r1"}'\n`,
-    );
-    chmodSync(join(dir, 'gcloud'), 0o755);
-    chmodSync(join(dir, 'curl'), 0o755);
+    copyFileSync(join(REPO, 'test/deploy/fake-curl.sh'), join(dir, 'curl'));
+    writeFileSync(join(dir, 'npm'), '#!/bin/bash\necho "npm $*" >>"$FAKE_LOG_DIR/calls.log"\n');
+    for (const tool of ['gcloud', 'curl', 'npm']) chmodSync(join(dir, tool), 0o755);
     const base = Object.fromEntries(
       Object.entries(process.env).filter(([key]) => !SCRUBBED.test(key)),
     );
-    const child = spawn('bash', [DEPLOY_SCRIPT], {
+    const child = spawn('bash', [join(scratchCheckout(), 'deploy.sh'), ...(options.args ?? [])], {
       env: {
         ...base,
         PATH: `${dir}:${process.env.PATH}`,
         FAKE_LOG_DIR: dir,
+        FAKE_STATE_DIR: options.state ?? join(dir, 'state'),
         GCP_PROJECT: PROJECT,
         PORTAL_SERVICE_ACCOUNT: PORTAL_SA,
         ADMIN_EMAILS,
         IAM_RETRY_SECONDS: '0',
+        DEPLOY_RETRY_SECONDS: '0',
         ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -95,7 +177,29 @@ export async function runDeploy(env: Record<string, string> = {}): Promise<Deplo
     } catch {
       // deploy.sh stopped before its first call
     }
-    return { code, stdout, stderr, lines, calls: readCalls(join(dir, 'argv.bin')) };
+    let curlHeaderFiles: string[] = [];
+    try {
+      curlHeaderFiles = readFileSync(join(dir, 'curl-headers.log'), 'utf8').split('\n');
+      curlHeaderFiles.pop();
+    } catch {
+      // no curl call gave one
+    }
+    let buildConfigs: string[] = [];
+    try {
+      buildConfigs = readFileSync(join(dir, 'build-configs.log'), 'utf8').split('\n');
+      buildConfigs.pop();
+    } catch {
+      // nothing was built
+    }
+    return {
+      code,
+      buildConfigs,
+      stdout,
+      stderr,
+      lines,
+      calls: readCalls(join(dir, 'argv.bin')),
+      curlHeaderFiles,
+    };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -28,6 +28,7 @@ test('defaults follow the seed and DESIGN.md', (t) => {
   t.deepEqual(config.instructorLimits, { activeWorkshops: 3, activeSeats: 200 });
   t.deepEqual(config.imageAllowlist, []);
   t.is(config.computeEndpoint, undefined);
+  t.is(config.vm.subnetwork, undefined, 'an auto-mode network needs none');
   t.true(config.startupScript.startsWith('#!'));
 });
 
@@ -68,8 +69,11 @@ test('settings from the environment are taken', (t) => {
     CT_COMPUTE_ENDPOINT: '127.0.0.1:9999',
     ADMIN_EMAILS: ' Ops@School.example, root@school.example ',
     AUTH_MODE: 'dev',
+    VM_NETWORK: 'classes',
+    VM_SUBNETWORK: 'class-subnet',
   });
   t.is(config.zone, 'europe-west1-b');
+  t.deepEqual([config.vm.network, config.vm.subnetwork], ['classes', 'class-subnet']);
   t.true(config.useSpot);
   t.deepEqual(config.computeEndpoint, { host: '127.0.0.1', port: 9999 });
   t.deepEqual([...config.auth.admins], ['ops@school.example', 'root@school.example']);

@@ -1,0 +1,34 @@
+/**
+ * `npm run doctor -- --project P [--region R]`: checks a deployed project with the Google client
+ * libraries (Application Default Credentials) and prints a table; exits 1 when a check fails.
+ */
+import { parseArgs } from 'node:util';
+import { allRows, formatTable } from './doctor/checks.ts';
+import { gather } from './doctor/gather.ts';
+
+const { values } = parseArgs({
+  options: {
+    project: { type: 'string' },
+    region: { type: 'string', default: 'us-central1' },
+    // host:port of a stand-in speaking the REST APIs over plain HTTP (tests)
+    endpoint: { type: 'string' },
+  },
+});
+if (!values.project) {
+  process.stderr.write('usage: npm run doctor -- --project PROJECT [--region REGION]\n');
+  process.exit(2);
+}
+const endpoint = values.endpoint ? /^([\w.-]+):(\d+)$/.exec(values.endpoint) : undefined;
+if (values.endpoint && !endpoint) {
+  process.stderr.write(`--endpoint must be host:port (got "${values.endpoint}")\n`);
+  process.exit(2);
+}
+const rows = allRows(
+  await gather({
+    project: values.project,
+    region: values.region,
+    ...(endpoint ? { endpoint: { host: endpoint[1]!, port: Number(endpoint[2]) } } : {}),
+  }),
+);
+process.stdout.write(formatTable(rows));
+process.exit(rows.every((r) => r.ok) ? 0 : 1);

@@ -1,0 +1,223 @@
+/**
+ * The OpenAPI 3.1 document of the HTTP contract (DESIGN.md §5), with request bodies generated from
+ * the very ajv schemas the functions validate with. `npm run openapi` rewrites openapi.json;
+ * test/unit/openapi.test.ts fails when the file and the schemas drift apart.
+ */
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { validators } from '../shared/schemas.ts';
+
+type Schema = Record<string, unknown>;
+
+/** ajv's `nullable: true` (OpenAPI 3.0 style) becomes a JSON Schema 2020-12 type union. */
+export function toJsonSchema(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(toJsonSchema);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const out: Schema = {};
+  const { nullable, ...rest } = schema as Schema;
+  for (const [key, value] of Object.entries(rest)) out[key] = toJsonSchema(value);
+  if (nullable === true && typeof out.type === 'string') out.type = [out.type, 'null'];
+  return out;
+}
+
+const ERROR_CODES = [
+  'INVALID_REQUEST',
+  'UNAUTHENTICATED',
+  'FORBIDDEN',
+  'NOT_FOUND',
+  'METHOD_NOT_ALLOWED',
+  'INVALID_STATE',
+  'QUOTA_EXCEEDED',
+  'LIMIT_REACHED',
+  'CODE_NOT_FOUND',
+  'NOT_READY',
+  'WORKSHOP_FULL',
+  'RATE_LIMITED',
+  'UNAVAILABLE',
+];
+
+const json = (ref: string) => ({
+  'application/json': { schema: { $ref: `#/components/schemas/${ref}` } },
+});
+const ok = (status: string, description: string, ref = 'Workshop') => ({
+  [status]: { description, content: json(ref) },
+});
+const errors = (...statuses: string[]) =>
+  Object.fromEntries(statuses.map((s) => [s, { $ref: `#/components/responses/Error${s}` }]));
+const body = (ref: string) => ({ required: true, content: json(ref) });
+const id = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+
+export function openApiDocument(): Schema {
+  return {
+    openapi: '3.1.0',
+    info: {
+      title: 'ClaraTeach provisioner',
+      version: '1',
+      description:
+        'What the portal calls. In production `workshops` and `join` are two functions with their own URLs; in the local stack both are served on one port. Every error is `{"error": {"code", "message"}}` with a 4xx status (503 only when a dependency fails).',
+    },
+    paths: {
+      '/workshops': {
+        post: {
+          summary: 'Create a workshop',
+          requestBody: body('CreateWorkshopBody'),
+          responses: { ...ok('201', 'the workshop, status created'), ...errors('400', '401') },
+        },
+        get: {
+          summary: "The caller's workshops",
+          responses: { ...ok('200', '{workshops: [...]}', 'WorkshopList'), ...errors('401') },
+        },
+      },
+      '/workshops/{id}': {
+        parameters: [id],
+        get: {
+          summary: 'One workshop',
+          responses: { ...ok('200', 'the workshop'), ...errors('401', '404') },
+        },
+        delete: {
+          summary: 'End a workshop',
+          responses: {
+            ...ok('202', 'the workshop, status ending (or ended)'),
+            ...errors('401', '404'),
+          },
+        },
+      },
+      '/workshops/{id}/start': {
+        parameters: [id],
+        post: {
+          summary: 'Provision the VMs (idempotent)',
+          responses: {
+            ...ok('202', 'the workshop, status provisioning'),
+            ...errors('401', '404', '409'),
+          },
+        },
+      },
+      '/workshops/{id}/extend': {
+        parameters: [id],
+        post: {
+          summary: 'Extend the time limit (capped)',
+          requestBody: body('ExtendBody'),
+          responses: {
+            ...ok('200', 'the workshop with the later expiresAt'),
+            ...errors('400', '401', '404', '409'),
+          },
+        },
+      },
+      '/workshops/{id}/ssh-key': {
+        parameters: [id],
+        get: {
+          summary: 'The OpenSSH private key of the VMs (admins only)',
+          responses: {
+            '200': {
+              description: 'the key',
+              content: { 'text/plain': { schema: { type: 'string' } } },
+            },
+            ...errors('401', '403', '404'),
+          },
+        },
+      },
+      '/workshops/{id}/seats/{n}': {
+        parameters: [
+          id,
+          { name: 'n', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } },
+        ],
+        delete: {
+          summary: 'Free a seat; its old seatToken no longer rejoins',
+          responses: { ...ok('200', 'the workshop'), ...errors('401', '404', '409') },
+        },
+      },
+      '/join': {
+        post: {
+          summary: 'Take a seat with a join code (again with seatToken: the same seat)',
+          parameters: [
+            {
+              name: 'x-clarateach-client-ip',
+              in: 'header',
+              required: false,
+              description: "the learner's address, forwarded by the portal; the rate limit's key",
+              schema: { type: 'string' },
+            },
+          ],
+          requestBody: body('JoinBody'),
+          responses: {
+            ...ok('200', 'the seat', 'JoinResult'),
+            ...errors('400', '404', '409', '429'),
+          },
+        },
+      },
+    },
+    components: {
+      schemas: {
+        CreateWorkshopBody: toJsonSchema(validators.createWorkshop.schema),
+        ExtendBody: toJsonSchema(validators.extend.schema),
+        JoinBody: toJsonSchema(validators.join.schema),
+        Workshop: {
+          type: 'object',
+          description:
+            'DESIGN.md §5: id, name, status, seats, seatsReady, seatsTaken, joinCode, times, vms, estimatedCost, …',
+          required: ['id', 'name', 'status', 'seats'],
+          properties: {
+            id: { type: 'string' },
+            name: { type: 'string' },
+            status: {
+              type: 'string',
+              enum: ['created', 'provisioning', 'ready', 'ending', 'ended', 'failed'],
+            },
+            seats: { type: 'integer' },
+          },
+        },
+        WorkshopList: {
+          type: 'object',
+          required: ['workshops'],
+          properties: {
+            workshops: { type: 'array', items: { $ref: '#/components/schemas/Workshop' } },
+          },
+        },
+        JoinResult: {
+          type: 'object',
+          required: ['workshopId', 'seat', 'seatToken', 'endpoints', 'expiresAt'],
+          properties: {
+            workshopId: { type: 'string' },
+            seat: { type: 'integer' },
+            seatToken: { type: 'string' },
+            endpoints: {
+              type: 'object',
+              required: ['terminal', 'files', 'browser'],
+              properties: Object.fromEntries(
+                ['terminal', 'files', 'browser'].map((k) => [k, { type: 'string', pattern: '/$' }]),
+              ),
+            },
+            expiresAt: { type: 'string', format: 'date-time' },
+          },
+        },
+        Error: {
+          type: 'object',
+          required: ['error'],
+          properties: {
+            error: {
+              type: 'object',
+              required: ['code', 'message'],
+              properties: {
+                code: { type: 'string', enum: ERROR_CODES },
+                message: { type: 'string' },
+              },
+            },
+          },
+        },
+      },
+      responses: Object.fromEntries(
+        ['400', '401', '403', '404', '409', '429'].map((s) => [
+          `Error${s}`,
+          { description: `error ${s}`, content: json('Error') },
+        ]),
+      ),
+    },
+  };
+}
+
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
+  writeFileSync(
+    new URL('../openapi.json', import.meta.url),
+    `${JSON.stringify(openApiDocument(), null, 2)}\n`,
+  );
+}
