@@ -1,9 +1,10 @@
 // Booting one VM of the local stack on real Docker, for the startup-script and isolation tests:
 // its metadata, the vm.ready messages it publishes (Pub/Sub emulator), HTTP through its Caddy,
 // and the check that it leaves nothing behind.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { PubSub, type Message } from '@google-cloud/pubsub';
 import type { ExecutionContext } from 'ava';
 import { emulators } from './emulators.ts';
@@ -193,16 +194,22 @@ export async function get(vm: BootedInstance, pathAndQuery: string, cookie?: str
   };
 }
 
-/** An image FROM `base` whose command is `cmd`, built here: a real image that really fails. */
-export async function imageWithCommand(base: string, name: string, cmd: string[]) {
-  const dockerfile = `FROM ${base}\nCMD ${JSON.stringify(cmd)}\n`;
-  const out = await new Promise<number | null>((resolve) => {
-    const child = spawn('docker', ['build', '-q', '-t', name, '-'], {
-      stdio: ['pipe', 'ignore', 'inherit'],
-    });
-    child.stdin.end(dockerfile);
-    child.on('close', resolve);
-  });
-  if (out !== 0) throw new Error(`could not build ${name}`);
-  return name;
+/** Builds `name` from a Dockerfile and the files beside it (a context of its own): a real image. */
+export async function buildImage(name: string, files: Record<string, string>): Promise<string> {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ct-image-'));
+  try {
+    for (const [file, text] of Object.entries(files)) {
+      writeFileSync(path.join(dir, file), text, { mode: 0o755 });
+    }
+    const out = await runCommand('docker', ['build', '-q', '-t', name, dir]);
+    if (out.code !== 0) throw new Error(`could not build ${name}: ${out.stderr}`);
+    return name;
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** An image FROM `base` whose command is `cmd`: a real image that really fails, say. */
+export function imageWithCommand(base: string, name: string, cmd: string[]): Promise<string> {
+  return buildImage(name, { Dockerfile: `FROM ${base}\nCMD ${JSON.stringify(cmd)}\n` });
 }

@@ -6,6 +6,7 @@ import type { ExecutionContext } from 'ava';
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import {
   boot,
+  buildImage,
   docker,
   get,
   instanceFor,
@@ -199,5 +200,38 @@ test('seat containers are hardened, and a fork bomb in one leaves the others ans
   }
   t.is(await docker('exec', seat2, 'sh', '-c', 'echo alive'), 'alive');
   await docker('kill', seat1);
+  await stopAndCheckNothingLeft(t, vm);
+});
+
+test('Caddy keeps an app from planting another seat’s access cookie', async (t) => {
+  const images = await vmImages();
+  // A browser seat whose app tries: busybox's httpd runs this CGI script.
+  const planting = await buildImage('clarateach-test/browser-planting:1', {
+    Dockerfile: `FROM ${images.browser}\nCOPY plant /srv/cgi-bin/plant\n`,
+    plant: [
+      '#!/bin/sh',
+      'printf "Content-Type: text/plain\\r\\n"',
+      'printf "Set-Cookie: ct_seat_2=planted; Path=/vm/2\\r\\n"',
+      'printf "Set-Cookie: CT_SEAT_1=planted; Path=/vm/1\\r\\n"',
+      'printf "Set-Cookie: theme=dark; Path=/vm/1\\r\\n"',
+      'printf "\\r\\nplanted\\n"',
+      '',
+    ].join('\n'),
+  });
+  const plan = await instanceFor({ seatFirst: 1, seatCount: 2, nekoImage: planting });
+  const messages = await readyMessages(t);
+  const vm = await boot(t, plan);
+  t.like((await messages.forVm(plan.vmName))[0], { state: 'ready' });
+
+  const res = await fetch(`http://127.0.0.1:${vm.httpPort}/vm/1/browser/cgi-bin/plant`, {
+    headers: { cookie: `ct_seat_1=${plan.tokens.get(1)!}` },
+  });
+  t.is(await res.text(), 'planted\n', 'the app answered');
+  const cookies = res.headers.getSetCookie();
+  t.deepEqual(cookies, [
+    'blocked_ct_seat_2=planted; Path=/vm/2',
+    'blocked_ct_seat_1=planted; Path=/vm/1',
+    'theme=dark; Path=/vm/1',
+  ]);
   await stopAndCheckNothingLeft(t, vm);
 });
