@@ -115,18 +115,19 @@ export async function runDemo(
   await none.arrayBuffer();
   say(`no credential on seat ${first!.seat}'s terminal: ${none.status}`);
 
+  const result = (last: Workshop): DemoResult => ({
+    workshopId: created.id,
+    status: last.status,
+    seats: joined.map((j) => j.seat),
+    ownSeat: { status: own.status, body: ownBody },
+    foreignToken: { status: foreign.status },
+    noToken: { status: none.status },
+    vmStatuses: last.vms.map((v) => v.status),
+  });
   if (!opts.end) {
     say(`the class keeps running: open the URLs above in a browser`);
     say(`end it with: curl -X DELETE ${baseUrl}/workshops/${created.id} (or stop npm start)`);
-    return {
-      workshopId: created.id,
-      status: ready.status,
-      seats: joined.map((j) => j.seat),
-      ownSeat: { status: own.status, body: ownBody },
-      foreignToken: { status: foreign.status },
-      noToken: { status: none.status },
-      vmStatuses: ready.vms.map((v) => v.status),
-    };
+    return result(ready);
   }
   await call<Workshop>('DELETE', `/workshops/${created.id}`);
   say('ending');
@@ -134,15 +135,7 @@ export async function runDemo(
   say(
     `${ended.status}: every VM ${ended.vms.every((v) => v.status === 'deleted') ? 'deleted' : 'NOT deleted'}`,
   );
-  return {
-    workshopId: created.id,
-    status: ended.status,
-    seats: joined.map((j) => j.seat),
-    ownSeat: { status: own.status, body: ownBody },
-    foreignToken: { status: foreign.status },
-    noToken: { status: none.status },
-    vmStatuses: ended.vms.map((v) => v.status),
-  };
+  return result(ended);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
