@@ -33,6 +33,8 @@ const ERROR_CODES = [
   'NOT_READY',
   'WORKSHOP_FULL',
   'RATE_LIMITED',
+  'SEAT_LIMIT',
+  'SEAT_FREED',
   'UNAVAILABLE',
 ];
 
@@ -184,7 +186,11 @@ export function openApiDocument(): Schema {
               type: 'object',
               required: ['terminal', 'files', 'browser'],
               properties: Object.fromEntries(
-                ['terminal', 'files', 'browser'].map((k) => [k, { type: 'string', pattern: '/$' }]),
+                // The path ends with `/` (the pages there use relative URLs); `?t=` follows.
+                ['terminal', 'files', 'browser'].map((k) => [
+                  k,
+                  { type: 'string', format: 'uri', pattern: '^[^?#]*/(\\?[^#]*)?$' },
+                ]),
               ),
             },
             expiresAt: { type: 'string', format: 'date-time' },
