@@ -6,9 +6,15 @@
  * With `settings.endpoint` the very same client talks plain HTTP, without credentials, to the local
  * Compute Engine stand-in (local/compute-standin.ts).
  */
-import { InstancesClient, ZoneOperationsClient, type protos } from '@google-cloud/compute';
+import {
+  InstancesClient,
+  RegionsClient,
+  ZoneOperationsClient,
+  type protos,
+} from '@google-cloud/compute';
 import { PassThroughClient } from 'google-auth-library';
 import { ComputeError, classifyComputeError } from './core/compute-errors.ts';
+import type { QuotaLine } from './core/region-quota.ts';
 import type { InstanceSpec } from './core/vm-spec.ts';
 
 type IInstance = protos.google.cloud.compute.v1.IInstance;
@@ -16,8 +22,13 @@ type IOperation = protos.google.cloud.compute.v1.IOperation;
 
 export type { InstanceSpec } from './core/vm-spec.ts';
 
-export interface InstanceInfo {
+/** An instance, by its zone and name. */
+export interface InstanceRef {
   name: string;
+  zone: string;
+}
+
+export interface InstanceInfo extends InstanceRef {
   status: string;
   id?: string;
   labels: Record<string, string>;
@@ -28,7 +39,6 @@ export interface InstanceInfo {
 
 export interface ComputeSettings {
   project: string;
-  zone: string;
   /** e.g. projects/cos-cloud/global/images/family/cos-stable */
   sourceImage: string;
   diskSizeGb: number;
@@ -43,7 +53,10 @@ export interface ComputeSettings {
   endpoint?: { host: string; port: number };
 }
 
-export type Provisioner = Pick<ComputeProvisioner, 'insert' | 'delete' | 'get' | 'list'>;
+export type Provisioner = Pick<
+  ComputeProvisioner,
+  'insert' | 'delete' | 'get' | 'list' | 'regionQuotas'
+>;
 
 const DEFAULT_OPERATION_TIMEOUT_MS = 10 * 60_000;
 /** Upper bound for one plain API call (the REST transport itself has no deadline). */
@@ -100,9 +113,15 @@ async function within<T>(promise: Promise<T>, ms: number, what: string): Promise
   }
 }
 
-function toInfo(instance: IInstance): InstanceInfo {
+/** The last segment of a zone URL or `zones/NAME` key. */
+function zoneName(value: string | null | undefined): string {
+  return (value ?? '').split('/').pop() ?? '';
+}
+
+function toInfo(instance: IInstance, zone = zoneName(instance.zone)): InstanceInfo {
   const info: InstanceInfo = {
     name: instance.name ?? '',
+    zone,
     status: instance.status ?? 'UNKNOWN',
     labels: { ...(instance.labels ?? {}) },
   };
@@ -133,6 +152,7 @@ export class ComputeProvisioner {
   private readonly settings: ComputeSettings;
   private readonly instancesClient: InstancesClient;
   private readonly operationsClient: ZoneOperationsClient;
+  private readonly regionsClient: RegionsClient;
 
   constructor(settings: ComputeSettings) {
     this.settings = settings;
@@ -141,18 +161,21 @@ export class ComputeProvisioner {
     if (settings.endpoint) {
       this.instancesClient = new InstancesClient(standinClientOptions(settings.endpoint));
       this.operationsClient = new ZoneOperationsClient(standinClientOptions(settings.endpoint));
+      this.regionsClient = new RegionsClient(standinClientOptions(settings.endpoint));
     } else {
       this.instancesClient = new InstancesClient({ projectId: settings.project, fallback: true });
       this.operationsClient = new ZoneOperationsClient({
         projectId: settings.project,
         fallback: true,
       });
+      this.regionsClient = new RegionsClient({ projectId: settings.project, fallback: true });
     }
   }
 
   /** The instance resource `insert` sends; exported through the class for inspection in tests. */
   instanceResource(spec: InstanceSpec): IInstance {
-    const { zone, sourceImage, diskSizeGb, serviceAccount } = this.settings;
+    const { zone } = spec;
+    const { sourceImage, diskSizeGb, serviceAccount } = this.settings;
     const network = this.settings.network ?? 'default';
     const resource: IInstance = {
       name: spec.name,
@@ -199,14 +222,15 @@ export class ComputeProvisioner {
   }
 
   /**
-   * Creates the instance and waits until its zone operation is DONE. `requestId` (a UUID) makes a
+   * Creates the instance in `spec.zone` and waits until its zone operation is DONE. `requestId` (a UUID) makes a
    * retry return the same operation instead of creating a second instance.
    */
   async insert(spec: InstanceSpec, requestId: string): Promise<void> {
     if (!UUID.test(requestId)) {
       throw new ComputeError('invalid', 'INVALID_REQUEST_ID', 'requestId must be a UUID');
     }
-    const { project, zone } = this.settings;
+    const { project } = this.settings;
+    const { zone } = spec;
     let operation: IOperation;
     try {
       const [lro] = await within(
@@ -237,12 +261,12 @@ export class ComputeProvisioner {
       }
       throw classified;
     }
-    await this.waitForOperation(operation, 'insert');
+    await this.waitForOperation(operation, zone, 'insert');
   }
 
   /** Deletes the instance and waits for the operation. An instance that is already gone is success. */
-  async delete(name: string): Promise<void> {
-    const { project, zone } = this.settings;
+  async delete({ name, zone }: InstanceRef): Promise<void> {
+    const { project } = this.settings;
     let operation: IOperation;
     try {
       const [lro] = await within(
@@ -257,7 +281,7 @@ export class ComputeProvisioner {
       throw classified;
     }
     try {
-      await this.waitForOperation(operation, 'delete');
+      await this.waitForOperation(operation, zone, 'delete');
     } catch (err) {
       // Another delete won the race: the instance is gone all the same.
       if (err instanceof ComputeError && err.code === 'RESOURCE_NOT_FOUND') return;
@@ -266,15 +290,15 @@ export class ComputeProvisioner {
   }
 
   /** The instance, or null when there is none of that name. */
-  async get(name: string): Promise<InstanceInfo | null> {
-    const { project, zone } = this.settings;
+  async get({ name, zone }: InstanceRef): Promise<InstanceInfo | null> {
+    const { project } = this.settings;
     try {
       const [instance] = await within(
         this.instancesClient.get({ project, zone, instance: name }, NO_RETRY),
         CALL_TIMEOUT_MS,
         'instances.get',
       );
-      return toInfo(instance);
+      return toInfo(instance, zone);
     } catch (err) {
       const classified = classifyComputeError(err);
       if (classified.kind === 'not-found') return null;
@@ -282,17 +306,23 @@ export class ComputeProvisioner {
     }
   }
 
-  /** Every instance in the zone carrying all of `labels`, following pages. */
+  /**
+   * Every instance of the project carrying all of `labels`, in whatever zone, with one
+   * aggregated list (following pages): a VM that moved zones, or sits in a zone no longer
+   * configured, is found all the same.
+   */
   async list(labels: Record<string, string>): Promise<InstanceInfo[]> {
-    const { project, zone } = this.settings;
+    const { project } = this.settings;
     const filter = labelFilter(labels);
     const collect = async (): Promise<InstanceInfo[]> => {
       const out: InstanceInfo[] = [];
-      const iterable = this.instancesClient.listAsync(
-        { project, zone, maxResults: PAGE_SIZE, ...(filter ? { filter } : {}) },
+      const iterable = this.instancesClient.aggregatedListAsync(
+        { project, maxResults: PAGE_SIZE, ...(filter ? { filter } : {}) },
         { autoPaginate: false, ...NO_RETRY },
       );
-      for await (const instance of iterable) out.push(toInfo(instance));
+      for await (const [scope, scoped] of iterable) {
+        for (const instance of scoped.instances ?? []) out.push(toInfo(instance, zoneName(scope)));
+      }
       return out;
     };
     try {
@@ -302,16 +332,43 @@ export class ComputeProvisioner {
     }
   }
 
+  /** The region's quotas (`regions.get`), e.g. CPUS, IN_USE_ADDRESSES, PREEMPTIBLE_CPUS. */
+  async regionQuotas(region: string): Promise<QuotaLine[]> {
+    const { project } = this.settings;
+    try {
+      const [found] = await within(
+        this.regionsClient.get({ project, region }, NO_RETRY),
+        CALL_TIMEOUT_MS,
+        'regions.get',
+      );
+      return (found.quotas ?? []).flatMap((q) =>
+        q.metric
+          ? [{ metric: q.metric, limit: Number(q.limit ?? 0), usage: Number(q.usage ?? 0) }]
+          : [],
+      );
+    } catch (err) {
+      throw classifyComputeError(err);
+    }
+  }
+
   async close(): Promise<void> {
-    await Promise.allSettled([this.instancesClient.close(), this.operationsClient.close()]);
+    await Promise.allSettled([
+      this.instancesClient.close(),
+      this.operationsClient.close(),
+      this.regionsClient.close(),
+    ]);
   }
 
   /**
    * Polls ZoneOperations.wait (which answers when the operation is DONE or after about two
    * minutes) until DONE or operationTimeoutMs, then turns operation.error into a ComputeError.
    */
-  private async waitForOperation(operation: IOperation, what: string): Promise<IOperation> {
-    const { project, zone } = this.settings;
+  private async waitForOperation(
+    operation: IOperation,
+    zone: string,
+    what: string,
+  ): Promise<IOperation> {
+    const { project } = this.settings;
     const timeoutMs = this.settings.operationTimeoutMs ?? DEFAULT_OPERATION_TIMEOUT_MS;
     const deadline = Date.now() + timeoutMs;
     let current = operation;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { isZone, regionOf } from './core/placement.ts';
 
 /**
  * `token`: the instructor is whoever a verified ID token says (the deployed default); `dev`: the
@@ -20,7 +21,10 @@ const IDENTITY_PLATFORM_CERTS =
 
 export interface Config {
   project: string;
-  zone: string;
+  /** The zones VMs may go to, in order of preference; all in one region. */
+  zones: string[];
+  /** The region of the zones, whose quotas `start` checks. */
+  region: string;
   /** Artifact Registry path the VM images come from, e.g. us-central1-docker.pkg.dev/P/clarateach. */
   registry: string;
   useSpot: boolean;
@@ -128,6 +132,29 @@ function issuersVar(env: NodeJS.ProcessEnv, project: string, problems: string[])
   return issuers;
 }
 
+/** GCP_ZONES (comma-separated, in order), else GCP_ZONE alone; every zone of one region. */
+function zonesVar(env: NodeJS.ProcessEnv, problems: string[]): string[] {
+  const raw = env.GCP_ZONES?.trim() ? env.GCP_ZONES : env.GCP_ZONE || 'us-central1-a';
+  const zones = [
+    ...new Set(
+      raw
+        .split(',')
+        .map((z) => z.trim())
+        .filter(Boolean),
+    ),
+  ];
+  const bad = zones.filter((z) => !isZone(z));
+  if (zones.length === 0 || bad.length > 0) {
+    problems.push(`GCP_ZONES must list zones such as us-central1-a (got "${bad.join(', ')}")`);
+    return ['us-central1-a'];
+  }
+  const regions = new Set(zones.map(regionOf));
+  if (regions.size > 1) {
+    problems.push(`GCP_ZONES must all be in one region (got ${[...regions].join(', ')})`);
+  }
+  return zones;
+}
+
 /**
  * Reads and checks the whole configuration once, so a bad deploy fails at cold start with one
  * message naming every missing or malformed variable, not on the first workshop.
@@ -163,9 +190,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch {
     problems.push(`the VM startup script cannot be read at ${startupScriptPath}`);
   }
+  const zones = zonesVar(env, problems);
   const config: Config = {
     project,
-    zone: env.GCP_ZONE || 'us-central1-a',
+    zones,
+    region: regionOf(zones[0]!),
     registry,
     useSpot: boolVar(env, 'GCP_USE_SPOT', problems),
     images: {

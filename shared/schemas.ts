@@ -22,6 +22,8 @@ export interface CreateWorkshopBody {
   durationMinutes?: number;
   image?: string;
   spot?: boolean;
+  /** A Spot class may run on standard VMs when no zone has Spot capacity; default true. */
+  spotFallback?: boolean;
 }
 const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
   type: 'object',
@@ -40,6 +42,7 @@ const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
       nullable: true,
     },
     spot: { type: 'boolean', nullable: true },
+    spotFallback: { type: 'boolean', nullable: true },
   },
 };
 

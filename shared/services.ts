@@ -26,7 +26,6 @@ export function createServices(config: Config = loadConfig()): Services {
     bus: new EventBus(new PubSub({ projectId: config.project })),
     compute: new ComputeProvisioner({
       project: config.project,
-      zone: config.zone,
       sourceImage: config.vm.sourceImage,
       diskSizeGb: config.vm.diskSizeGb,
       serviceAccount: config.vm.serviceAccount,

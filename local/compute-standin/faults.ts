@@ -13,6 +13,14 @@ export interface QueuedFault {
   op: FaultOp;
   kind: FaultKind;
   remaining: number;
+  zone?: string;
+  spot?: boolean;
+}
+
+/** Where a call goes: the zone (none for aggregated calls) and, for an insert, the model. */
+export interface CallScope {
+  zone?: string;
+  spot?: boolean;
 }
 
 export class FaultQueue {
@@ -28,12 +36,30 @@ export class FaultQueue {
     if (!(times === Infinity || (Number.isInteger(times) && times > 0))) {
       throw new Error('fault times must be a positive integer');
     }
-    this.faults.push({ op: fault.op, kind: fault.kind, remaining: times });
+    if (fault.zone !== undefined && typeof fault.zone !== 'string') {
+      throw new Error('fault zone must be a zone name');
+    }
+    if (fault.spot !== undefined && (typeof fault.spot !== 'boolean' || fault.op !== 'insert')) {
+      throw new Error('fault spot must be true or false, and only for inserts');
+    }
+    this.faults.push({
+      op: fault.op,
+      kind: fault.kind,
+      remaining: times,
+      ...(fault.zone !== undefined ? { zone: fault.zone } : {}),
+      ...(fault.spot !== undefined ? { spot: fault.spot } : {}),
+    });
   }
 
-  /** The kind of the first fault queued for `op`, counting the call against it. */
-  take(op: FaultOp): FaultKind | undefined {
-    const index = this.faults.findIndex((f) => f.op === op && f.remaining > 0);
+  /** The kind of the first fault queued for `op` in this scope, counting the call against it. */
+  take(op: FaultOp, scope: CallScope = {}): FaultKind | undefined {
+    const index = this.faults.findIndex(
+      (f) =>
+        f.op === op &&
+        f.remaining > 0 &&
+        (f.zone === undefined || f.zone === scope.zone) &&
+        (f.spot === undefined || f.spot === scope.spot),
+    );
     if (index < 0) return undefined;
     const fault = this.faults[index] as QueuedFault;
     fault.remaining -= 1;

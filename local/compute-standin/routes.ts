@@ -1,11 +1,14 @@
 /** Routing: a request's method and path to the control endpoints or a Compute method. */
 import { ApiError, notServed } from './errors.ts';
 import { control } from './control.ts';
-import { get, insert, list, remove } from './instances.ts';
+import { aggregatedList, get, insert, list, remove } from './instances.ts';
 import { findOperation, waitOperation } from './operations.ts';
+import { regionJson } from './quotas.ts';
 import { operationJson } from './resource-json.ts';
 import type { StandinState } from './state.ts';
 
+const PROJECT_ROUTE =
+  /^\/compute\/v1\/projects\/([^/]+)\/(aggregated\/instances|regions\/([^/]+))\/?$/;
 const ROUTE =
   /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/(instances|operations)(?:\/([^/]+))?(?:\/(wait))?\/?$/;
 
@@ -20,6 +23,13 @@ export async function route(
   const controlled = control(standin, method, path, body);
   if (controlled) return controlled;
 
+  const p = PROJECT_ROUTE.exec(path);
+  if (p && method === 'GET') {
+    const project = decodeURIComponent(p[1] as string);
+    checkProject(standin, project, p[3] === undefined ? 'instances' : 'regions', method);
+    if (p[3] === undefined) return [200, aggregatedList(standin, project, query)];
+    return [200, regionJson(standin, project, decodeURIComponent(p[3]))];
+  }
   const m = ROUTE.exec(path);
   if (!m) throw notServed(method, path);
   const project = decodeURIComponent(m[1] as string);
@@ -27,14 +37,7 @@ export async function route(
   const collection = m[3] as string;
   const name = m[4] === undefined ? undefined : decodeURIComponent(m[4]);
   const wait = m[5] !== undefined;
-  const only = standin.settings.project;
-  if (only && project !== only) {
-    throw new ApiError(
-      403,
-      'forbidden',
-      `Required 'compute.${collection}.${method === 'GET' ? 'get' : 'use'}' permission for 'projects/${project}'`,
-    );
-  }
+  checkProject(standin, project, collection, method);
   if (collection === 'instances' && !wait) {
     if (name === undefined && method === 'POST') {
       return [200, insert(standin, project, zone, query, body)];
@@ -54,4 +57,16 @@ export async function route(
     }
   }
   throw notServed(method, path);
+}
+
+/** Only the stand-in's project, when it has one: others get Compute's 403. */
+function checkProject(standin: StandinState, project: string, collection: string, method: string) {
+  const only = standin.settings.project;
+  if (only && project !== only) {
+    throw new ApiError(
+      403,
+      'forbidden',
+      `Required 'compute.${collection}.${method === 'GET' ? 'get' : 'use'}' permission for 'projects/${project}'`,
+    );
+  }
 }

@@ -1,7 +1,13 @@
 /** What the stand-in holds while it runs: instances, operations, requestIds, faults and timers. */
 import { FaultQueue } from './faults.ts';
 import { MAX_PAGE } from './paging.ts';
-import type { BootHandle, ComputeStandinOptions, InstanceRecord, StandinRequest } from './types.ts';
+import type {
+  BootHandle,
+  ComputeStandinOptions,
+  InstanceRecord,
+  QuotaLimits,
+  StandinRequest,
+} from './types.ts';
 
 export interface OperationState {
   id: string;
@@ -65,6 +71,8 @@ export class StandinState {
   readonly operations = new Map<string, OperationState>(); // key: project/zone/opName
   readonly byRequestId = new Map<string, OperationState>(); // key: project/requestId
   readonly faults = new FaultQueue();
+  /** quota limits by region */
+  readonly quotas = new Map<string, QuotaLimits>();
   /** the Compute requests received, oldest first (the log ComputeStandin.requests is) */
   readonly requests: StandinRequest[] = [];
   /** timers that belong to no instance */

@@ -52,7 +52,14 @@ export interface Fault {
   kind: FaultKind;
   /** how many matching calls it affects; default 1 */
   times?: number;
+  /** only calls in this zone (any zone when absent) */
+  zone?: string;
+  /** inserts only: only Spot (true) or only standard (false) instances; both when absent */
+  spot?: boolean;
 }
+
+/** A region's quota limits by metric, e.g. {CPUS: 24, IN_USE_ADDRESSES: 8}. */
+export type QuotaLimits = Record<string, number>;
 
 export interface StandinRequest {
   method: string;
@@ -76,6 +83,8 @@ export interface ComputeStandinOptions {
   pageSize?: number;
   /** how many requests the log keeps (oldest dropped); default 1000 */
   requestLogLimit?: number;
+  /** quota limits by region; a region without them has none (regions.get lists no quota) */
+  quotas?: Record<string, QuotaLimits>;
 }
 
 export interface ComputeStandin {
@@ -85,5 +94,7 @@ export interface ComputeStandin {
   requests: StandinRequest[];
   injectFault(fault: Fault): void;
   clearFaults(): void;
+  /** Sets (replaces) the quota limits of a region; an empty object removes them. */
+  setQuotas(region: string, limits: QuotaLimits): void;
   stop(): Promise<void>;
 }

@@ -80,6 +80,11 @@ function safeMessage(message: string | undefined, fallback: string): string {
   return redacted.length > MAX_MESSAGE ? `${redacted.slice(0, MAX_MESSAGE)}…` : redacted;
 }
 
+const QUOTA_MESSAGE = /\bquota\b[^.]*\bexceeded\b|QUOTA_EXCEEDED/i;
+/** A zone out of capacity, in the words Compute uses when no code says so. */
+const STOCKOUT_MESSAGE =
+  /RESOURCE_POOL_EXHAUSTED|does not have enough resources available to fulfill the request|is currently unavailable in the [a-z0-9-]+ zone|\bresources? (?:is |are )?not available\b/i;
+
 // ---------------------------------------------------------------------------------------------
 // Operation errors: operation.error.errors[].code
 
@@ -139,7 +144,10 @@ function fromOperationErrors(errors: Detail[], httpStatus?: number): ComputeErro
   if (/QUOTA/.test(code)) {
     return new ComputeError('quota', code, safeMessage(first.message, code), httpStatus);
   }
-  if (/POOL_EXHAUSTED|STOCKOUT/.test(code)) {
+  if (
+    /POOL_EXHAUSTED|STOCKOUT|NOT_AVAILABLE/.test(code) ||
+    STOCKOUT_MESSAGE.test(first.message ?? '')
+  ) {
     return new ComputeError('stockout', code, safeMessage(first.message, code), httpStatus);
   }
   return new ComputeError('transient', code, safeMessage(first.message, code), httpStatus);
@@ -171,10 +179,6 @@ const REASON_CODES: Record<string, string> = {
   rateLimitExceeded: 'RATE_LIMITED',
   userRateLimitExceeded: 'RATE_LIMITED',
 };
-
-const QUOTA_MESSAGE = /\bquota\b[^.]*\bexceeded\b|QUOTA_EXCEEDED/i;
-const STOCKOUT_MESSAGE =
-  /RESOURCE_POOL_EXHAUSTED|does not have enough resources available to fulfill the request/i;
 
 function fromHttp(status: number, message: string | undefined, reasons: Detail[]): ComputeError {
   const msg = safeMessage(message, `HTTP ${status}`);

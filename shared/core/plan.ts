@@ -4,6 +4,8 @@ export interface VmPlan {
   firstSeat: number;
   seatCount: number;
   machineType: string;
+  /** false once the VM fell back from Spot to a standard VM; the workshop's `spot` otherwise. */
+  spot?: boolean;
 }
 
 export const MAX_SEATS_PER_VM = 20;

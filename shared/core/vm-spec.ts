@@ -1,3 +1,4 @@
+import type { Placement } from './placement.ts';
 import type { VmPlan } from './plan.ts';
 import { instanceName } from './ids.ts';
 import type { WorkshopRecord, WorkshopSecrets } from './workshop.ts';
@@ -17,6 +18,7 @@ export interface VmSpecSettings {
 /** One VM as the provisioner creates it. */
 export interface InstanceSpec {
   name: string;
+  zone: string;
   machineType: string;
   labels: Record<string, string>;
   metadata: Record<string, string>;
@@ -29,6 +31,7 @@ export function instanceSpec(
   vm: VmPlan,
   secrets: WorkshopSecrets,
   settings: VmSpecSettings,
+  placement: Placement,
 ): InstanceSpec {
   const name = instanceName(workshop.id, vm.index);
   const seatTokens: string[] = [];
@@ -37,6 +40,7 @@ export function instanceSpec(
   }
   return {
     name,
+    zone: placement.zone,
     machineType: vm.machineType,
     // Labels let the sweep find every VM of this system, including ones no record knows about.
     labels: { app: APP_LABEL, workshop: workshop.id },
@@ -56,6 +60,6 @@ export function instanceSpec(
       'seat-tokens': seatTokens.join(' '),
       'ssh-keys': `${SSH_USER}:${secrets.sshPublicKey}`,
     },
-    spot: workshop.spot,
+    spot: placement.spot,
   };
 }

@@ -1,4 +1,5 @@
 import type { CostEstimate } from './cost.ts';
+import { placementNote, type CapacityMiss } from './placement.ts';
 import type { VmPlan } from './plan.ts';
 import type { EndReason, Status } from './state.ts';
 
@@ -11,6 +12,8 @@ export interface WorkshopRecord {
   durationMinutes: number;
   image: string;
   spot: boolean;
+  /** A Spot class with no Spot capacity in any zone may run on standard VMs; absent means true. */
+  spotFallback?: boolean;
   status: Status;
   joinCode: string;
   createdAt: string;
@@ -36,7 +39,12 @@ export type VmStatus = 'pending' | 'booting' | 'ready' | 'failed' | 'deleted';
 /** `workshops/{id}/vms/{name}`. */
 export interface VmRecord {
   name: string;
+  /** Where it is, or is being tried; it moves on when a zone has no capacity. */
   zone: string;
+  /** Whether it is (being tried as) a Spot VM; absent on older records: the workshop's `spot`. */
+  spot?: boolean;
+  /** The zones that had no capacity for it, and for which provisioning model. */
+  capacityMisses?: CapacityMiss[];
   index: number;
   firstSeat: number;
   seatCount: number;
@@ -104,10 +112,33 @@ export interface WorkshopView {
   expiresAt: string;
   endReason: EndReason | null;
   error: { code: string; message: string } | null;
-  vms: { name: string; status: VmStatus; externalIp: string | null }[];
+  vms: VmView[];
   estimatedCost: CostEstimate;
   durationMinutes: number;
   spot: boolean;
+  spotFallback: boolean;
+}
+
+export interface VmView {
+  name: string;
+  status: VmStatus;
+  externalIp: string | null;
+  zone: string;
+  spot: boolean;
+  /** Why it is not where it first tried, e.g. `VM 2 moved to us-central1-b: …`; else null. */
+  moved: string | null;
+}
+
+export function toVmView(vm: VmRecord, workshopSpot: boolean): VmView {
+  const spot = vm.spot ?? workshopSpot;
+  return {
+    name: vm.name,
+    status: vm.status,
+    externalIp: vm.externalIp,
+    zone: vm.zone,
+    spot,
+    moved: placementNote({ ...vm, spot }),
+  };
 }
 
 /** `seatsTaken` is counted from the seat documents, not stored: no hot counter during a join burst. */
@@ -131,12 +162,11 @@ export function toWorkshopView(
     expiresAt: workshop.expiresAt,
     endReason: workshop.endReason,
     error: workshop.error,
-    vms: [...vms]
-      .sort((a, b) => a.index - b.index)
-      .map((vm) => ({ name: vm.name, status: vm.status, externalIp: vm.externalIp })),
+    vms: [...vms].sort((a, b) => a.index - b.index).map((vm) => toVmView(vm, workshop.spot)),
     estimatedCost: workshop.estimatedCost,
     durationMinutes: workshop.durationMinutes,
     spot: workshop.spot,
+    spotFallback: workshop.spotFallback ?? true,
   };
 }
 

@@ -1,5 +1,5 @@
 import { resolveImage } from '../config.ts';
-import { estimateCost } from '../core/cost.ts';
+import { workshopCost } from '../core/cost.ts';
 import { imageAllowed } from '../core/images.ts';
 import { newJoinCode, newWorkshopId } from '../core/ids.ts';
 import { planVms } from '../core/plan.ts';
@@ -29,6 +29,7 @@ export async function createWorkshop(
   const now = s.now().toISOString();
   const durationMinutes = body.durationMinutes ?? DEFAULT_DURATION_MINUTES;
   const spot = body.spot ?? s.config.useSpot;
+  const spotFallback = body.spotFallback ?? true;
   const vmPlan = planVms(body.seats);
   const base: Omit<WorkshopRecord, 'joinCode' | 'id'> = {
     name: body.name.trim(),
@@ -37,6 +38,7 @@ export async function createWorkshop(
     durationMinutes,
     image,
     spot,
+    spotFallback,
     status: 'created',
     createdAt: now,
     updatedAt: now,
@@ -50,11 +52,7 @@ export async function createWorkshop(
     error: null,
     seatsReady: 0,
     vmPlan,
-    estimatedCost: estimateCost(
-      vmPlan.map((vm) => vm.machineType),
-      durationMinutes,
-      spot,
-    ),
+    estimatedCost: workshopCost({ vmPlan, spot, spotFallback }, durationMinutes),
   };
   // Codes are random over ~40 bits, so a clash is rare; create() detects it without a query.
   for (let attempt = 0; attempt < CODE_ATTEMPTS; attempt++) {

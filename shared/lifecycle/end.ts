@@ -1,4 +1,5 @@
 import { APP_LABEL } from '../core/vm-spec.ts';
+import type { InstanceRef } from '../compute.ts';
 import { decide, type EndReason, isTerminal } from '../core/state.ts';
 import type { VmRecord, WorkshopRecord } from '../core/workshop.ts';
 import { log } from '../log.ts';
@@ -56,8 +57,9 @@ export async function requestEnd(
 }
 
 /**
- * Deletes every VM the workshop may own: the recorded ones and any carrying its label. Returns
- * the names it deleted and the VM records it read.
+ * Deletes every VM the workshop may own: the recorded ones, in the zone each was last put in,
+ * and any carrying its label, in whatever zone it is. Returns the `zone/name`s it deleted and
+ * the VM records it read.
  */
 export async function deleteWorkshopVms(
   s: Services,
@@ -67,9 +69,12 @@ export async function deleteWorkshopVms(
     s.store.getVms(id),
     s.compute.list({ app: APP_LABEL, workshop: id }),
   ]);
-  const deleted = [...new Set([...recorded.map((vm) => vm.name), ...labelled.map((i) => i.name)])];
-  await Promise.all(deleted.map((name) => s.compute.delete(name)));
-  return { deleted, recorded };
+  const targets = new Map<string, InstanceRef>();
+  for (const { name, zone } of [...recorded, ...labelled]) {
+    targets.set(`${zone}/${name}`, { name, zone });
+  }
+  await Promise.all([...targets.values()].map((ref) => s.compute.delete(ref)));
+  return { deleted: [...targets.keys()], recorded };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { estimateCost } from '../core/cost.ts';
+import { workshopCost } from '../core/cost.ts';
 import { addMinutes, type WorkshopRecord } from '../core/workshop.ts';
 import { HttpError } from '../http.ts';
 import type { Caller } from '../identity.ts';
@@ -46,11 +46,7 @@ export async function extendWorkshop(
       ...workshop,
       expiresAt,
       updatedAt: now,
-      estimatedCost: estimateCost(
-        workshop.vmPlan.map((vm) => vm.machineType),
-        totalMinutes,
-        workshop.spot,
-      ),
+      estimatedCost: workshopCost(workshop, totalMinutes),
     };
     tx.set(s.store.workshop(id), next);
     return next;

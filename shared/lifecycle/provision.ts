@@ -1,5 +1,8 @@
+import { FieldValue } from '@google-cloud/firestore';
 import { ComputeError } from '../core/compute-errors.ts';
+import { workshopCost } from '../core/cost.ts';
 import { deterministicUuid } from '../core/ids.ts';
+import { placements, type Placement } from '../core/placement.ts';
 import { instanceSpec } from '../core/vm-spec.ts';
 import { isTerminal } from '../core/state.ts';
 import type { VmRecord, WorkshopRecord, WorkshopSecrets } from '../core/workshop.ts';
@@ -19,6 +22,69 @@ async function markBooting(s: Services, workshopId: string, vm: VmRecord): Promi
   });
 }
 
+/**
+ * Records that `missed` had no capacity and that the VM is tried at `next` from now on, so a
+ * retried event carries on from there. A fall back to standard also changes the workshop's plan
+ * and cost estimate, which the instructor sees. False when the workshop is no longer live.
+ */
+async function moveOn(
+  s: Services,
+  workshopId: string,
+  vm: VmRecord,
+  missed: Placement,
+  next: Placement,
+): Promise<boolean> {
+  const vmRef = s.store.vms(workshopId).doc(vm.name);
+  const live = await s.store.inTransaction(workshopId, (tx, workshop) => {
+    if (!workshop || (workshop.status !== 'provisioning' && workshop.status !== 'ready')) {
+      return false;
+    }
+    tx.update(vmRef, {
+      zone: next.zone,
+      spot: next.spot,
+      capacityMisses: FieldValue.arrayUnion(missed),
+    });
+    if (missed.spot === next.spot) return true;
+    const vmPlan = workshop.vmPlan.map((p) =>
+      p.index === vm.index ? { ...p, spot: next.spot } : p,
+    );
+    const minutes =
+      workshop.startedAt !== null
+        ? (Date.parse(workshop.expiresAt) - Date.parse(workshop.startedAt)) / 60_000
+        : workshop.durationMinutes;
+    tx.update(s.store.workshop(workshopId), {
+      vmPlan,
+      estimatedCost: workshopCost({ ...workshop, vmPlan }, minutes),
+    });
+    return true;
+  });
+  if (live)
+    log.warn('no capacity for a VM; trying elsewhere', {
+      workshopId,
+      vmName: vm.name,
+      missed,
+      next,
+    });
+  return live;
+}
+
+/** The stock-out that ends the search, saying everything that was tried. */
+function noCapacity(vm: VmRecord, tried: readonly Placement[], last: ComputeError): ComputeError {
+  const where = tried.map((p) => `${p.zone}${p.spot ? ' (Spot)' : ''}`).join(', ');
+  return new ComputeError(
+    'stockout',
+    last.code,
+    `no zone had capacity for VM ${vm.index + 1} (${vm.machineType}): tried ${where}`,
+    last.httpStatus,
+  );
+}
+
+/**
+ * Inserts one VM where it is to go, moving on to the next zone (and, for a Spot class that allows
+ * it, to standard VMs) while the zones are out of capacity. Every attempt has its own requestId,
+ * derived from the VM, its generation and the placement, so a retried event finds the same
+ * operations instead of making a second VM. Throws the last stock-out when nothing is left to try.
+ */
 async function insertVm(
   s: Services,
   workshop: WorkshopRecord,
@@ -27,30 +93,49 @@ async function insertVm(
 ): Promise<void> {
   const plan = workshop.vmPlan.find((p) => p.index === vm.index);
   if (!plan) throw new Error(`workshop ${workshop.id} has no plan for ${vm.name}`);
-  const spec = instanceSpec(workshop, plan, secrets, {
+  const settings = {
     project: s.config.project,
     registry: s.config.registry,
     nekoImage: s.config.images.neko,
     caddyImage: s.config.images.caddy,
     readyTopic: TOPICS.vmReady,
     startupScript: s.config.startupScript,
-  });
-  try {
-    // The same requestId on a redelivery makes Compute return the first operation, not a new VM;
-    // a replacement of a lost VM is a new generation and so a new request.
-    const generation = vm.generation ? [String(vm.generation)] : [];
-    await s.compute.insert(spec, deterministicUuid(workshop.id, vm.name, 'insert', ...generation));
-  } catch (error) {
-    if (!(error instanceof ComputeError) || error.kind !== 'already-exists') throw error;
+  };
+  const current = { zone: vm.zone, spot: vm.spot ?? workshop.spot };
+  const order = placements(s.config.zones, current, workshop.spotFallback ?? true);
+  // A replacement of a lost VM is a new generation and so new requests.
+  const generation = vm.generation ? [String(vm.generation)] : [];
+  for (const [n, placement] of order.entries()) {
+    const spec = instanceSpec(workshop, plan, secrets, settings, placement);
+    const model = placement.spot ? 'spot' : 'standard';
+    const requestId = deterministicUuid(
+      workshop.id,
+      vm.name,
+      'insert',
+      ...generation,
+      placement.zone,
+      model,
+    );
+    try {
+      await s.compute.insert(spec, requestId);
+    } catch (error) {
+      if (error instanceof ComputeError && error.kind === 'already-exists') break;
+      if (!(error instanceof ComputeError) || error.kind !== 'stockout') throw error;
+      const next = order[n + 1];
+      if (!next) throw noCapacity(vm, order, error);
+      if (!(await moveOn(s, workshop.id, vm, placement, next))) return;
+      continue;
+    }
+    break;
   }
   await markBooting(s, workshop.id, vm);
 }
 
 /**
  * The `workshop.started` work: inserts every VM not yet inserted (at start, or a replacement of a
- * lost VM in a ready class). A permanent Compute error (quota, stock-out, bad image) fails a
- * provisioning workshop; a transient one propagates so the event is retried. If the workshop was
- * ended while the inserts were in flight, the new VMs are deleted.
+ * lost VM in a ready class). A permanent Compute error (quota, no capacity anywhere, bad image)
+ * fails a provisioning workshop; a transient one propagates so the event is retried. If the
+ * workshop was ended while the inserts were in flight, the new VMs are deleted.
  */
 export async function provisionWorkshop(s: Services, id: string): Promise<void> {
   const workshop = await s.store.getWorkshop(id);

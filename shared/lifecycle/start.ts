@@ -15,6 +15,7 @@ import type { Caller } from '../identity.ts';
 import { log } from '../log.ts';
 import type { Services } from '../services.ts';
 import { TOPICS } from '../topics.ts';
+import { checkRegionQuota } from './region-quota.ts';
 import { visibleOrNotFound } from './workshop-access.ts';
 
 /** Fresh credentials for a workshop's VMs and seats; made once, when it starts. */
@@ -53,6 +54,8 @@ export async function startWorkshop(
   id: string,
   caller: Caller,
 ): Promise<WorkshopRecord> {
+  const unstarted = visibleOrNotFound(await s.store.getWorkshop(id), caller);
+  if (unstarted.status === 'created') await checkRegionQuota(s, unstarted);
   const now = s.now().toISOString();
   const workshop = await s.store.inTransaction(id, async (tx, current) => {
     const found = visibleOrNotFound(current, caller);
@@ -84,7 +87,9 @@ export async function startWorkshop(
       const name = instanceName(id, vm.index);
       const record: VmRecord = {
         name,
-        zone: s.config.zone,
+        zone: s.config.zones[0]!,
+        spot: found.spot,
+        capacityMisses: [],
         index: vm.index,
         firstSeat: vm.firstSeat,
         seatCount: vm.seatCount,

@@ -96,7 +96,8 @@ export async function sweep(s: Services): Promise<SweepReport> {
     report.redrivenEnds.push(w.id);
   }
 
-  // 4. Instances that no active workshop accounts for are leaks: delete them.
+  // 4. Instances that no active workshop accounts for are leaks: delete them. One aggregated
+  // list covers every zone, so a VM that moved zones is seen wherever it is.
   const instances = await s.compute.list({ app: APP_LABEL });
   const byWorkshop = new Map<string, InstanceInfo[]>();
   for (const instance of instances) {
@@ -116,18 +117,20 @@ export async function sweep(s: Services): Promise<SweepReport> {
     const expected = new Set(owner?.vmPlan.map((vm) => instanceName(owner.id, vm.index)) ?? []);
     for (const instance of owned) {
       if (owner && mayHaveVms(owner.status) && expected.has(instance.name)) continue;
-      await s.compute.delete(instance.name);
+      await s.compute.delete(instance);
       report.leakedDeleted.push(instance.name);
       log.warn('deleted a leaked VM', {
         workshopId: id || undefined,
         vmName: instance.name,
+        zone: instance.zone,
         status: owner?.status,
       });
     }
   }
 
   // 5. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor and
-  // replace it under the same name, with the same seats and credentials.
+  // replace it under the same name, with the same seats and credentials, in its own zone or,
+  // when that one has no capacity, the next.
   const ready = await query(workshops.where('status', '==', 'ready'));
   const existing = new Map(instances.map((i) => [i.name, i]));
   for (const w of ready) {
@@ -136,7 +139,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
       const instance = existing.get(name);
       if (instance && !DOWN_STATES.has(instance.status)) continue;
       // A stopped VM keeps its name, which its replacement needs.
-      if (instance) await s.compute.delete(name);
+      if (instance) await s.compute.delete(instance);
       const outcome = await replaceLostVm(s, w.id, name, instance?.status ?? 'DELETED', now);
       report.documentsRead += 1;
       if (outcome === 'none') continue;

@@ -3,6 +3,7 @@ import { decide } from '../core/state.ts';
 import type { VmRecord, WorkshopRecord } from '../core/workshop.ts';
 import { log } from '../log.ts';
 import type { VmReadyEvent } from '../schemas.ts';
+import type { InstanceInfo } from '../compute.ts';
 import type { Services } from '../services.ts';
 import { requestEnd } from './end.ts';
 
@@ -24,7 +25,12 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
   };
   // Where learners are sent comes from Compute Engine, never from the report: a seat that got
   // hold of the ready token must not be able to point joins (and their tokens) elsewhere.
-  const instance = report.state === 'ready' ? await s.compute.get(vmName) : undefined;
+  let instance: InstanceInfo | null | undefined;
+  if (report.state === 'ready') {
+    // Asked for in the zone it is recorded in: it may have moved there for want of capacity.
+    const recorded = (await s.store.vms(workshopId).doc(vmName).get()).data();
+    instance = recorded ? await s.compute.get({ name: vmName, zone: recorded.zone }) : null;
+  }
   const outcome = await s.store.inTransaction(
     workshopId,
     async (tx, workshop): Promise<Outcome> => {

@@ -51,7 +51,6 @@ async function stack(
   });
   const settings = {
     project: PROJECT,
-    zone: ZONE,
     sourceImage: IMAGE,
     diskSizeGb: 30,
     serviceAccount: 'clarateach-vm@ct-test.iam.gserviceaccount.com',
@@ -72,7 +71,7 @@ async function stack(
 
 /** Deletes whatever is left through the provisioner and checks nothing stayed behind. */
 async function expectClean(t: ExecutionContext, s: Stack): Promise<void> {
-  for (const instance of s.standin.instances()) await s.cleaner.delete(instance.name);
+  for (const instance of s.standin.instances()) await s.cleaner.delete(instance);
   t.deepEqual(s.standin.instances(), [], 'the stand-in holds no instance');
   t.deepEqual([...s.stopped].sort(), [...s.booted].sort(), 'every booted instance was stopped');
 }
@@ -80,6 +79,7 @@ async function expectClean(t: ExecutionContext, s: Stack): Promise<void> {
 function spec(name: string, extra: Partial<InstanceSpec> = {}): InstanceSpec {
   return {
     name,
+    zone: ZONE,
     machineType: 'e2-standard-4',
     labels: { app: 'clarateach', workshop: 'ws1' },
     metadata: { 'workshop-id': 'ws1', 'vm-name': name },
@@ -87,6 +87,9 @@ function spec(name: string, extra: Partial<InstanceSpec> = {}): InstanceSpec {
     ...extra,
   };
 }
+
+/** An instance of ZONE by name. */
+const at = (name: string) => ({ name, zone: ZONE });
 
 /** The instance resource as it crossed the wire. */
 interface WireInstance {
@@ -201,7 +204,6 @@ test('a custom network is sent as global/networks/NAME', async (t) => {
   const s = await stack(t);
   const compute = new ComputeProvisioner({
     project: PROJECT,
-    zone: ZONE,
     sourceImage: IMAGE,
     diskSizeGb: 10,
     network: 'classes',
@@ -290,7 +292,7 @@ test('an invalid instance name is invalid', async (t) => {
 test('get returns the instance with its addresses, null when missing', async (t) => {
   const s = await stack(t);
   await s.compute.insert(spec('ct-get-0'), randomUUID());
-  const info = await s.compute.get('ct-get-0');
+  const info = await s.compute.get(at('ct-get-0'));
   if (!info) return t.fail('instance found');
   t.is(info.name, 'ct-get-0');
   t.is(info.status, 'RUNNING');
@@ -300,7 +302,7 @@ test('get returns the instance with its addresses, null when missing', async (t)
   t.is(info.externalIp, '127.0.0.1');
   t.is(info.internalIp, '127.0.0.1');
   t.false(Number.isNaN(Date.parse(info.createdAt ?? '')));
-  t.is(await s.compute.get('ct-nothing-here'), null);
+  t.is(await s.compute.get(at('ct-nothing-here')), null);
   await expectClean(t, s);
 });
 
@@ -342,6 +344,90 @@ test('list filters by labels and follows pages', async (t) => {
   await expectClean(t, s);
 });
 
+test('list finds instances in every zone with one aggregated call per page, each with its zone', async (t) => {
+  const s = await stack(t, { pageSize: 2 });
+  const zoneB = 'us-central1-b';
+  await Promise.all([
+    s.compute.insert(spec('ct-z-0'), randomUUID()),
+    s.compute.insert(spec('ct-z-1', { zone: zoneB }), randomUUID()),
+    s.compute.insert(spec('ct-z-2', { zone: 'europe-west1-c' }), randomUUID()),
+  ]);
+  const before = s.standin.requests.length;
+  const all = await s.compute.list({ app: 'clarateach' });
+  t.deepEqual(all.map((i) => [i.name, i.zone]).sort(), [
+    ['ct-z-0', ZONE],
+    ['ct-z-1', zoneB],
+    ['ct-z-2', 'europe-west1-c'],
+  ]);
+  const calls = s.standin.requests.slice(before);
+  t.is(calls.length, 2, '3 instances in pages of 2');
+  t.true(
+    calls.every((r) => r.path.startsWith(`/compute/v1/projects/${PROJECT}/aggregated/instances?`)),
+  );
+
+  // get and delete go to the zone they are told.
+  t.is(await s.compute.get({ name: 'ct-z-1', zone: ZONE }), null);
+  t.is((await s.compute.get({ name: 'ct-z-1', zone: zoneB }))?.zone, zoneB);
+  await s.compute.delete({ name: 'ct-z-1', zone: ZONE });
+  t.is(s.standin.instances().length, 3, 'nothing of that name in the other zone');
+  await s.compute.delete({ name: 'ct-z-1', zone: zoneB });
+  t.deepEqual(
+    s.standin
+      .instances()
+      .map((i) => i.name)
+      .sort(),
+    ['ct-z-0', 'ct-z-2'],
+  );
+  await expectClean(t, s);
+});
+
+test('a stock-out injected for one zone leaves the others alone', async (t) => {
+  const s = await stack(t);
+  s.standin.injectFault({ op: 'insert', kind: 'stockout', zone: ZONE, times: Infinity });
+  const err = await rejection(t, s.compute.insert(spec('ct-zs-0'), randomUUID()));
+  t.is(err.kind, 'stockout');
+  await s.compute.insert(spec('ct-zs-0', { zone: 'us-central1-b' }), randomUUID());
+  t.deepEqual(
+    s.standin.instances().map((i) => [i.name, i.zone]),
+    [['ct-zs-0', 'us-central1-b']],
+  );
+  await expectClean(t, s);
+});
+
+test('a Spot-only stock-out leaves standard inserts alone', async (t) => {
+  const s = await stack(t);
+  s.standin.injectFault({ op: 'insert', kind: 'stockout', spot: true, times: Infinity });
+  const err = await rejection(t, s.compute.insert(spec('ct-sp-0', { spot: true }), randomUUID()));
+  t.is(err.kind, 'stockout');
+  await s.compute.insert(spec('ct-sp-0'), randomUUID());
+  t.is(s.standin.instances()[0]?.scheduling, undefined);
+  await expectClean(t, s);
+});
+
+test('regionQuotas reads the region: limits as set, usage from its running instances', async (t) => {
+  const s = await stack(t, { quotas: { 'us-central1': { CPUS: 12, IN_USE_ADDRESSES: 4 } } });
+  t.deepEqual(await s.compute.regionQuotas('us-central1'), [
+    { metric: 'CPUS', limit: 12, usage: 0 },
+    { metric: 'IN_USE_ADDRESSES', limit: 4, usage: 0 },
+  ]);
+  await s.compute.insert(spec('ct-q-0', { machineType: 'e2-standard-8' }), randomUUID());
+  await s.compute.insert(
+    spec('ct-q-1', { machineType: 'e2-standard-4', zone: 'us-central1-b' }),
+    randomUUID(),
+  );
+  t.deepEqual(await s.compute.regionQuotas('us-central1'), [
+    { metric: 'CPUS', limit: 12, usage: 12 },
+    { metric: 'IN_USE_ADDRESSES', limit: 4, usage: 2 },
+  ]);
+  t.deepEqual(await s.compute.regionQuotas('europe-west1'), [], 'no quotas set there');
+  // Past a limit the insert itself is refused, as Compute does.
+  const err = await rejection(t, s.compute.insert(spec('ct-q-2'), randomUUID()));
+  t.is(err.kind, 'quota');
+  t.regex(err.message, /Quota 'CPUS' exceeded/);
+  t.is(s.standin.instances().length, 2);
+  await expectClean(t, s);
+});
+
 test('list refuses labels that could change the filter, without calling the API', async (t) => {
   const s = await stack(t);
   const err = await rejection(t, s.compute.list({ app: 'x") OR (name != "' }));
@@ -355,9 +441,9 @@ test('delete waits until the instance is gone and its boot stopped; a missing on
   const s = await stack(t);
   await s.compute.insert(spec('ct-del-0'), randomUUID());
   await s.compute.insert(spec('ct-del-1'), randomUUID());
-  await s.compute.delete('ct-del-0');
+  await s.compute.delete(at('ct-del-0'));
   t.deepEqual(s.stopped, ['ct-del-0']);
-  t.is(await s.compute.get('ct-del-0'), null);
+  t.is(await s.compute.get(at('ct-del-0')), null);
   t.deepEqual(
     s.standin.instances().map((i) => i.name),
     ['ct-del-1'],
@@ -368,8 +454,8 @@ test('delete waits until the instance is gone and its boot stopped; a missing on
     `/compute/v1/projects/${PROJECT}/zones/${ZONE}/instances/ct-del-0`,
   );
 
-  await s.compute.delete('ct-del-0'); // again: 404 on the wire, success here
-  await s.compute.delete('ct-never-existed');
+  await s.compute.delete(at('ct-del-0')); // again: 404 on the wire, success here
+  await s.compute.delete(at('ct-never-existed'));
   const last = s.standin.requests.filter((r) => r.method === 'DELETE').at(-1);
   t.is(
     last?.path.split('?')[0],
@@ -408,7 +494,7 @@ test('onBoot receives the instance with its metadata, labels and loopback addres
       internalIp: '127.0.0.1',
     },
   ]);
-  await s.compute.delete('ct-boot-0');
+  await s.compute.delete(at('ct-boot-0'));
   t.deepEqual(s.standin.instances(), []);
 });
 
@@ -508,15 +594,15 @@ test('delete faults: 503 and quota are reported, never-done times out, then dele
   await s.cleaner.insert(spec('ct-delf-0'), randomUUID());
 
   s.standin.injectFault({ op: 'delete', kind: 'http503' });
-  t.is((await rejection(t, s.compute.delete('ct-delf-0'))).code, 'HTTP_503');
+  t.is((await rejection(t, s.compute.delete(at('ct-delf-0')))).code, 'HTTP_503');
   s.standin.injectFault({ op: 'delete', kind: 'quota' });
-  t.is((await rejection(t, s.compute.delete('ct-delf-0'))).kind, 'quota');
+  t.is((await rejection(t, s.compute.delete(at('ct-delf-0')))).kind, 'quota');
   s.standin.injectFault({ op: 'delete', kind: 'never-done' });
-  t.is((await rejection(t, s.compute.delete('ct-delf-0'))).code, 'TIMEOUT');
+  t.is((await rejection(t, s.compute.delete(at('ct-delf-0')))).code, 'TIMEOUT');
   t.deepEqual(s.stopped, [], 'still running after the failed deletes');
   t.is(s.standin.instances()[0]?.status, 'STOPPING');
 
-  await s.cleaner.delete('ct-delf-0');
+  await s.cleaner.delete(at('ct-delf-0'));
   t.deepEqual(s.stopped, ['ct-delf-0']);
   await expectClean(t, s);
 });
@@ -524,11 +610,11 @@ test('delete faults: 503 and quota are reported, never-done times out, then dele
 test('get and list faults are classified', async (t) => {
   const s = await stack(t);
   s.standin.injectFault({ op: 'get', kind: 'http503' });
-  t.is((await rejection(t, s.compute.get('ct-x'))).code, 'HTTP_503');
+  t.is((await rejection(t, s.compute.get(at('ct-x')))).code, 'HTTP_503');
   s.standin.injectFault({ op: 'list', kind: 'quota' });
   t.is((await rejection(t, s.compute.list({ app: 'clarateach' }))).kind, 'quota');
   // Each fault was used up.
-  t.is(await s.compute.get('ct-x'), null);
+  t.is(await s.compute.get(at('ct-x')), null);
   t.deepEqual(await s.compute.list({ app: 'clarateach' }), []);
   await expectClean(t, s);
 });
@@ -594,7 +680,7 @@ test.serial('a socket hang-up on get is transient', async (t) => {
     .stub(InstancesClient.prototype, 'get')
     .rejects(Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' }));
   t.teardown(() => get.restore());
-  const err = await rejection(t, s.compute.get('ct-any'));
+  const err = await rejection(t, s.compute.get(at('ct-any')));
   t.is(err.kind, 'transient');
   t.is(err.code, 'ECONNRESET');
   await expectClean(t, s);
@@ -604,7 +690,6 @@ test('nothing listening is transient ECONNREFUSED', async (t) => {
   const port = await freePort();
   const compute = new ComputeProvisioner({
     project: PROJECT,
-    zone: ZONE,
     sourceImage: IMAGE,
     diskSizeGb: 10,
     endpoint: { host: '127.0.0.1', port },

@@ -11,6 +11,7 @@ test.before(async () => {
 });
 test.afterEach.always(() => sinon.restore());
 
+const ZONE = 'us-central1-a';
 const minutesAfter = (iso: string, minutes: number) => new Date(Date.parse(iso) + minutes * 60_000);
 const runSweep = async () => {
   const status = await stack.push(TOPICS.workshopSweep, {});
@@ -105,6 +106,7 @@ test.serial('VMs labelled as ours that no active workshop accounts for are delet
   const live = await readyWorkshop(1);
   const spec = (workshop: string, name: string) => ({
     name,
+    zone: ZONE,
     machineType: 'e2-standard-4',
     labels: { app: 'clarateach', workshop },
     metadata: {},
@@ -145,7 +147,7 @@ test.serial(
       return insert(...args);
     });
     const before = (await stack.readyReports(ws.id)).find((r) => r.vmName === lost)!;
-    await compute.delete(lost);
+    await compute.delete({ name: lost, zone: ZONE });
     await runSweep();
     const w = await stack.workshop(ws.id);
     t.is(w.status, 'ready', 'the other VM still serves its seats');
@@ -208,7 +210,7 @@ test.serial('a stopped VM of a ready class is deleted and replaced under its nam
     );
   const remove = sinon.spy(compute, 'delete');
   await runSweep();
-  t.true(remove.calledWith(name));
+  t.true(remove.calledWith(sinon.match({ name, zone: ZONE })));
   t.is((await stack.workshop(ws.id)).error.code, 'VM_LOST');
   sinon.restore();
   const replacement = await eventually('replacement inserted', () =>
@@ -243,11 +245,12 @@ test.serial('workshop.sweep twice, concurrently: the same outcome as one sweep',
   const due = await readyWorkshop(3, 30);
   const live = await readyWorkshop(3, 240);
   const lost = `ct-${live.id}-0`;
-  await stack.services.compute.delete(lost);
+  await stack.services.compute.delete({ name: lost, zone: ZONE });
   const leak = 'ct-zzzzzzzzzzleakedvm-0';
   await stack.services.compute.insert(
     {
       name: leak,
+      zone: ZONE,
       machineType: 'e2-standard-4',
       labels: { app: 'clarateach', workshop: 'zzzzzzzzzzleakedvm' },
       metadata: {},
@@ -293,7 +296,7 @@ test.serial(
     const ws = await readyWorkshop(3);
     const name = `ct-${ws.id}-0`;
     const compute = stack.services.compute;
-    await compute.delete(name);
+    await compute.delete({ name: name, zone: ZONE });
     // The first sweep reads the instance list (the VM is missing), then stalls until released.
     const list = compute.list.bind(compute);
     let release!: () => void;
@@ -340,7 +343,7 @@ test.serial(
     );
     const moved = joined.find((j) => j.body.seat >= 14)!.body;
     const stayed = joined.find((j) => j.body.seat <= 13)!.body;
-    await stack.services.compute.delete(lost);
+    await stack.services.compute.delete({ name: lost, zone: ZONE });
     await runSweep();
 
     const waiting = await stack.api('POST', '/join', {

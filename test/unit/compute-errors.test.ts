@@ -183,6 +183,26 @@ test('stock-outs in the operation error are stockout, despite httpErrorStatusCod
   );
 });
 
+test('an unfamiliar code whose message says the zone is out of capacity is a stockout', (t) => {
+  expectKind(
+    t,
+    operation(
+      'SOME_NEW_CAPACITY_CODE',
+      'A e2-standard-8 VM instance is currently unavailable in the us-central1-a zone.',
+      503,
+    ),
+    'stockout',
+    'SOME_NEW_CAPACITY_CODE',
+  );
+  expectKind(
+    t,
+    operation('RESOURCE_NOT_AVAILABLE', 'The requested resource is not available.'),
+    'stockout',
+    'RESOURCE_NOT_AVAILABLE',
+  );
+  expectKind(t, operation('SOMETHING_ELSE', 'try again'), 'transient', 'SOMETHING_ELSE');
+});
+
 test('QUOTA_EXCEEDED in the operation error is quota', (t) => {
   const c = expectKind(
     t,

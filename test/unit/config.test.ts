@@ -6,7 +6,8 @@ const minimal = { GCP_PROJECT: 'p1', GCP_REGISTRY: 'us-central1-docker.pkg.dev/p
 test('defaults follow the seed and DESIGN.md', (t) => {
   const config = loadConfig(minimal);
   t.is(config.project, 'p1');
-  t.is(config.zone, 'us-central1-a');
+  t.deepEqual(config.zones, ['us-central1-a']);
+  t.is(config.region, 'us-central1');
   t.false(config.useSpot);
   t.is(config.images.workspace, 'us-central1-docker.pkg.dev/p1/clarateach/workspace:latest');
   t.is(config.vm.sourceImage, 'projects/cos-cloud/global/images/family/cos-stable');
@@ -72,7 +73,8 @@ test('settings from the environment are taken', (t) => {
     VM_NETWORK: 'classes',
     VM_SUBNETWORK: 'class-subnet',
   });
-  t.is(config.zone, 'europe-west1-b');
+  t.deepEqual(config.zones, ['europe-west1-b']);
+  t.is(config.region, 'europe-west1');
   t.deepEqual([config.vm.network, config.vm.subnetwork], ['classes', 'class-subnet']);
   t.true(config.useSpot);
   t.deepEqual(config.computeEndpoint, { host: '127.0.0.1', port: 9999 });
@@ -105,6 +107,26 @@ test('token issuers, audiences, limits and image folders come from the environme
   t.is(config.seatsPerAddress, 40);
   t.deepEqual(config.instructorLimits, { activeWorkshops: 5, activeSeats: 400 });
   t.deepEqual(config.imageAllowlist, ['ghcr.io/school/labs/', 'europe-docker.pkg.dev/p2/shared/']);
+});
+
+test('GCP_ZONES lists the zones in order, in one region, and wins over GCP_ZONE', (t) => {
+  const config = loadConfig({
+    ...minimal,
+    GCP_ZONE: 'us-central1-a',
+    GCP_ZONES: ' us-central1-c, us-central1-a ,us-central1-c',
+  });
+  t.deepEqual(config.zones, ['us-central1-c', 'us-central1-a']);
+  t.is(config.region, 'us-central1');
+  for (const [zones, problem] of [
+    ['us-central1-a,europe-west1-b', /one region/],
+    ['us-central1', /zones such as/],
+    [' , ', /zones such as/],
+  ] as const) {
+    const error = t.throws(() => loadConfig({ ...minimal, GCP_ZONES: zones }), {
+      instanceOf: ConfigError,
+    });
+    t.regex(error.message, problem);
+  }
 });
 
 test('a short image name lives in the registry, a path is taken as given', (t) => {

@@ -34,8 +34,12 @@ const settings = {
 };
 
 test('a VM gets its seats, tokens, topic and labels in metadata, never the private key', (t) => {
-  const spec = instanceSpec(workshop, workshop.vmPlan[1]!, secrets, settings);
+  const spec = instanceSpec(workshop, workshop.vmPlan[1]!, secrets, settings, {
+    zone: 'us-central1-b',
+    spot: true,
+  });
   t.is(spec.name, 'ct-abcdefghijklmnop-1');
+  t.is(spec.zone, 'us-central1-b');
   t.is(spec.machineType, 'e2-standard-8');
   t.true(spec.spot);
   t.deepEqual(spec.labels, { app: 'clarateach', workshop: 'abcdefghijklmnop' });
@@ -50,6 +54,12 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
   t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
   t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');
   t.false(Object.values(spec.metadata).some((v) => v.includes('PRIVATE')));
+  const fellBack = instanceSpec(workshop, workshop.vmPlan[1]!, secrets, settings, {
+    zone: 'us-central1-a',
+    spot: false,
+  });
+  t.false(fellBack.spot, 'a VM that fell back is standard, whatever the workshop asked');
+  t.deepEqual(fellBack.metadata, spec.metadata, 'same seats and credentials wherever it lands');
 });
 
 const vm = { externalIp: '203.0.113.5', httpPort: 80 } as VmRecord;
@@ -70,15 +80,50 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
   const view = toWorkshopView(
     { ...workshop, ownerId: 'x', joinCode: 'ABCDEFGH' } as WorkshopRecord,
     [
-      { name: 'b', index: 1, status: 'ready', externalIp: '1.1.1.1' } as VmRecord,
-      { name: 'a', index: 0, status: 'booting', externalIp: null } as VmRecord,
+      {
+        name: 'b',
+        index: 1,
+        status: 'ready',
+        externalIp: '1.1.1.1',
+        zone: 'us-central1-b',
+        spot: false,
+        machineType: 'e2-standard-8',
+        capacityMisses: [
+          { zone: 'us-central1-a', spot: true },
+          { zone: 'us-central1-b', spot: true },
+        ],
+      } as VmRecord,
+      {
+        name: 'a',
+        index: 0,
+        status: 'booting',
+        externalIp: null,
+        zone: 'us-central1-a',
+        machineType: 'e2-standard-8',
+      } as VmRecord,
     ],
     4,
   );
   t.is(view.seatsTaken, 4);
+  t.true(view.spotFallback, 'allowed unless the workshop said otherwise');
   t.deepEqual(view.vms, [
-    { name: 'a', status: 'booting', externalIp: null },
-    { name: 'b', status: 'ready', externalIp: '1.1.1.1' },
+    {
+      name: 'a',
+      status: 'booting',
+      externalIp: null,
+      zone: 'us-central1-a',
+      spot: true,
+      moved: null,
+    },
+    {
+      name: 'b',
+      status: 'ready',
+      externalIp: '1.1.1.1',
+      zone: 'us-central1-b',
+      spot: false,
+      moved:
+        'VM 2 runs as a standard VM in us-central1-b: us-central1-a and us-central1-b were out of Spot e2-standard-8',
+    },
   ]);
   t.false('ownerId' in view);
   t.false('vmPlan' in view);
