@@ -32,7 +32,7 @@ export async function checkRegionQuota(s: Services, workshop: WorkshopRecord): P
   if (shortfalls.length === 0) return;
   log.info('start refused: region quota', { workshopId: workshop.id, region, shortfalls });
   throw new HttpError(409, 'QUOTA_EXCEEDED', quotaMessage(region, shortfalls), {
-    scope: 'region',
+    limit: 'region',
     region,
     needs,
     shortfalls,

@@ -469,3 +469,94 @@ test('the request log keeps the newest requests and leaves out control calls', a
   const logged = await call(s, 'GET', '/_standin/requests');
   t.is(logged.json.requests.length, 3);
 });
+
+test('aggregatedList answers every zone of the project under items["zones/Z"], paged', async (t) => {
+  const s = await standin(t, { pageSize: 2 });
+  const other = 'europe-west1-c';
+  for (const [name, zone] of [
+    ['vm-a', Z],
+    ['vm-b', other],
+    ['vm-c', other],
+  ] as const) {
+    const body = resource(name, { machineType: `zones/${zone}/machineTypes/e2-small` });
+    const op = await call(s, 'POST', `/compute/v1/projects/${P}/zones/${zone}/instances`, body);
+    t.is(op.status, 200);
+  }
+  const first = await call(s, 'GET', `/compute/v1/projects/${P}/aggregated/instances`);
+  t.is(first.status, 200);
+  t.is(first.json.kind, 'compute#instanceAggregatedList');
+  t.deepEqual(Object.keys(first.json.items), [`zones/${Z}`, `zones/${other}`]);
+  t.deepEqual(
+    first.json.items[`zones/${other}`].instances.map((i: { name: string }) => i.name),
+    ['vm-b'],
+  );
+  const token = encodeURIComponent(first.json.nextPageToken);
+  const second = await call(
+    s,
+    'GET',
+    `/compute/v1/projects/${P}/aggregated/instances?pageToken=${token}&filter=${encodeURIComponent('name = "vm-c"')}`,
+  );
+  t.deepEqual(Object.keys(second.json.items), [], 'the filter applies across pages');
+  const filtered = await call(
+    s,
+    'GET',
+    `/compute/v1/projects/${P}/aggregated/instances?filter=${encodeURIComponent('name = "vm-c"')}`,
+  );
+  t.is(filtered.json.items[`zones/${other}`].instances[0].zone.split('/').pop(), other);
+  t.is((await call(s, 'GET', `/compute/v1/projects/other/aggregated/instances`)).status, 403);
+  for (const i of s.instances()) {
+    const zone = `/compute/v1/projects/${P}/zones/${i.zone}`;
+    const r = await call(s, 'DELETE', `${zone}/instances/${i.name}`);
+    t.is(r.status, 200);
+    await call(s, 'POST', `${zone}/operations/${r.json.name}/wait`);
+  }
+  t.deepEqual(s.instances(), []);
+});
+
+test('regions.get serves the quotas set over HTTP, with usage of the region only', async (t) => {
+  const s = await standin(t);
+  const region = `/compute/v1/projects/${P}/regions/europe-west1`;
+  t.deepEqual((await call(s, 'GET', region)).json.quotas, []);
+  const set = await call(s, 'PUT', '/_standin/quotas/europe-west1', { CPUS: 2, INSTANCES: 5 });
+  t.is(set.status, 200);
+  t.is((await call(s, 'PUT', '/_standin/quotas/europe-west1', { CPUS: -1 })).status, 400);
+  t.is((await call(s, 'PUT', '/_standin/quotas/europe-west1', [1])).status, 400);
+  const op = await call(s, 'POST', `${BASE}/instances`, resource('vm-q'));
+  await waitDone(s, op.json.name);
+  const got = await call(s, 'GET', region);
+  t.like(got.json, { kind: 'compute#region', name: 'europe-west1', status: 'UP' });
+  t.deepEqual(got.json.quotas, [
+    { metric: 'CPUS', limit: 2, usage: 1 },
+    { metric: 'INSTANCES', limit: 5, usage: 1 },
+  ]);
+  t.deepEqual(
+    (await call(s, 'GET', `/compute/v1/projects/${P}/regions/us-central1`)).json.quotas,
+    [],
+  );
+  t.is((await call(s, 'GET', `/compute/v1/projects/${P}/regions/nowhere`)).status, 404);
+  // The next e2-small would take CPUS to 2: allowed; a third is refused at the call.
+  t.is((await call(s, 'POST', `${BASE}/instances`, resource('vm-q2'))).status, 200);
+  const refused = await call(s, 'POST', `${BASE}/instances`, resource('vm-q3'));
+  t.is(refused.status, 403);
+  t.is(refused.json.error.errors[0].reason, 'quotaExceeded');
+  await deleteAll(t, s);
+});
+
+test('faults can be limited to a zone and to Spot inserts', async (t) => {
+  const s = await standin(t);
+  const bad = await call(s, 'POST', '/_standin/faults', { op: 'get', kind: 'http503', spot: true });
+  t.is(bad.status, 400, 'spot only applies to inserts');
+  const set = await call(s, 'POST', '/_standin/faults', [
+    { op: 'insert', kind: 'quota', zone: 'europe-west1-c' },
+    { op: 'insert', kind: 'quota', spot: true },
+  ]);
+  t.is(set.status, 200);
+  t.is((await call(s, 'POST', `${BASE}/instances`, resource('vm-f0'))).status, 200, 'other zone');
+  const spot = resource('vm-f1', { scheduling: { provisioningModel: 'SPOT' } });
+  t.is((await call(s, 'POST', `${BASE}/instances`, spot)).status, 403, 'Spot');
+  t.deepEqual(
+    (await call(s, 'GET', '/_standin/faults')).json.faults.map((f: { zone?: string }) => f.zone),
+    ['europe-west1-c'],
+  );
+  await deleteAll(t, s);
+});

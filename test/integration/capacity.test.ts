@@ -146,7 +146,7 @@ test.serial('over the region quota: 409 QUOTA_EXCEEDED before any insert', async
   const refused = await stack.api('POST', `/workshops/${ws.id}/start`);
   t.is(refused.status, 409);
   t.is(refused.body.error.code, 'QUOTA_EXCEEDED');
-  t.is(refused.body.error.scope, 'region');
+  t.is(refused.body.error.limit, 'region');
   t.is(refused.body.error.region, REGION);
   t.deepEqual(refused.body.error.shortfalls, [
     { metric: 'CPUS', needed: 24, free: 16, limit: 16, usage: 0 },
