@@ -11,13 +11,25 @@ import type { Services } from '../services.ts';
 import { TOPICS } from '../topics.ts';
 import { deleteWorkshopVms, requestEnd } from './end.ts';
 
-/** Marks a VM booting, unless a report already moved it further (reports may come first). */
-async function markBooting(s: Services, workshopId: string, vm: VmRecord): Promise<void> {
+/**
+ * Marks a VM booting where it landed, unless a report already moved it further (reports may come
+ * first). The zone it landed in is no longer one that had no capacity for it.
+ */
+async function markBooting(
+  s: Services,
+  workshopId: string,
+  vm: VmRecord,
+  landed: Placement,
+): Promise<void> {
   const ref = s.store.vms(workshopId).doc(vm.name);
   await s.store.db.runTransaction(async (tx) => {
     const snap = await tx.get(ref);
     if (snap.data()?.status === 'pending') {
-      tx.update(ref, { status: 'booting', insertedAt: s.now().toISOString() });
+      tx.update(ref, {
+        status: 'booting',
+        insertedAt: s.now().toISOString(),
+        capacityMisses: FieldValue.arrayRemove(landed),
+      });
     }
   });
 }
@@ -119,16 +131,18 @@ async function insertVm(
     try {
       await s.compute.insert(spec, requestId);
     } catch (error) {
-      if (error instanceof ComputeError && error.kind === 'already-exists') break;
-      if (!(error instanceof ComputeError) || error.kind !== 'stockout') throw error;
-      const next = order[n + 1];
-      if (!next) throw noCapacity(vm, order, error);
-      if (!(await moveOn(s, workshop.id, vm, placement, next))) return;
-      continue;
+      const exists = error instanceof ComputeError && error.kind === 'already-exists';
+      if (!exists) {
+        if (!(error instanceof ComputeError) || error.kind !== 'stockout') throw error;
+        const next = order[n + 1];
+        if (!next) throw noCapacity(vm, order, error);
+        if (!(await moveOn(s, workshop.id, vm, placement, next))) return;
+        continue;
+      }
     }
-    break;
+    await markBooting(s, workshop.id, vm, placement);
+    return;
   }
-  await markBooting(s, workshop.id, vm);
 }
 
 /**
@@ -155,11 +169,18 @@ export async function provisionWorkshop(s: Services, id: string): Promise<void> 
     (e): e is ComputeError => e instanceof ComputeError && e.kind !== 'transient',
   );
   if (permanent && workshop.status === 'ready') {
-    // A replacement could not be made: the class goes on with its other VMs.
+    // A replacement could not be made: the class goes on with its other VMs, and the sweep
+    // tries again. Each try is a new generation, hence new requests, not replays of failed ones.
     log.warn('replacing a lost VM failed', { workshopId: id, code: permanent.code });
-    await s.store.workshop(id).update({
+    const batch = s.store.db.batch();
+    pending.forEach((vm, i) => {
+      if (results[i]?.status !== 'rejected') return;
+      batch.update(s.store.vms(id).doc(vm.name), { generation: (vm.generation ?? 0) + 1 });
+    });
+    batch.update(s.store.workshop(id), {
       error: { code: permanent.code, message: `replacing a lost VM failed: ${permanent.message}` },
     });
+    await batch.commit();
     return;
   }
   if (permanent) {

@@ -264,3 +264,31 @@ test.serial(
     t.deepEqual(stack.instancesOf(ws.id), []);
   },
 );
+
+test.serial(
+  'a lost VM that no zone can take is retried by the next sweep, with new requests',
+  async (t) => {
+    const ws = await create({ seats: 3 });
+    await bringUp(ws.id, 1);
+    const name = `ct-${ws.id}-0`;
+    await stack.services.compute.delete({ name, zone: A });
+    stack.standin.injectFault({ op: 'insert', kind: 'stockout', times: Infinity });
+    t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
+    const stuck = await eventually('the replacement failed', async () => {
+      const w = await stack.workshop(ws.id);
+      return w.error?.message.startsWith('replacing a lost VM failed') ? w : undefined;
+    });
+    t.regex(stuck.error.message, new RegExp(`no zone had capacity .*${A}, ${B}`));
+    t.is(stuck.status, 'ready', 'the class goes on');
+    t.deepEqual(stack.instancesOf(ws.id), []);
+
+    stack.standin.clearFaults();
+    t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
+    const back = await eventually('replaced once capacity is back', () =>
+      stack.instancesOf(ws.id).find((i) => i.status === 'RUNNING'),
+    );
+    t.is(back.zone, B, 'it carries on from the last zone it tried');
+    await end(ws.id);
+    t.deepEqual(stack.instancesOf(ws.id), []);
+  },
+);
