@@ -166,6 +166,33 @@ export function openApiDocument(): Schema {
               enum: ['created', 'provisioning', 'ready', 'ending', 'ended', 'failed'],
             },
             seats: { type: 'integer' },
+            spot: { type: 'boolean', description: 'the class asked for Spot VMs' },
+            spotFallback: {
+              type: 'boolean',
+              description: 'a Spot VM with no Spot capacity in any zone may run as a standard VM',
+            },
+            vms: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['name', 'status', 'externalIp', 'zone', 'spot', 'moved'],
+                properties: {
+                  name: { type: 'string' },
+                  status: {
+                    type: 'string',
+                    enum: ['pending', 'booting', 'ready', 'failed', 'deleted'],
+                  },
+                  externalIp: { type: ['string', 'null'] },
+                  zone: { type: 'string', description: 'where it is, or is being tried' },
+                  spot: { type: 'boolean' },
+                  moved: {
+                    type: ['string', 'null'],
+                    description:
+                      'why it is not where it first tried, e.g. "VM 2 moved to us-central1-b: us-central1-a was out of e2-standard-8"',
+                  },
+                },
+              },
+            },
           },
         },
         WorkshopList: {
