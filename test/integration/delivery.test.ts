@@ -239,7 +239,11 @@ test.serial(
   'a forged vm.ready (right token, other addresses) changes nothing Compute Engine did not say',
   async (t) => {
     const ws = await createAndStart(5);
-    await eventually('the VM is recorded', async () => (await stack.workshop(ws.id)).vms[0]);
+    // Inserted, so Compute Engine lists it (before that a report is retried, not taken).
+    await eventually(
+      'the VM is inserted',
+      async () => (await stack.workshop(ws.id)).vms[0]?.status === 'booting',
+    );
     const [report] = await stack.readyReports(ws.id);
     const forged = { ...report!, externalIp: '203.0.113.66', internalIp: '10.9.9.9' };
     // Where a real VM serves (80) is not the report's to say outside the local stack.
