@@ -10,7 +10,9 @@
 # none. `destroy` removes everything a deploy made (and the VMs of running classes); the Firestore
 # database, its indexes and its rules stay unless --delete-data is given.
 #
-# Optional: GCP_REGION (us-central1), GCP_ZONE (us-central1-a), GCP_REPOSITORY (clarateach),
+# Optional: GCP_REGION (us-central1), GCP_ZONE (us-central1-a), GCP_ZONES (GCP_ZONE alone: the
+# zones of the region a VM may land in, in order, when one is out of capacity), GCP_REPOSITORY
+# (clarateach),
 # GCP_USE_SPOT (false), NETWORK (default): the VPC network of the VMs and their firewall rules; it
 # must exist. SUBNETWORK: the subnetwork in the zone's region, required for a custom-mode network.
 # IAM_RETRY_SECONDS (5), DEPLOY_RETRY_SECONDS (30): pause steps of the bounded retries.
@@ -47,6 +49,7 @@ done
   : "${PORTAL_SERVICE_ACCOUNT:?set PORTAL_SERVICE_ACCOUNT to the service account the portal calls with}"
 REGION=${GCP_REGION:-us-central1}
 ZONE=${GCP_ZONE:-us-central1-a}
+ZONES=${GCP_ZONES:-$ZONE}
 REPO=${GCP_REPOSITORY:-clarateach}
 REGISTRY=$REGION-docker.pkg.dev/$GCP_PROJECT/$REPO
 REPO_PATH=projects/$GCP_PROJECT/locations/$REGION/repositories/$REPO
@@ -175,7 +178,9 @@ revoke() { # KIND RESOURCE MEMBER ROLE [flags...]: removes a binding when it is 
     "${extra[@]}" >/dev/null
 }
 
-FN_ROLES=(roles/datastore.user roles/pubsub.publisher roles/compute.instanceAdmin.v1)
+# compute.viewer: `start` reads the region's quotas (regions.get) before it inserts a VM.
+FN_ROLES=(roles/datastore.user roles/pubsub.publisher roles/compute.instanceAdmin.v1
+  roles/compute.viewer)
 VM_ROLES=(roles/logging.logWriter)
 # What a build needs: write its logs, read the staged sources, push to the one image repository
 # (granted on that repository below).
@@ -490,7 +495,7 @@ firewall_rule() { # NAME ALLOW
 functions_step() { # PUBSUB_AGENT
   step "Functions"
   local env_vars=(
-    "GCP_PROJECT=$GCP_PROJECT" "GCP_ZONE=$ZONE" "GCP_REGISTRY=$REGISTRY"
+    "GCP_PROJECT=$GCP_PROJECT" "GCP_ZONE=$ZONE" "GCP_ZONES=$ZONES" "GCP_REGISTRY=$REGISTRY"
     "GCP_USE_SPOT=$GCP_USE_SPOT" "VM_SERVICE_ACCOUNT=$VM_SA" "VM_NETWORK=$NETWORK"
     "VM_SUBNETWORK=$SUBNETWORK"
     "WORKSPACE_IMAGE=$WORKSPACE_IMAGE" "NEKO_IMAGE=$NEKO_IMAGE" "CADDY_IMAGE=$CADDY_IMAGE"
