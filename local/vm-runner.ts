@@ -23,9 +23,6 @@ export interface BootEnv {
 export interface BootedInstance {
   /** Caddy's port on 127.0.0.1 (what a real VM serves on :80). */
   httpPort: number;
-  /** Seat i's ports are portBase+10i+1..3; its WebRTC mux port is muxPortBase+i. */
-  portBase: number;
-  muxPortBase: number;
   /** Prefix of this instance's container, network and volume names on the shared daemon. */
   namePrefix: string;
   /** The iptables chain of its seat firewall (empty when the host's firewall is left alone). */
@@ -34,8 +31,6 @@ export interface BootedInstance {
   stateDir: string;
   /** The startup script's log (CT_LOG). */
   logPath: string;
-  /** The Caddyfile the script renders (CT_STATE_DIR/Caddyfile). */
-  caddyfilePath: string;
   /** Runs docker against the daemon the script uses. */
   docker(...args: string[]): Promise<CommandResult>;
   /** Exit status of the current run of the script (null when it was killed). */
@@ -241,13 +236,10 @@ export async function bootInstance(
 
   return {
     httpPort,
-    portBase,
-    muxPortBase,
     namePrefix,
     firewallChain,
     stateDir,
     logPath,
-    caddyfilePath: path.join(vmDir, 'Caddyfile'),
     docker,
     exited: () => current?.exited ?? Promise.resolve(null),
     async reboot(opts = {}) {
