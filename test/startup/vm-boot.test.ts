@@ -86,7 +86,7 @@ vmTest('a 20-seat VM reports ready with every seat answering', async (t) => {
   t.log(
     `boot-to-ready for 20 seats, images present: ${((Date.now() - started) / 1000).toFixed(1)} s`,
   );
-  t.like(ready, { state: 'ready', seatsReady: 20 });
+  t.like(ready, { state: 'ready', seatsReady: 20 }, ready?.error);
   const running = await docker('ps', '--filter', `label=clarateach.vm=${plan.vmName}`, '-q');
   t.is(running.split('\n').length, 41, '20 workspaces, 20 browsers and Caddy');
   await stopAndCheckNothingLeft(t, vm);
