@@ -147,7 +147,7 @@ export async function bootInstance(
     // The local images are built here, not pulled: a pull of them could only fail.
     CT_PULL_POLICY: 'missing',
     CT_DOCKER_WAIT: '30',
-    CT_SEAT_WAIT: '120',
+    CT_SEAT_WAIT: '240',
     CT_METADATA_RETRIES: '3',
     ...dockerEnv,
     ...env.scriptEnv,
