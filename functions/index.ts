@@ -1,16 +1,46 @@
 import '../shared/framework-errors.ts';
 import * as ff from '@google-cloud/functions-framework';
-import { join } from './join.ts';
-import { onVmReady } from './on-vm-ready.ts';
-import { onWorkshopEnded } from './on-workshop-ended.ts';
-import { onWorkshopStarted } from './on-workshop-started.ts';
-import { sweep } from './sweep.ts';
-import { workshops } from './workshops.ts';
+
+/**
+ * A handler that imports its function's module on the first call. Every function is deployed from
+ * this one main module (`--entry-point` picks the name), so an instance of `join` must not pay for
+ * importing the other five and what they load; a failed import is tried again on the next call.
+ */
+function onFirstCall<A extends unknown[]>(
+  load: () => Promise<(...args: A) => Promise<void>>,
+): (...args: A) => Promise<void> {
+  let handler: Promise<(...args: A) => Promise<void>> | undefined;
+  return async (...args) => {
+    handler ??= load().catch((error: unknown) => {
+      handler = undefined;
+      throw error;
+    });
+    return (await handler)(...args);
+  };
+}
 
 /** Every Cloud Function, by the name it is deployed under (`--entry-point`). */
-ff.http('workshops', workshops);
-ff.http('join', join);
-ff.cloudEvent('onWorkshopStarted', onWorkshopStarted);
-ff.cloudEvent('onVmReady', onVmReady);
-ff.cloudEvent('onWorkshopEnded', onWorkshopEnded);
-ff.cloudEvent('sweep', sweep);
+ff.http(
+  'workshops',
+  onFirstCall(async () => (await import('./workshops.ts')).workshops),
+);
+ff.http(
+  'join',
+  onFirstCall(async () => (await import('./join.ts')).join),
+);
+ff.cloudEvent(
+  'onWorkshopStarted',
+  onFirstCall(async () => (await import('./on-workshop-started.ts')).onWorkshopStarted),
+);
+ff.cloudEvent(
+  'onVmReady',
+  onFirstCall(async () => (await import('./on-vm-ready.ts')).onVmReady),
+);
+ff.cloudEvent(
+  'onWorkshopEnded',
+  onFirstCall(async () => (await import('./on-workshop-ended.ts')).onWorkshopEnded),
+);
+ff.cloudEvent(
+  'sweep',
+  onFirstCall(async () => (await import('./sweep.ts')).sweep),
+);

@@ -6,12 +6,12 @@
  * With `settings.endpoint` the very same client talks plain HTTP, without credentials, to the local
  * Compute Engine stand-in (local/compute-standin.ts).
  */
-import {
-  InstancesClient,
-  RegionsClient,
-  ZoneOperationsClient,
-  type protos,
-} from '@google-cloud/compute';
+import type { protos } from '@google-cloud/compute';
+// The client modules on their own: the package's index loads every Compute client it has,
+// several times the import time and memory of these three.
+import { InstancesClient } from '@google-cloud/compute/build/src/v1/instances_client.js';
+import { RegionsClient } from '@google-cloud/compute/build/src/v1/regions_client.js';
+import { ZoneOperationsClient } from '@google-cloud/compute/build/src/v1/zone_operations_client.js';
 import { PassThroughClient } from 'google-auth-library';
 import { ComputeError, classifyComputeError } from './core/compute-errors.ts';
 import type { QuotaLine } from './core/region-quota.ts';

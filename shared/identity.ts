@@ -39,7 +39,7 @@ function devCaller(req: Request, auth: Config['auth']): Caller {
 export async function callerOf(
   req: Request,
   auth: Config['auth'],
-  verifier: IdTokenVerifier,
+  verifier: Pick<IdTokenVerifier, 'verify'>,
 ): Promise<Caller> {
   if (auth.mode === 'dev') return devCaller(req, auth);
   const match = BEARER.exec((req.get('authorization') ?? '').trim());

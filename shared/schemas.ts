@@ -127,13 +127,39 @@ const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
 
 export type Validator<T> = ValidateFunction<T>;
 
+/** Compiles on first use: ajv generates code per schema, and each function checks one or two. */
+function compiled<T>(schema: JSONSchemaType<T>): () => ValidateFunction<T> {
+  let validate: ValidateFunction<T> | undefined;
+  return () => (validate ??= ajv.compile(schema));
+}
+const compile = {
+  createWorkshop: compiled(createWorkshopSchema),
+  extend: compiled(extendSchema),
+  join: compiled(joinSchema),
+  workshopStarted: compiled(workshopStartedSchema),
+  workshopEnded: compiled(workshopEndedSchema),
+  vmReady: compiled(vmReadySchema),
+};
+
 export const validators = {
-  createWorkshop: ajv.compile(createWorkshopSchema),
-  extend: ajv.compile(extendSchema),
-  join: ajv.compile(joinSchema),
-  workshopStarted: ajv.compile(workshopStartedSchema),
-  workshopEnded: ajv.compile(workshopEndedSchema),
-  vmReady: ajv.compile(vmReadySchema),
+  get createWorkshop() {
+    return compile.createWorkshop();
+  },
+  get extend() {
+    return compile.extend();
+  },
+  get join() {
+    return compile.join();
+  },
+  get workshopStarted() {
+    return compile.workshopStarted();
+  },
+  get workshopEnded() {
+    return compile.workshopEnded();
+  },
+  get vmReady() {
+    return compile.vmReady();
+  },
 };
 
 /** One readable line for the first problem ajv found, e.g. `seats must be <= 200`. */

@@ -1,30 +1,53 @@
 import { Firestore } from '@google-cloud/firestore';
-import { PubSub } from '@google-cloud/pubsub';
-import { EventBus } from './bus.ts';
-import { IdTokenVerifier } from './id-token.ts';
-import { ComputeProvisioner, type Provisioner } from './compute.ts';
+import type { EventBus } from './bus.ts';
+import type { IdTokenVerifier } from './id-token.ts';
+import type { ComputeProvisioner, Provisioner } from './compute.ts';
 import { loadConfig, type Config } from './config.ts';
 import { Store } from './store.ts';
 
-/** What the functions talk to. Built once per instance, on first use, from the environment. */
+/**
+ * What the functions talk to. Built once per instance from the environment; each client is made on
+ * its first use, and the Pub/Sub, Compute and ID-token libraries are loaded only then: an instance
+ * of `join` never loads them, and a cold start pays only for the clients its function calls.
+ */
 export interface Services {
   config: Config;
   store: Store;
-  bus: EventBus;
+  bus: Pick<EventBus, 'publish'>;
   compute: Provisioner;
   /** Checks instructors' ID tokens; holds the issuers' keys between calls. */
-  idTokens: IdTokenVerifier;
+  idTokens: Pick<IdTokenVerifier, 'verify'>;
   now(): Date;
+  /** Closes the clients made so far. */
+  close(): Promise<void>;
 }
 
-let current: Services | undefined;
+/** Loads and builds a client on the first call of `get`; a failed load is tried again. */
+function onFirstUse<T>(load: () => Promise<T>) {
+  let made: Promise<T> | undefined;
+  return {
+    get: () =>
+      (made ??= load().catch((error: unknown) => {
+        made = undefined;
+        throw error;
+      })),
+    /** The client, when one was made. */
+    made: () => made?.catch(() => undefined),
+  };
+}
 
 export function createServices(config: Config = loadConfig()): Services {
-  return {
-    config,
-    store: new Store(new Firestore({ projectId: config.project, ignoreUndefinedProperties: true })),
-    bus: new EventBus(new PubSub({ projectId: config.project })),
-    compute: new ComputeProvisioner({
+  let store: Store | undefined;
+  const bus = onFirstUse(async () => {
+    const [{ PubSub }, { EventBus }] = await Promise.all([
+      import('@google-cloud/pubsub'),
+      import('./bus.ts'),
+    ]);
+    return new EventBus(new PubSub({ projectId: config.project }));
+  });
+  const compute = onFirstUse(async (): Promise<ComputeProvisioner> => {
+    const { ComputeProvisioner } = await import('./compute.ts');
+    return new ComputeProvisioner({
       project: config.project,
       sourceImage: config.vm.sourceImage,
       diskSizeGb: config.vm.diskSizeGb,
@@ -33,11 +56,41 @@ export function createServices(config: Config = loadConfig()): Services {
       subnetwork: config.vm.subnetwork,
       endpoint: config.computeEndpoint,
       operationTimeoutMs: config.operationTimeoutMs,
-    }),
-    idTokens: new IdTokenVerifier(config.auth.issuers, config.auth.audiences),
+    });
+  });
+  const idTokens = onFirstUse(async () => {
+    const { IdTokenVerifier } = await import('./id-token.ts');
+    return new IdTokenVerifier(config.auth.issuers, config.auth.audiences);
+  });
+  return {
+    config,
+    get store() {
+      store ??= new Store(
+        new Firestore({ projectId: config.project, ignoreUndefinedProperties: true }),
+      );
+      return store;
+    },
+    bus: { publish: async (...args) => (await bus.get()).publish(...args) },
+    compute: {
+      insert: async (...args) => (await compute.get()).insert(...args),
+      delete: async (...args) => (await compute.get()).delete(...args),
+      get: async (...args) => (await compute.get()).get(...args),
+      list: async (...args) => (await compute.get()).list(...args),
+      regionQuotas: async (...args) => (await compute.get()).regionQuotas(...args),
+    },
+    idTokens: { verify: async (...args) => (await idTokens.get()).verify(...args) },
     now: () => new Date(),
+    async close() {
+      await Promise.allSettled([
+        store?.db.terminate(),
+        bus.made()?.then((b) => b?.close()),
+        compute.made()?.then((c) => c?.close()),
+      ]);
+    },
   };
 }
+
+let current: Services | undefined;
 
 export function services(): Services {
   current ??= createServices();
@@ -53,11 +106,5 @@ export function setServices(next: Services | undefined): Services | undefined {
 
 /** Closes the clients of the current services (tests and the local stack, at shutdown). */
 export async function closeServices(): Promise<void> {
-  const s = setServices(undefined);
-  if (!s) return;
-  await Promise.allSettled([
-    s.bus.close(),
-    s.store.db.terminate(),
-    (s.compute as { close?: () => Promise<void> }).close?.(),
-  ]);
+  await setServices(undefined)?.close();
 }
