@@ -9,6 +9,7 @@ import {
   type SeatRecord,
   type VmRecord,
   type WorkshopRecord,
+  type WorkshopSecrets,
 } from '../core/workshop.ts';
 import { HttpError } from '../http.ts';
 import { log } from '../log.ts';
@@ -57,12 +58,11 @@ async function seatAnswer(
   workshop: WorkshopRecord,
   seat: number,
   seatToken: string,
-  vms?: VmRecord[],
+  loaded?: { vms: VmRecord[]; secrets: WorkshopSecrets | null },
 ): Promise<JoinResult> {
-  const [secrets, all] = await Promise.all([
-    s.store.getSecrets(workshop.id),
-    vms ?? s.store.getVms(workshop.id),
-  ]);
+  const [secrets, all] = loaded
+    ? [loaded.secrets, loaded.vms]
+    : await Promise.all([s.store.getSecrets(workshop.id), s.store.getVms(workshop.id)]);
   if (!secrets) throw codeNotFound();
   const vm = all.find((v) => v.name === vmNameOf(workshop, seat));
   if (vm?.status === 'failed') {
@@ -109,7 +109,8 @@ async function rejoin(s: Services, body: JoinBody, seatToken: string) {
 
 /**
  * One of the SEATS_PER_ADDRESS slots of this client address in this workshop, claimed with
- * create(): however many joins from one address race, at most that many slots exist.
+ * create(): however many joins from one address race, at most that many slots exist. Tried in
+ * random order without reading them first: a learner's own address usually holds none.
  */
 async function claimAddressSlot(
   s: Services,
@@ -119,8 +120,7 @@ async function claimAddressSlot(
   const key = hashToken(clientAddress).slice(0, 32);
   const cap = s.config.seatsPerAddress;
   const refs = Array.from({ length: cap }, (_, k) => s.store.addressSlots(id).doc(`${key}-${k}`));
-  const snaps = await s.store.db.getAll(...refs);
-  for (const ref of shuffled(refs.filter((_, k) => !snaps[k]!.exists))) {
+  for (const ref of shuffled(refs)) {
     try {
       await ref.create({ createdAt: s.now().toISOString() });
       return ref;
@@ -179,8 +179,9 @@ async function takeSeat(
 
 /**
  * Gives a learner a seat. Every attempt without a valid seatToken counts against the client
- * address's limit before the code is even looked up, and gives its count back once the code
- * proves live; a learner who comes back with their seatToken gets the same seat.
+ * address's limit before what the code finds is used, and gives its count back once the code
+ * proves live; a learner who comes back with their seatToken gets the same seat. Independent reads
+ * and writes go side by side: at 9:00 a join is as long as its longest chain of round trips.
  */
 export async function joinWorkshop(
   s: Services,
@@ -191,18 +192,34 @@ export async function joinWorkshop(
     const back = await rejoin(s, body, body.seatToken);
     if (back) return back;
   }
-  const attempt = await countAttempt(s.store, clientAddress, s.now(), s.config.joinMissLimit);
-  const workshop = await liveWorkshop(s, body.code);
+  const attempt = await countAttempt(s.store, clientAddress, s.now(), s.config.joinMissLimit, () =>
+    liveWorkshop(s, body.code),
+  );
+  const workshop = attempt.found;
   if (!workshop) throw codeNotFound();
-  await attempt.refund();
   if (workshop.status !== 'ready') {
+    await attempt.refund();
     throw new HttpError(409, 'NOT_READY', `the workshop is ${workshop.status}, not ready yet`, {
       status: workshop.status,
     });
   }
   const id = workshop.id;
-  const vms = await s.store.getVms(id);
-  const slot = await claimAddressSlot(s, id, clientAddress);
+  // The address's slot is claimed while what the seat needs is read and the attempt refunded.
+  const claiming = claimAddressSlot(s, id, clientAddress);
+  claiming.catch(() => undefined); // awaited below, once the reads are done
+  let vms: VmRecord[];
+  let secrets: WorkshopSecrets | null;
+  try {
+    [, vms, secrets] = await Promise.all([
+      attempt.refund(),
+      s.store.getVms(id),
+      s.store.getSecrets(id),
+    ]);
+  } catch (error) {
+    await claiming.then((ref) => ref.delete()).catch(() => undefined);
+    throw error;
+  }
+  const slot = await claiming;
   const seatToken = newToken();
   let seat: number;
   try {
@@ -212,5 +229,5 @@ export async function joinWorkshop(
     throw error;
   }
   log.info('learner joined', { workshopId: id, seat });
-  return seatAnswer(s, workshop, seat, seatToken, vms);
+  return seatAnswer(s, workshop, seat, seatToken, { vms, secrets });
 }
