@@ -20,12 +20,16 @@ interface Run {
   firestore: number;
 }
 
-async function until<T>(what: string, check: () => Promise<T | undefined>, ms = 30_000) {
-  const deadline = Date.now() + ms;
+const READY_WITHIN_MS = 30_000;
+
+class NotReady extends Error {}
+
+async function until<T>(what: string, check: () => Promise<T | undefined>) {
+  const deadline = Date.now() + READY_WITHIN_MS;
   for (;;) {
     const value = await check();
     if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    if (Date.now() > deadline) throw new NotReady(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }
 }
@@ -88,14 +92,17 @@ async function pushFloor(stack: BenchStack, cleanups: Array<() => Promise<void>>
     await pubsub.close();
   });
   const samples: number[] = [];
-  for (let i = 0; i < RUNS; i++) {
+  for (let i = -1; i < RUNS; i++) {
+    // At a random moment, as the chain's publishes are: the emulator pushes in rounds.
+    await new Promise((r) => setTimeout(r, Math.random() * 200));
     stack.probes.clear();
     stack.probes.published.push([performance.now(), 'floor']);
     await topic.publishMessage({ data: Buffer.from('{}') });
     await until('the bare push', async () =>
       stack.probes.deliveries.some(([, t]) => t === 'floor') ? true : undefined,
     );
-    samples.push(deliveryTimes(stack, ['floor'])[0]!);
+    // The first delivery (a new subscription's) is a warm-up, as the chain's are.
+    if (i >= 0) samples.push(deliveryTimes(stack, ['floor'])[0]!);
   }
   return median(samples);
 }
@@ -105,16 +112,32 @@ export async function controlPlane(
   cleanups: Array<() => Promise<void>>,
 ): Promise<Row[]> {
   cleanups.push(() => stack.endClasses());
-  await startToReady(stack, 0); // warm-up: the functions' modules load on their first call
+  // Warm-up: the functions' modules load on their first call.
+  await startToReady(stack, 0).catch((error: unknown) => {
+    if (!(error instanceof NotReady)) throw error;
+  });
   const runs: Run[] = [];
-  for (let i = 1; i <= RUNS; i++) runs.push(await startToReady(stack, i));
+  let late = 0;
+  for (let i = 1; i <= RUNS; i++) {
+    try {
+      runs.push(await startToReady(stack, i));
+    } catch (error) {
+      // A class not ready within the wait is a (very) slow run, not a failure to measure.
+      if (!(error instanceof NotReady)) throw error;
+      late += 1;
+    }
+  }
+  if (runs.length === 0) throw new Error(`no class was ready within ${READY_WITHIN_MS / 1000} s`);
   const floor = await pushFloor(stack, cleanups);
   const m = (key: keyof Run) => ms(median(runs.map((r) => r[key])));
-  const total = median(runs.map((r) => r.total));
+  const total = median([...runs.map((r) => r.total), ...Array<number>(late).fill(Infinity)]);
+  const lateNote = late
+    ? `; ${late} of ${RUNS} runs not ready within ${READY_WITHIN_MS / 1000} s`
+    : '';
   return [
     {
       what: `control plane: POST start → ready, ${SEATS}-seat class, VM reports at once (median of ${RUNS})`,
-      measured: `${ms(total)}: HTTP ${m('http')}, Pub/Sub delivery ${m('pubsub')} (2 hops), Compute ${m('compute')}, Firestore writes ${m('firestore')}`,
+      measured: `${Number.isFinite(total) ? ms(total) : `> ${ms(READY_WITHIN_MS)}`}: HTTP ${m('http')}, Pub/Sub delivery ${m('pubsub')} (2 hops), Compute ${m('compute')}, Firestore writes ${m('firestore')}${lateNote}`,
       baseline: `bare Pub/Sub push: ${ms(floor)} a hop`,
       target: `< ${ms(TARGET_MS)} median`,
       verdict: total < TARGET_MS ? 'met' : 'missed',

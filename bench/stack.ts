@@ -80,7 +80,7 @@ export interface BenchStack {
   readyClasses(count: number, seats: number): Promise<BenchClass[]>;
   /** Every class made and not yet ended (each is ended when its part is over, even on failure). */
   made: Set<string>;
-  /** Ends the classes (all those made) and waits (bounded) until no instance is left. */
+  /** Ends the classes (all those made) and waits (bounded) until they are over, VMs gone. */
   endClasses(ids?: readonly string[]): Promise<void>;
   stop(): Promise<void>;
 }
@@ -214,9 +214,12 @@ export async function startBenchStack(env: {
     async endClasses(ids = [...made]) {
       await Promise.all(ids.map((id) => call('DELETE', `/workshops/${id}`)));
       for (const id of ids) made.delete(id);
+      // Until every class is over, not just its VMs: the next measurement starts on a quiet stack.
       await until(
-        'every instance deleted',
-        async () => local.standin.instances().length === 0,
+        'every class ended and its instances deleted',
+        async () =>
+          local.standin.instances().length === 0 &&
+          (await Promise.all(ids.map(statusOf))).every((st) => st === 'ended'),
         60_000,
       );
     },
