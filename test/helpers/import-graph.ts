@@ -20,11 +20,11 @@ const [FIRESTORE, PUBSUB, COMPUTE, AUTH] = CLIENT_LIBRARIES;
 
 /**
  * What each function calls, by the name it is deployed under: the store always; Pub/Sub to
- * publish; Compute (with google-auth-library, its credentials) to manage VMs; google-auth-library
- * alone to verify instructors' ID tokens.
+ * publish; Compute (with google-auth-library, its credentials) to manage VMs or, for `workshops`,
+ * to read the region's quotas on start; google-auth-library alone to verify instructors' ID tokens.
  */
 export const FUNCTION_CLIENTS: Record<string, { file: string; clients: ClientLibrary[] }> = {
-  workshops: { file: 'functions/workshops.ts', clients: [FIRESTORE, PUBSUB, AUTH] },
+  workshops: { file: 'functions/workshops.ts', clients: [FIRESTORE, PUBSUB, COMPUTE, AUTH] },
   join: { file: 'functions/join.ts', clients: [FIRESTORE] },
   onWorkshopStarted: {
     file: 'functions/on-workshop-started.ts',
