@@ -19,28 +19,21 @@ function onFirstCall<A extends unknown[]>(
   };
 }
 
+const workshops = onFirstCall(async () => (await import('./workshops.ts')).workshops);
+const join = onFirstCall(async () => (await import('./join.ts')).join);
+const onWorkshopStarted = onFirstCall(
+  async () => (await import('./on-workshop-started.ts')).onWorkshopStarted,
+);
+const onVmReady = onFirstCall(async () => (await import('./on-vm-ready.ts')).onVmReady);
+const onWorkshopEnded = onFirstCall(
+  async () => (await import('./on-workshop-ended.ts')).onWorkshopEnded,
+);
+const sweep = onFirstCall(async () => (await import('./sweep.ts')).sweep);
+
 /** Every Cloud Function, by the name it is deployed under (`--entry-point`). */
-ff.http(
-  'workshops',
-  onFirstCall(async () => (await import('./workshops.ts')).workshops),
-);
-ff.http(
-  'join',
-  onFirstCall(async () => (await import('./join.ts')).join),
-);
-ff.cloudEvent(
-  'onWorkshopStarted',
-  onFirstCall(async () => (await import('./on-workshop-started.ts')).onWorkshopStarted),
-);
-ff.cloudEvent(
-  'onVmReady',
-  onFirstCall(async () => (await import('./on-vm-ready.ts')).onVmReady),
-);
-ff.cloudEvent(
-  'onWorkshopEnded',
-  onFirstCall(async () => (await import('./on-workshop-ended.ts')).onWorkshopEnded),
-);
-ff.cloudEvent(
-  'sweep',
-  onFirstCall(async () => (await import('./sweep.ts')).sweep),
-);
+ff.http('workshops', workshops);
+ff.http('join', join);
+ff.cloudEvent('onWorkshopStarted', onWorkshopStarted);
+ff.cloudEvent('onVmReady', onVmReady);
+ff.cloudEvent('onWorkshopEnded', onWorkshopEnded);
+ff.cloudEvent('sweep', sweep);
