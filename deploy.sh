@@ -185,6 +185,14 @@ VM_ROLES=(roles/logging.logWriter)
 # What a build needs: write its logs, read the staged sources, push to the one image repository
 # (granted on that repository below).
 BUILD_ROLES=(roles/logging.logWriter roles/storage.objectViewer)
+project_roles() { # grant|revoke: every account's project roles
+  local role
+  for role in "${FN_ROLES[@]}"; do "$1" projects "$GCP_PROJECT" "serviceAccount:$FN_SA" "$role"; done
+  for role in "${VM_ROLES[@]}"; do "$1" projects "$GCP_PROJECT" "serviceAccount:$VM_SA" "$role"; done
+  for role in "${BUILD_ROLES[@]}"; do
+    "$1" projects "$GCP_PROJECT" "serviceAccount:$BUILD_SA" "$role"
+  done
+}
 
 # ---- destroy -------------------------------------------------------------------------------------
 destroy() {
@@ -217,16 +225,7 @@ destroy() {
   done
 
   step "Service accounts, their project roles, the image repository"
-  local role
-  for role in "${FN_ROLES[@]}"; do
-    revoke projects "$GCP_PROJECT" "serviceAccount:$FN_SA" "$role"
-  done
-  for role in "${VM_ROLES[@]}"; do
-    revoke projects "$GCP_PROJECT" "serviceAccount:$VM_SA" "$role"
-  done
-  for role in "${BUILD_ROLES[@]}"; do
-    revoke projects "$GCP_PROJECT" "serviceAccount:$BUILD_SA" "$role"
-  done
+  project_roles revoke
   local sa
   for sa in "$FN_SA" "$VM_SA" "$BUILD_SA"; do
     ! exists iam service-accounts describe "$sa" || run g iam service-accounts delete "$sa"
@@ -273,16 +272,7 @@ deploy() {
     run g iam service-accounts create clarateach-vm --display-name="ClaraTeach workshop VMs"
   exists iam service-accounts describe "$BUILD_SA" ||
     run g iam service-accounts create clarateach-build --display-name="ClaraTeach builds"
-  local role
-  for role in "${FN_ROLES[@]}"; do
-    grant projects "$GCP_PROJECT" "serviceAccount:$FN_SA" "$role"
-  done
-  for role in "${VM_ROLES[@]}"; do
-    grant projects "$GCP_PROJECT" "serviceAccount:$VM_SA" "$role"
-  done
-  for role in "${BUILD_ROLES[@]}"; do
-    grant projects "$GCP_PROJECT" "serviceAccount:$BUILD_SA" "$role"
-  done
+  project_roles grant
   grant "artifacts repositories" "$REPO_PATH" "serviceAccount:$BUILD_SA" \
     roles/artifactregistry.writer
   # The VMs pull images from this one repository, nothing else.

@@ -3,7 +3,7 @@ import { PubSub } from '@google-cloud/pubsub';
 import type { ExecutionContext } from 'ava';
 import { REPO } from '../deploy/harness.ts';
 import { beforeEmulatorsStop, emulatorTest as test, emulators } from '../helpers/emulators.ts';
-import { allRows, formatTable } from '../../tools/doctor/checks.ts';
+import { allRows, formatTable, FUNCTIONS } from '../../tools/doctor/checks.ts';
 import { gather } from '../../tools/doctor/gather.ts';
 import { startGoogleStandin, type GoogleStandin } from './google-standin.ts';
 
@@ -33,14 +33,7 @@ function healthy(standin: GoogleStandin, project: string): void {
       `${registry}/${i}@${DIGEST}`,
     ]),
   );
-  for (const name of [
-    'workshops',
-    'join',
-    'onWorkshopStarted',
-    'onVmReady',
-    'onWorkshopEnded',
-    'sweep',
-  ]) {
+  for (const name of FUNCTIONS) {
     standin.resources.set(`/v2/${location}/functions/${name}`, {
       name: `${location}/functions/${name}`,
       state: 'ACTIVE',
