@@ -221,11 +221,12 @@ export async function bootInstance(
       const out = await docker(...rmArgs, ...names);
       if (out.code !== 0) failures.push(out.stderr.trim());
     }
-    if (firewallChain) {
-      const rule = ['DOCKER-USER', '-i', `ct${id}+`, '-j', firewallChain];
+    // The chain, and the one a run cut short was filling (the script swaps `-N` in).
+    for (const chain of firewallChain ? [firewallChain, `${firewallChain}-N`] : []) {
+      const rule = ['DOCKER-USER', '-i', `ct${id}+`, '-j', chain];
       while ((await runCommand('iptables', ['-w', '-D', ...rule], toolEnv)).code === 0);
-      await runCommand('iptables', ['-w', '-F', firewallChain], toolEnv);
-      await runCommand('iptables', ['-w', '-X', firewallChain], toolEnv);
+      await runCommand('iptables', ['-w', '-F', chain], toolEnv);
+      await runCommand('iptables', ['-w', '-X', chain], toolEnv);
     }
     if (failures.length > 0) {
       throw new Error(`could not remove everything of ${vmName}: ${failures.join('; ')}`);

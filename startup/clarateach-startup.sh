@@ -30,7 +30,7 @@
 #   CT_NAME_PREFIX        prefix for container, volume and network names (empty on a real VM)
 #   CT_BRIDGE_PREFIX      prefix of the seat networks' bridge interfaces, at most 9 characters
 #                         (ctseat); the firewall rules match seat traffic by it
-#   CT_FIREWALL_CHAIN     iptables chain of the seat rules (CLARATEACH-SEATS)
+#   CT_FIREWALL_CHAIN     iptables chain of the seat rules (CLARATEACH-SEATS; at most 26 characters)
 #   CT_METADATA_ADDR      the metadata server's address, closed to seats (169.254.169.254)
 #   CT_PRIVATE_RANGES     address ranges closed to seats (the VPC's private ranges)
 #   CT_PULL_POLICY        always: pull every image, falling back to a copy already present;
@@ -317,23 +317,28 @@ done
 # open for apt, git and pip. iptables rules do not survive a reboot: they are made again here, at
 # every boot, before a seat container starts (seat containers restart on failure only, so Docker
 # does not start them at boot on its own).
+# The chain is filled under a new name and swapped in, so a rerun on a running VM never leaves
+# the seats without rules, not even for a moment.
 seat_firewall() {
   local ipt=$CT_IPTABLES chain=$CT_FIREWALL_CHAIN ns dest proto
-  "$ipt" -w -N "$chain" 2>/dev/null || "$ipt" -w -F "$chain"
+  local next=$CT_FIREWALL_CHAIN-N jump=(DOCKER-USER -i "$CT_BRIDGE_PREFIX+" -j)
+  "$ipt" -w -N "$next" 2>/dev/null || "$ipt" -w -F "$next"
   local -a resolvers
   mapfile -t resolvers < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ {print $2}' /etc/resolv.conf)
   for ns in "${resolvers[@]}"; do
     for proto in udp tcp; do
-      "$ipt" -w -A "$chain" -d "$ns" -p "$proto" --dport 53 -j RETURN
+      "$ipt" -w -A "$next" -d "$ns" -p "$proto" --dport 53 -j RETURN
     done
   done
   for dest in "$CT_METADATA_ADDR" $CT_PRIVATE_RANGES; do
-    "$ipt" -w -A "$chain" -d "$dest" -j REJECT --reject-with icmp-net-prohibited
+    "$ipt" -w -A "$next" -d "$dest" -j REJECT --reject-with icmp-net-prohibited
   done
   # DOCKER-USER exists once dockerd runs; it is made here too, for a daemon that is starting.
   "$ipt" -w -N DOCKER-USER 2>/dev/null || true
-  "$ipt" -w -C DOCKER-USER -i "$CT_BRIDGE_PREFIX+" -j "$chain" 2>/dev/null ||
-    "$ipt" -w -I DOCKER-USER -i "$CT_BRIDGE_PREFIX+" -j "$chain"
+  "$ipt" -w -I "${jump[@]}" "$next"
+  while "$ipt" -w -D "${jump[@]}" "$chain" 2>/dev/null; do :; done
+  if "$ipt" -w -F "$chain" 2>/dev/null; then "$ipt" -w -X "$chain"; fi
+  "$ipt" -w -E "$next" "$chain"
 }
 if [[ -n $CT_IPTABLES ]]; then
   ((${#CT_BRIDGE_PREFIX} >= 1 && ${#CT_BRIDGE_PREFIX} <= 9)) || fail "CT_BRIDGE_PREFIX must be 1..9 characters"

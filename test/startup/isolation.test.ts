@@ -146,6 +146,8 @@ test('no seat reaches another seat, the metadata server or a private address', a
   await vm.reboot({ powerCycle: true });
   t.like((await messages.forVm(plan.vmName, 2))[1], { state: 'ready' });
   t.is((await jumps()).length, 1, 'no duplicate rule after a reboot');
+  const filling = await runCommand('iptables', ['-w', '-S', `${vm.firewallChain}-N`]);
+  t.not(filling.code, 0, 'the chain filled under a new name was swapped in, not left beside it');
   t.is((await runCommand('iptables', ['-w', '-S', vm.firewallChain])).stdout, chain);
   t.false(await reaches(ws1.name, metadataIp, 8080), 'still closed after the reboot');
 
