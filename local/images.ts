@@ -25,7 +25,7 @@ function sourceFiles(dir: string): string[] {
 }
 
 /** A tag that changes whenever what the images are built from changes, so a stale image is never run. */
-export function imageTag(): string {
+function imageTag(): string {
   const hash = createHash('sha256');
   for (const file of [
     ...sourceFiles(path.join(root, 'images')),
@@ -36,7 +36,7 @@ export function imageTag(): string {
   return hash.digest('hex').slice(0, 12);
 }
 
-export function localImages(tag = imageTag()): LocalImages {
+function localImages(tag: string): LocalImages {
   return {
     workspace: `clarateach-local/workspace:${tag}`,
     caddy: `clarateach-local/caddy:${tag}`,

@@ -20,13 +20,13 @@ const VM_NEEDS: Need[] = [
   { command: 'iptables', pkg: 'iptables' },
   { command: 'debootstrap', pkg: 'debootstrap' },
 ];
-export const BROWSER_NEED: Need = { command: 'chromium', pkg: 'chromium' };
+const BROWSER_NEED: Need = { command: 'chromium', pkg: 'chromium' };
 
 const has = (command: string) =>
   spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
 const isRoot = () => process.getuid?.() === 0;
 
-export class MachineNotReady extends Error {}
+class MachineNotReady extends Error {}
 
 function aptInstall(packages: string[], say: (line: string) => void): void {
   const command = `apt-get install -y --no-install-recommends ${packages.join(' ')}`;
