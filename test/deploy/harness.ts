@@ -2,7 +2,7 @@
  * Runs deploy.sh against recording, stateful stand-ins for `gcloud` (fake-gcloud.sh), `curl`
  * (fake-curl.sh) and `npm`, and reads back what it called. No cloud is involved.
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   copyFileSync,
@@ -17,6 +17,7 @@ import {
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runCommand } from '../../local/commands.ts';
 
 export const REPO = fileURLToPath(new URL('../../', import.meta.url));
 /** The script under test; CT_DEPLOY_SCRIPT points the tests at another copy (e.g. a scratch one). */
@@ -148,8 +149,10 @@ export async function runDeploy(
     const base = Object.fromEntries(
       Object.entries(process.env).filter(([key]) => !SCRUBBED.test(key)),
     );
-    const child = spawn('bash', [join(scratchCheckout(), 'deploy.sh'), ...(options.args ?? [])], {
-      env: {
+    const { code, stdout, stderr } = await runCommand(
+      'bash',
+      [join(scratchCheckout(), 'deploy.sh'), ...(options.args ?? [])],
+      {
         ...base,
         PATH: `${dir}:${process.env.PATH}`,
         FAKE_LOG_DIR: dir,
@@ -161,16 +164,7 @@ export async function runDeploy(
         DEPLOY_RETRY_SECONDS: '0',
         ...env,
       },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      child.on('error', reject);
-      child.on('close', resolve);
-    });
+    );
     let lines: string[] = [];
     try {
       lines = readFileSync(join(dir, 'calls.log'), 'utf8').split('\n').filter(Boolean);
