@@ -12,16 +12,16 @@ import { prepareMachine } from '../local/machine.ts';
 /**
  * `npm test`: readies the machine as `npm start` does (Docker, debootstrap and Chromium installed
  * and started when missing, the VM images built once), one pair of emulators for the whole run,
- * then ava with its arguments. Each test
- * file still works in a project of its own (test/helpers/emulators.ts); a file run on its own
- * with `npx ava` starts a pair for itself.
+ * then ava with its arguments. Each test file still works in a project of its own
+ * (test/helpers/emulators.ts); a file run on its own with `npx ava` starts a pair for itself.
  */
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 
+const say = (line: string) => console.error(`npm test: ${line}`);
 try {
-  await prepareMachine({ browser: true, say: (line) => console.error(`npm test: ${line}`) });
-  await ensureLocalImages((line) => console.error(`npm test: ${line}`));
+  await prepareMachine({ browser: true, say });
+  await ensureLocalImages(say);
 } catch (error) {
   console.error(`npm test: cannot set up this machine: ${String(error)}`);
   process.exit(1);
