@@ -339,10 +339,13 @@ firestore_step() {
     run g firestore indexes composite create --collection-group="$group" \
       --query-scope="$scope" $fields --async
   done <<<"$missing"
-  # Join rate-limit counters delete themselves once their window is over.
-  ask '' g firestore fields ttls list --collection-group=rateLimits \
-    --format='value(name.basename())' | grep -qx expiresAt ||
-    run g firestore fields ttls update expiresAt --collection-group=rateLimits --enable-ttl --async
+  # Documents that delete themselves at `expiresAt`: join rate-limit counters once their window
+  # is over, and recorded VM boots (what a scheduled class's lead is learned from) once old.
+  for group in rateLimits vmBoots; do
+    ask '' g firestore fields ttls list --collection-group="$group" \
+      --format='value(name.basename())' | grep -qx expiresAt ||
+      run g firestore fields ttls update expiresAt --collection-group="$group" --enable-ttl --async
+  done
 
   # Rules, through the Firebase Rules API. It refuses end-user credentials without a quota
   # project, so every call names one (a service account's token works with it too). The token

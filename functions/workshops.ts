@@ -19,7 +19,7 @@ async function view(s: Services, workshop: WorkshopRecord) {
     s.store.getVms(workshop.id),
     s.store.countSeats(workshop.id),
   ]);
-  return toWorkshopView(workshop, vms, seatsTaken);
+  return toWorkshopView(workshop, vms, seatsTaken, s.now().toISOString());
 }
 
 async function load(s: Services, id: string, caller: Caller): Promise<WorkshopRecord> {
@@ -53,7 +53,7 @@ export const workshops = httpHandler('workshops', async (req: Request, res: Resp
     if (!validators.createWorkshop(body))
       throw invalidRequest(describeErrors(validators.createWorkshop));
     const workshop = await createWorkshop(s, caller, body);
-    res.status(201).json(toWorkshopView(workshop, [], 0));
+    res.status(201).json(toWorkshopView(workshop, [], 0, s.now().toISOString()));
     return;
   }
   if (action === 'seats' && rest.length === 1) {

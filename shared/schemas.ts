@@ -13,6 +13,17 @@ const NON_BLANK = '\\S';
 // `\udfff` escape can carry), and the write would fail as a 5xx: free text must be valid Unicode.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 ajv.addFormat('text', { type: 'string', validate: (value) => !LONE_SURROGATE.test(value) });
+// RFC 3339: an ISO time that names its offset, so `09:00` cannot mean the server's zone.
+const DATE_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d(:\d\d(\.\d{1,9})?)?(Z|[+-]\d\d:\d\d)$/i;
+/** A calendar day that exists: Date.parse takes 2026-02-30 as March 2. */
+function realDay(value: string): boolean {
+  const [y, m, d] = value.slice(0, 10).split('-').map(Number) as [number, number, number];
+  return new Date(Date.UTC(y, m - 1, d)).getUTCDate() === d;
+}
+ajv.addFormat('date-time', {
+  type: 'string',
+  validate: (value) => DATE_TIME.test(value) && !Number.isNaN(Date.parse(value)) && realDay(value),
+});
 
 const workshopId = { type: 'string', pattern: WORKSHOP_ID_PATTERN, maxLength: 32 } as const;
 
@@ -24,6 +35,8 @@ export interface CreateWorkshopBody {
   spot?: boolean;
   /** A Spot class may run on standard VMs when no zone has Spot capacity; default true. */
   spotFallback?: boolean;
+  /** When the class is to be ready; it then starts itself (issue 21). At most 14 days ahead. */
+  startAt?: string;
 }
 const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
   type: 'object',
@@ -43,6 +56,7 @@ const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
     },
     spot: { type: 'boolean', nullable: true },
     spotFallback: { type: 'boolean', nullable: true },
+    startAt: { type: 'string', format: 'date-time', maxLength: 40, nullable: true },
   },
 };
 
@@ -175,6 +189,9 @@ export function describeErrors(validate: ValidateFunction): string {
   }
   if (error.keyword === 'format' && error.params.format === 'text') {
     return `${where} must be valid Unicode text`;
+  }
+  if (error.keyword === 'format' && error.params.format === 'date-time') {
+    return `${where} must be an ISO 8601 time with its offset, e.g. 2026-12-07T09:00:00Z`;
   }
   if (error.keyword === 'pattern' && error.params.pattern === NON_BLANK) {
     return `${where} must not be blank`;

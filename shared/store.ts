@@ -13,6 +13,7 @@ import type {
   WorkshopRecord,
   WorkshopSecrets,
 } from './core/workshop.ts';
+import type { BootSample } from './core/schedule.ts';
 
 /** Firestore's gRPC code for a create() on a document that exists. */
 const ALREADY_EXISTS = 6;
@@ -49,6 +50,10 @@ export class Store {
   /** `seatTokens/{hash}`: finds a returning learner's seat without the code being looked up. */
   seatToken(tokenHash: string): DocumentReference<SeatTokenRecord> {
     return this.db.collection('seatTokens').doc(tokenHash) as DocumentReference<SeatTokenRecord>;
+  }
+  /** `vmBoots/{vmName}-{generation}`: one per VM that got ready; deleted by TTL (`expiresAt`). */
+  bootSamples(): CollectionReference<BootSample> {
+    return this.db.collection('vmBoots') as CollectionReference<BootSample>;
   }
   joinCode(code: string): DocumentReference<JoinCodeRecord> {
     return this.db.collection('joinCodes').doc(code) as DocumentReference<JoinCodeRecord>;

@@ -1,6 +1,7 @@
 import type { CostEstimate } from './cost.ts';
 import { placementNote, type CapacityMiss } from './placement.ts';
 import type { VmPlan } from './plan.ts';
+import { lateness, scheduleSummary, type Schedule } from './schedule.ts';
 import type { EndReason, Status } from './state.ts';
 
 /** `workshops/{id}`. Times are ISO-8601 UTC strings, which sort and compare as text. */
@@ -32,6 +33,8 @@ export interface WorkshopRecord {
   seatsTakenAtEnd?: number;
   vmPlan: VmPlan[];
   estimatedCost: CostEstimate;
+  /** A class created with `startAt`: the sweep provisions it at `schedule.provisionAt`. */
+  schedule?: Schedule | null;
 }
 
 export type VmStatus = 'pending' | 'booting' | 'ready' | 'failed' | 'deleted';
@@ -117,6 +120,40 @@ export interface WorkshopView {
   durationMinutes: number;
   spot: boolean;
   spotFallback: boolean;
+  /** When the class is to be ready (created with `startAt`); null when it starts by hand. */
+  startAt: string | null;
+  schedule: ScheduleView | null;
+  /** Not ready at startAt (still), or was ready only after it; with how late, in seconds. */
+  late: boolean;
+  lateBySeconds: number | null;
+}
+
+/** The plan of a scheduled class, as the instructor sees it. */
+export interface ScheduleView {
+  startAt: string;
+  provisionAt: string;
+  leadSeconds: number;
+  leadBasis: 'default' | 'recent-boots';
+  bootSamples: number;
+  bootP90Seconds: number | null;
+  /** e.g. `ready by 09:00 UTC, provisioning starts 08:49 UTC (p90 of 12 recent boots: 8 m 40 s)`. */
+  summary: string;
+  /** What the region's quotas said when it was scheduled, when they looked short. */
+  warning: string | null;
+}
+
+function toScheduleView(schedule: Schedule): ScheduleView {
+  const { lead } = schedule;
+  return {
+    startAt: schedule.startAt,
+    provisionAt: schedule.provisionAt,
+    leadSeconds: Math.round(lead.ms / 1000),
+    leadBasis: lead.basis,
+    bootSamples: lead.samples,
+    bootP90Seconds: lead.p90Ms === null ? null : Math.round(lead.p90Ms / 1000),
+    summary: scheduleSummary(schedule),
+    warning: schedule.warning,
+  };
 }
 
 export interface VmView {
@@ -146,6 +183,7 @@ export function toWorkshopView(
   workshop: WorkshopRecord,
   vms: readonly VmRecord[],
   seatsTaken: number,
+  now: string,
 ): WorkshopView {
   return {
     id: workshop.id,
@@ -167,6 +205,9 @@ export function toWorkshopView(
     durationMinutes: workshop.durationMinutes,
     spot: workshop.spot,
     spotFallback: workshop.spotFallback ?? true,
+    startAt: workshop.schedule?.startAt ?? null,
+    schedule: workshop.schedule ? toScheduleView(workshop.schedule) : null,
+    ...lateness(workshop, now),
   };
 }
 

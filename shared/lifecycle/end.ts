@@ -1,3 +1,4 @@
+import { workshopCost } from '../core/cost.ts';
 import { APP_LABEL } from '../core/vm-spec.ts';
 import type { InstanceRef } from '../compute.ts';
 import { decide, type EndReason, isTerminal } from '../core/state.ts';
@@ -37,8 +38,9 @@ export async function requestEnd(
       error: request.error ?? current.error,
     };
     if (isTerminal(decision.to)) {
-      // Never started: nothing to tear down, so the code is freed right here.
+      // Never started: nothing to tear down, so the code is freed right here, and nothing ran.
       next.endedAt = now;
+      next.estimatedCost = workshopCost(current, 0);
       tx.delete(s.store.joinCode(current.joinCode));
     } else {
       next.endingAt = now;

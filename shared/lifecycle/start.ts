@@ -1,4 +1,6 @@
 import type { Transaction } from '@google-cloud/firestore';
+import { workshopCost } from '../core/cost.ts';
+import { classStart, isDue } from '../core/schedule.ts';
 import { newSshKeyPair, newToken, hashToken } from '../core/secrets.ts';
 import { instanceName } from '../core/ids.ts';
 import { ACTIVE_STATUSES, instructorQuotaProblem } from '../core/quota.ts';
@@ -45,20 +47,21 @@ async function assertInstructorQuota(s: Services, tx: Transaction, workshop: Wor
 }
 
 /**
- * created → provisioning, recording the VMs to make and their secrets in the same transaction,
- * then asks for provisioning. Starting a workshop that is already provisioning or ready returns it
- * as it is (and asks again, which the provisioner treats as a no-op).
+ * created → provisioning, recording the VMs to make and their secrets in the same transaction.
+ * `admit` picks the workshop the caller may start (null: nothing to do). A start by hand makes a
+ * scheduled class an ordinary one, started now; the sweep's start keeps its schedule, so the
+ * class's time counts from its startAt. Returns the workshop and whether this call started it.
  */
-export async function startWorkshop(
+async function begin(
   s: Services,
   id: string,
-  caller: Caller,
-): Promise<WorkshopRecord> {
-  const unstarted = visibleOrNotFound(await s.store.getWorkshop(id), caller);
-  if (unstarted.status === 'created') await checkRegionQuota(s, unstarted);
+  admit: (current: WorkshopRecord | null) => WorkshopRecord | null,
+  bySchedule: boolean,
+): Promise<{ workshop: WorkshopRecord; started: boolean } | null> {
   const now = s.now().toISOString();
-  const workshop = await s.store.inTransaction(id, async (tx, current) => {
-    const found = visibleOrNotFound(current, caller);
+  return s.store.inTransaction(id, async (tx, current) => {
+    const found = admit(current);
+    if (!found) return null;
     const decision = decide(found.status, { type: 'start' });
     if (decision.kind === 'refuse') {
       throw new HttpError(
@@ -70,15 +73,22 @@ export async function startWorkshop(
         },
       );
     }
-    if (decision.kind === 'stay') return found;
+    if (decision.kind === 'stay') return { workshop: found, started: false };
     await assertInstructorQuota(s, tx, found);
+    const schedule = bySchedule ? (found.schedule ?? null) : null;
+    const expiresAt = addMinutes(classStart(schedule, now), found.durationMinutes);
     const next: WorkshopRecord = {
       ...found,
       status: 'provisioning',
       startedAt: now,
       updatedAt: now,
-      expiresAt: addMinutes(now, found.durationMinutes),
+      expiresAt,
       provisioningDeadline: addMinutes(now, s.config.provisioningTimeoutMinutes),
+      schedule,
+      // A quota problem an earlier try of the sweep noted is over.
+      error: null,
+      // From now on: for a scheduled class, the minutes before its startAt too.
+      estimatedCost: workshopCost(found, (Date.parse(expiresAt) - Date.parse(now)) / 60_000),
     };
     const secrets = newSecrets(found);
     tx.set(s.store.workshop(id), next);
@@ -105,15 +115,45 @@ export async function startWorkshop(
       };
       tx.create(s.store.vms(id).doc(name), record);
     }
-    return next;
+    return { workshop: next, started: true };
   });
-  if (workshop.status === 'provisioning') {
-    await s.bus.publish(TOPICS.workshopStarted, { workshopId: id });
-    log.info('workshop started', {
-      workshopId: id,
-      seats: workshop.seats,
-      vms: workshop.vmPlan.length,
-    });
-  }
+}
+
+async function announce(s: Services, workshop: WorkshopRecord): Promise<void> {
+  await s.bus.publish(TOPICS.workshopStarted, { workshopId: workshop.id });
+  log.info('workshop started', {
+    workshopId: workshop.id,
+    seats: workshop.seats,
+    vms: workshop.vmPlan.length,
+    scheduledFor: workshop.schedule?.startAt,
+  });
+}
+
+/**
+ * The instructor's start. Starting a workshop that is already provisioning or ready returns it as
+ * it is (and asks again, which the provisioner treats as a no-op).
+ */
+export async function startWorkshop(
+  s: Services,
+  id: string,
+  caller: Caller,
+): Promise<WorkshopRecord> {
+  const unstarted = visibleOrNotFound(await s.store.getWorkshop(id), caller);
+  if (unstarted.status === 'created') await checkRegionQuota(s, unstarted);
+  const { workshop } = (await begin(s, id, (w) => visibleOrNotFound(w, caller), false))!;
+  if (workshop.status === 'provisioning') await announce(s, workshop);
   return workshop;
+}
+
+/**
+ * The sweep's start of a scheduled class whose provisioning time has come. True only for the call
+ * that started it: overlapping sweeps start a class once. Quotas are checked as for a start by
+ * hand, and a shortfall throws the same 409.
+ */
+export async function startScheduled(s: Services, due: WorkshopRecord): Promise<boolean> {
+  await checkRegionQuota(s, due);
+  const now = s.now().toISOString();
+  const begun = await begin(s, due.id, (w) => (w && isDue(w, now) ? w : null), true);
+  if (begun?.started) await announce(s, begun.workshop);
+  return begun?.started ?? false;
 }

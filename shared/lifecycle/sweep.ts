@@ -9,6 +9,8 @@ import { log } from '../log.ts';
 import type { Services } from '../services.ts';
 import { TOPICS } from '../topics.ts';
 import { requestEnd } from './end.ts';
+import { startScheduled } from './start.ts';
+import { HttpError } from '../http.ts';
 
 /** How many due workshops of each kind one sweep handles; the next sweep takes the rest. */
 export const SWEEP_BATCH = 200;
@@ -21,6 +23,8 @@ const DOWN_STATES = new Set(['STOPPING', 'STOPPED', 'SUSPENDING', 'SUSPENDED', '
 
 export interface SweepReport {
   expired: string[];
+  /** Scheduled classes whose provisioning this sweep started. */
+  scheduledStarts: string[];
   timedOut: string[];
   redrivenEnds: string[];
   redrivenStarts: string[];
@@ -38,6 +42,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
   const now = s.now().toISOString();
   const report: SweepReport = {
     expired: [],
+    scheduledStarts: [],
     timedOut: [],
     redrivenEnds: [],
     redrivenStarts: [],
@@ -62,7 +67,20 @@ export async function sweep(s: Services): Promise<SweepReport> {
     report.expired.push(w.id);
   }
 
-  // 2. Provisioning past its deadline: fail it, which deletes whatever VMs it got.
+  // 2. Scheduled classes whose provisioning time (startAt − lead) has come. One that the quotas
+  // cannot hold yet says so and stays due: the next sweep tries again, until its planned end.
+  for (const w of await query(
+    workshops.where('status', '==', 'created').where('schedule.provisionAt', '<=', now),
+  )) {
+    try {
+      if (await startScheduled(s, w)) report.scheduledStarts.push(w.id);
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.code !== 'QUOTA_EXCEEDED') throw error;
+      await noteUnstarted(s, w.id, { code: error.code, message: error.message });
+    }
+  }
+
+  // 3. Provisioning past its deadline: fail it, which deletes whatever VMs it got.
   const provisioning = await query(workshops.where('status', '==', 'provisioning'));
   for (const w of provisioning) {
     if (w.provisioningDeadline && w.provisioningDeadline <= now) {
@@ -86,7 +104,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
     }
   }
 
-  // 3. Stuck in ending: the teardown event was lost or its handler died; run it again.
+  // 4. Stuck in ending: the teardown event was lost or its handler died; run it again.
   for (const w of await query(
     workshops
       .where('status', '==', 'ending')
@@ -96,7 +114,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
     report.redrivenEnds.push(w.id);
   }
 
-  // 4. Instances that no active workshop accounts for are leaks: delete them. One aggregated
+  // 5. Instances that no active workshop accounts for are leaks: delete them. One aggregated
   // list covers every zone, so a VM that moved zones is seen wherever it is.
   const instances = await s.compute.list({ app: APP_LABEL });
   const byWorkshop = new Map<string, InstanceInfo[]>();
@@ -128,7 +146,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
     }
   }
 
-  // 5. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor and
+  // 6. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor and
   // replace it under the same name, with the same seats and credentials, in its own zone or,
   // when that one has no capacity, the next.
   const ready = await query(workshops.where('status', '==', 'ready'));
@@ -150,6 +168,19 @@ export async function sweep(s: Services): Promise<SweepReport> {
   }
   log.info('sweep done', { ...report });
   return report;
+}
+
+/** Shows the instructor why a due scheduled class has not started, while it is still unstarted. */
+async function noteUnstarted(
+  s: Services,
+  id: string,
+  error: { code: string; message: string },
+): Promise<void> {
+  const now = s.now().toISOString();
+  await s.store.inTransaction(id, (tx, workshop) => {
+    if (workshop?.status === 'created') tx.update(s.store.workshop(id), { error, updatedAt: now });
+  });
+  log.warn('a scheduled class cannot start yet', { workshopId: id, code: error.code });
 }
 
 /**

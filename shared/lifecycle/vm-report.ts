@@ -1,3 +1,5 @@
+import { workshopCost } from '../core/cost.ts';
+import { expiryAtReady } from '../core/schedule.ts';
 import { tokenMatches } from '../core/secrets.ts';
 import { decide } from '../core/state.ts';
 import type { VmRecord, WorkshopRecord } from '../core/workshop.ts';
@@ -6,6 +8,7 @@ import type { VmReadyEvent } from '../schemas.ts';
 import type { InstanceInfo } from '../compute.ts';
 import type { Services } from '../services.ts';
 import { requestEnd } from './end.ts';
+import { recordBoot } from './lead.ts';
 
 const ERROR_TAIL = 1500;
 
@@ -74,6 +77,7 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
         error: null,
       };
       tx.set(vmRef, updated);
+      if (vm.status !== 'ready') recordBoot(s, tx, workshop, vm, now);
       const vms = allVms.map((v) => (v.name === vmName ? updated : v));
       const seatsReady = vms
         .filter((v) => v.status === 'ready')
@@ -83,6 +87,12 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
         vms.length === workshop.vmPlan.length && vms.every((v) => v.status === 'ready');
       if (everyVmReady && decide(workshop.status, { type: 'all-vms-ready' }).kind === 'move') {
         Object.assign(patch, { status: 'ready', readyAt: now });
+        // A scheduled class ready after its startAt: its time counts from now, and costs more.
+        const expiresAt = expiryAtReady(workshop, now);
+        if (expiresAt !== workshop.expiresAt && workshop.startedAt) {
+          const minutes = (Date.parse(expiresAt) - Date.parse(workshop.startedAt)) / 60_000;
+          Object.assign(patch, { expiresAt, estimatedCost: workshopCost(workshop, minutes) });
+        }
         tx.update(s.store.workshop(workshopId), patch);
         return 'workshop-ready';
       }

@@ -247,6 +247,11 @@ test('a second run against what the first one made changes nothing', async (t) =
   const first = await runDeploy({}, { state });
   t.is(first.code, 0, first.stderr);
   const before = stateOf(state);
+  t.deepEqual(
+    before.ttls!.split('\n').filter(Boolean),
+    ['rateLimits/expiresAt', 'vmBoots/expiresAt'],
+    'join counters and recorded VM boots delete themselves',
+  );
   const second = await runDeploy({}, { state });
   t.is(second.code, 0, second.stderr);
   // Only reads, and the one idempotent call that names the Pub/Sub service agent.

@@ -8,7 +8,8 @@
 #               created or last updated with, one per line; `describe --format=value(...)` answers
 #               from them
 #   iam         KEY<TAB>member<TAB>role, one binding a line
-#   enabled, ttls, indexes   enabled services, TTL fields, composite indexes (JSON, one a line)
+#   enabled, ttls, indexes   enabled services, TTL fields (GROUP/FIELD), composite indexes (JSON,
+#               one a line)
 # Settings:
 #   FAKE_FAIL=SUBSTRING: a call whose command line contains SUBSTRING fails with
 #     "ERROR: (gcloud.fake) $FAKE_FAIL_MESSAGE" on stderr and status 1, the first FAKE_FAIL_TIMES
@@ -131,7 +132,7 @@ list)
     mapfile -t lines <"$state/indexes"
     printf '[%s]\n' "${lines[*]}"
   ) ;;
-  firestore_fields_) cat "$state/ttls" ;;
+  firestore_fields_) sed -n "s|^$(flag collection-group)/||p" "$state/ttls" ;;
   compute_instances_) printf '%s' "${FAKE_INSTANCES:-}" ;;
   esac
   ;;
@@ -162,7 +163,7 @@ create | deploy)
   ;;
 update)
   if [[ $key == firestore_fields_* ]]; then
-    echo "$name" >>"$state/ttls"
+    echo "$(flag collection-group)/$name" >>"$state/ttls"
     exit 0
   fi
   exists || {

@@ -103,8 +103,10 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
       } as VmRecord,
     ],
     4,
+    '2026-01-01T00:00:00.000Z',
   );
   t.is(view.seatsTaken, 4);
+  t.like(view, { startAt: null, schedule: null, late: false, lateBySeconds: null });
   t.true(view.spotFallback, 'allowed unless the workshop said otherwise');
   t.deepEqual(view.vms, [
     {
