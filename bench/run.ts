@@ -14,7 +14,7 @@ import { controlPlane } from './control-plane.ts';
 import { joinBurst } from './join-burst.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 import { renderTable, unmeasured, type Row } from './stats.ts';
-import { sweepReads } from './sweep-reads.ts';
+import { scheduledSweepReads, sweepReads } from './sweep-reads.ts';
 
 type Cleanups = Array<() => Promise<void>>;
 
@@ -80,6 +80,7 @@ if (env) {
   }
   if (stack) {
     const s = stack;
+    await part('sweep scheduled', 240, () => scheduledSweepReads(s));
     await part('sweep reads', 120, () => sweepReads(s));
     await part('join burst', 180, (cleanups) => joinBurst(s, cleanups));
     await part('control plane', 120, (cleanups) => controlPlane(s, cleanups));

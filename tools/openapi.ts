@@ -63,6 +63,8 @@ export function openApiDocument(): Schema {
         post: {
           summary: 'Create a workshop',
           requestBody: body('CreateWorkshopBody'),
+          description:
+            "With `startAt` the class starts itself: the sweep provisions it at `startAt` minus a lead learned from how long this deployment's VMs took (p90 of recent boots of its machine type, zone and image, plus 2 minutes; 10 minutes until 5 boots are known; at most 30), so that it is ready by `startAt`. Its time limit counts from `startAt` (or from ready, when later); `estimatedCost` counts the early minutes. Cancelling it (DELETE) before it starts costs nothing; a start by hand starts it now as an ordinary class.",
           responses: { ...ok('201', 'the workshop, status created'), ...errors('400', '401') },
         },
         get: {
@@ -170,6 +172,56 @@ export function openApiDocument(): Schema {
             spotFallback: {
               type: 'boolean',
               description: 'a Spot VM with no Spot capacity in any zone may run as a standard VM',
+            },
+            startAt: {
+              type: ['string', 'null'],
+              format: 'date-time',
+              description:
+                'when a scheduled class is to be ready; null for a class started by hand',
+            },
+            schedule: {
+              type: ['object', 'null'],
+              description: 'the plan of a scheduled class',
+              required: [
+                'startAt',
+                'provisionAt',
+                'leadSeconds',
+                'leadBasis',
+                'bootSamples',
+                'bootP90Seconds',
+                'summary',
+                'warning',
+              ],
+              properties: {
+                startAt: { type: 'string', format: 'date-time' },
+                provisionAt: {
+                  type: 'string',
+                  format: 'date-time',
+                  description: 'when the sweep starts provisioning it: startAt − lead',
+                },
+                leadSeconds: { type: 'integer' },
+                leadBasis: { type: 'string', enum: ['default', 'recent-boots'] },
+                bootSamples: { type: 'integer', description: 'recent boots the lead is from' },
+                bootP90Seconds: { type: ['integer', 'null'] },
+                summary: {
+                  type: 'string',
+                  description:
+                    'e.g. "ready by 09:00 UTC, provisioning starts 08:49 UTC (p90 of 12 recent boots: 8 m 40 s)"',
+                },
+                warning: {
+                  type: ['string', 'null'],
+                  description:
+                    "the region's quotas looked short when it was scheduled (checked again when it starts)",
+                },
+              },
+            },
+            late: {
+              type: 'boolean',
+              description: 'a scheduled class not ready at startAt, or ready only after it',
+            },
+            lateBySeconds: {
+              type: ['integer', 'null'],
+              description: 'how late: growing until ready, then fixed',
             },
             vms: {
               type: 'array',

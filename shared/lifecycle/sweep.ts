@@ -67,20 +67,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
     report.expired.push(w.id);
   }
 
-  // 2. Scheduled classes whose provisioning time (startAt − lead) has come. One that the quotas
-  // cannot hold yet says so and stays due: the next sweep tries again, until its planned end.
-  for (const w of await query(
-    workshops.where('status', '==', 'created').where('schedule.provisionAt', '<=', now),
-  )) {
-    try {
-      if (await startScheduled(s, w)) report.scheduledStarts.push(w.id);
-    } catch (error) {
-      if (!(error instanceof HttpError) || error.code !== 'QUOTA_EXCEEDED') throw error;
-      await noteUnstarted(s, w.id, { code: error.code, message: error.message });
-    }
-  }
-
-  // 3. Provisioning past its deadline: fail it, which deletes whatever VMs it got.
+  // 2. Provisioning past its deadline: fail it, which deletes whatever VMs it got.
   const provisioning = await query(workshops.where('status', '==', 'provisioning'));
   for (const w of provisioning) {
     if (w.provisioningDeadline && w.provisioningDeadline <= now) {
@@ -104,7 +91,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
     }
   }
 
-  // 4. Stuck in ending: the teardown event was lost or its handler died; run it again.
+  // 3. Stuck in ending: the teardown event was lost or its handler died; run it again.
   for (const w of await query(
     workshops
       .where('status', '==', 'ending')
@@ -112,6 +99,21 @@ export async function sweep(s: Services): Promise<SweepReport> {
   )) {
     await s.bus.publish(TOPICS.workshopEnded, { workshopId: w.id, reason: w.endReason ?? 'ttl' });
     report.redrivenEnds.push(w.id);
+  }
+
+  // 4. Scheduled classes whose provisioning time (startAt − lead) has come. One that the quotas
+  // cannot hold yet says so and stays due: the next sweep tries again, until its planned end.
+  // After the provisioning checks, which have nothing to do for a class started just now.
+  for (const w of await query(
+    workshops.where('status', '==', 'created').where('schedule.provisionAt', '<=', now),
+  )) {
+    try {
+      report.documentsRead += 1;
+      if (await startScheduled(s, w)) report.scheduledStarts.push(w.id);
+    } catch (error) {
+      if (!(error instanceof HttpError) || error.code !== 'QUOTA_EXCEEDED') throw error;
+      await noteUnstarted(s, w.id, { code: error.code, message: error.message });
+    }
   }
 
   // 5. Instances that no active workshop accounts for are leaks: delete them. One aggregated

@@ -8,6 +8,7 @@ import {
   type DocumentSnapshot,
 } from '@google-cloud/firestore';
 import { planVms } from '../../shared/core/plan.ts';
+import { learnedLead, planSchedule } from '../../shared/core/schedule.ts';
 import type { WorkshopRecord } from '../../shared/core/workshop.ts';
 import type { Store } from '../../shared/store.ts';
 
@@ -67,6 +68,45 @@ export async function seedSweepLoad(
   }
   await Promise.all(batches);
   return { endedIds, dueIds };
+}
+
+/**
+ * Writes `scheduled` classes scheduled ahead, of which `due` have reached their provisioning time
+ * at `now` and the others start over the next 14 days; each has an owner of its own (instructor
+ * limits count per owner). Returns the due ones' ids.
+ */
+export async function seedScheduledLoad(
+  store: Store,
+  scheduled: number,
+  due: number,
+  now: Date,
+): Promise<{ dueIds: string[]; laterIds: string[] }> {
+  const dueIds = ids('schdu', due);
+  const laterIds = ids('schla', scheduled - due);
+  const lead = learnedLead([]);
+  const at = (minutes: number) => new Date(now.getTime() + minutes * 60_000).toISOString();
+  const docs = [...dueIds, ...laterIds].map((id, i): WorkshopRecord => {
+    // Due ones start within their lead; the others from 11 minutes to 14 days ahead.
+    const startAt = i < due ? at(5) : at(11 + ((i * 20_149) % (14 * 24 * 60 - 11)));
+    const schedule = planSchedule(startAt, lead, null);
+    return {
+      ...record(id, 'created'),
+      ownerId: `load-${id}@test`,
+      startedAt: null,
+      provisioningDeadline: null,
+      seatsReady: 0,
+      expiresAt: new Date(Date.parse(startAt) + 60 * 60_000).toISOString(),
+      schedule,
+    };
+  });
+  await Promise.all(
+    Array.from({ length: Math.ceil(docs.length / 500) }, (_, b) => {
+      const batch = store.db.batch();
+      for (const doc of docs.slice(b * 500, b * 500 + 500)) batch.set(store.workshop(doc.id), doc);
+      return batch.commit();
+    }),
+  );
+  return { dueIds, laterIds };
 }
 
 /**

@@ -105,8 +105,18 @@ test('every query the system runs has the index production Firestore needs', asy
   await stack.push(TOPICS.vmReady, report);
   const seat = (await stack.api('POST', '/join', { code: ws.joinCode, name: 'A' })).body;
   await stack.api('POST', '/join', { code: ws.joinCode, name: 'A', seatToken: seat.seatToken });
+  // A class scheduled ahead (its lead is looked up in the recorded boots), which the sweep starts.
+  const scheduled = (
+    await stack.api('POST', '/workshops', {
+      name: 'Scheduled',
+      seats: 1,
+      startAt: new Date(Date.now() + 5 * 60_000).toISOString(),
+    })
+  ).body;
   sinon.stub(stack.services, 'now').returns(new Date(Date.now() + 3 * 60_000));
   await stack.push(TOPICS.workshopSweep, {});
+  await stack.api('DELETE', `/workshops/${scheduled.id}`);
+  await stack.untilStatus(scheduled.id, 'ended');
   // Ending it drops its seats' token records by a query too.
   await stack.api('DELETE', `/workshops/${ws.id}`);
   await stack.untilStatus(ws.id, 'ended');
@@ -116,6 +126,8 @@ test('every query the system runs has the index production Firestore needs', asy
   t.true(list.some((s) => s.ordered.some((o) => o.fieldPath === 'expiresAt')));
   t.true(list.some((s) => s.ordered.some((o) => o.fieldPath === 'endingAt')));
   t.true(list.some((s) => s.collection === 'seatTokens' && s.equality.includes('workshopId')));
+  t.true(list.some((s) => s.ordered.some((o) => o.fieldPath === 'schedule.provisionAt')));
+  t.true(list.some((s) => s.collection === 'vmBoots' && s.equality.includes('shape')));
   t.true(
     list.some(
       (s) =>

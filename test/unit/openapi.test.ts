@@ -13,7 +13,7 @@ test('openapi.json is what the ajv schemas generate (run `npm run openapi` after
 });
 
 test('the published body schemas accept and refuse what the functions accept and refuse', (t) => {
-  const ajv = new Ajv2020({ strict: false, formats: { text: true } });
+  const ajv = new Ajv2020({ strict: false, formats: { text: true, 'date-time': true } });
   const cases: Array<[keyof typeof validators, string, unknown[]]> = [
     [
       'createWorkshop',
@@ -24,6 +24,8 @@ test('the published body schemas accept and refuse what the functions accept and
         { name: 'a', seats: 2, image: null },
         { seats: 2 },
         { name: 'a', seats: 2, x: 1 },
+        { name: 'a', seats: 2, startAt: '2026-12-07T09:00:00Z' },
+        { name: 'a', seats: 2, startAt: 9 },
       ],
     ],
     ['extend', 'ExtendBody', [{ minutes: 30 }, { minutes: 0 }, {}]],
