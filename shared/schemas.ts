@@ -24,6 +24,8 @@ export interface CreateWorkshopBody {
   spot?: boolean;
   /** A Spot class may run on standard VMs when no zone has Spot capacity; default true. */
   spotFallback?: boolean;
+  /** Seats one client address may hold (a class joining from home); absent: no cap. */
+  seatsPerAddress?: number;
 }
 const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
   type: 'object',
@@ -43,6 +45,7 @@ const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
     },
     spot: { type: 'boolean', nullable: true },
     spotFallback: { type: 'boolean', nullable: true },
+    seatsPerAddress: { type: 'integer', minimum: 1, maximum: 200, nullable: true },
   },
 };
 

@@ -14,6 +14,8 @@ export interface WorkshopRecord {
   spot: boolean;
   /** A Spot class with no Spot capacity in any zone may run on standard VMs; absent means true. */
   spotFallback?: boolean;
+  /** Seats one client address may hold, for a class joining from home; absent: no cap. */
+  seatsPerAddress?: number;
   status: Status;
   joinCode: string;
   createdAt: string;
@@ -117,6 +119,7 @@ export interface WorkshopView {
   durationMinutes: number;
   spot: boolean;
   spotFallback: boolean;
+  seatsPerAddress: number | null;
 }
 
 export interface VmView {
@@ -167,6 +170,7 @@ export function toWorkshopView(
     durationMinutes: workshop.durationMinutes,
     spot: workshop.spot,
     spotFallback: workshop.spotFallback ?? true,
+    seatsPerAddress: workshop.seatsPerAddress ?? null,
   };
 }
 
