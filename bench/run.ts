@@ -81,7 +81,7 @@ if (env) {
   if (stack) {
     const s = stack;
     await part('sweep reads', 120, () => sweepReads(s));
-    await part('join burst', 180, (cleanups) => joinBurst(s, cleanups));
+    await part('join burst', 300, (cleanups) => joinBurst(s, cleanups));
     await part('control plane', 120, (cleanups) => controlPlane(s, cleanups));
     await s.stop().catch((error: unknown) => say(`stopping the stack: ${message(error)}`));
   }

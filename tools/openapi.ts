@@ -24,6 +24,7 @@ const ERROR_CODES = [
   'INVALID_REQUEST',
   'UNAUTHENTICATED',
   'FORBIDDEN',
+  'NOT_AN_INSTRUCTOR',
   'NOT_FOUND',
   'METHOD_NOT_ALLOWED',
   'INVALID_STATE',
@@ -63,24 +64,30 @@ export function openApiDocument(): Schema {
         post: {
           summary: 'Create a workshop',
           requestBody: body('CreateWorkshopBody'),
-          responses: { ...ok('201', 'the workshop, status created'), ...errors('400', '401') },
+          responses: {
+            ...ok('201', 'the workshop, status created'),
+            ...errors('400', '401', '403'),
+          },
         },
         get: {
           summary: "The caller's workshops",
-          responses: { ...ok('200', '{workshops: [...]}', 'WorkshopList'), ...errors('401') },
+          responses: {
+            ...ok('200', '{workshops: [...]}', 'WorkshopList'),
+            ...errors('401', '403'),
+          },
         },
       },
       '/workshops/{id}': {
         parameters: [id],
         get: {
           summary: 'One workshop',
-          responses: { ...ok('200', 'the workshop'), ...errors('401', '404') },
+          responses: { ...ok('200', 'the workshop'), ...errors('401', '403', '404') },
         },
         delete: {
           summary: 'End a workshop',
           responses: {
             ...ok('202', 'the workshop, status ending (or ended)'),
-            ...errors('401', '404'),
+            ...errors('401', '403', '404'),
           },
         },
       },
@@ -90,7 +97,7 @@ export function openApiDocument(): Schema {
           summary: 'Provision the VMs (idempotent)',
           responses: {
             ...ok('202', 'the workshop, status provisioning'),
-            ...errors('401', '404', '409'),
+            ...errors('401', '403', '404', '409'),
           },
         },
       },
@@ -101,7 +108,7 @@ export function openApiDocument(): Schema {
           requestBody: body('ExtendBody'),
           responses: {
             ...ok('200', 'the workshop with the later expiresAt'),
-            ...errors('400', '401', '404', '409'),
+            ...errors('400', '401', '403', '404', '409'),
           },
         },
       },
@@ -125,7 +132,7 @@ export function openApiDocument(): Schema {
         ],
         delete: {
           summary: 'Free a seat; its old seatToken no longer rejoins',
-          responses: { ...ok('200', 'the workshop'), ...errors('401', '404', '409') },
+          responses: { ...ok('200', 'the workshop'), ...errors('401', '403', '404', '409') },
         },
       },
       '/join': {
@@ -136,7 +143,8 @@ export function openApiDocument(): Schema {
               name: 'x-clarateach-client-ip',
               in: 'header',
               required: false,
-              description: "the learner's address, forwarded by the portal; the rate limit's key",
+              description:
+                "the learner's address, forwarded by the portal: unknown codes are counted per address (IPv6: per /64), and so are seats when the workshop sets seatsPerAddress",
               schema: { type: 'string' },
             },
           ],
@@ -170,6 +178,10 @@ export function openApiDocument(): Schema {
             spotFallback: {
               type: 'boolean',
               description: 'a Spot VM with no Spot capacity in any zone may run as a standard VM',
+            },
+            seatsPerAddress: {
+              type: ['integer', 'null'],
+              description: 'seats one client address (IPv6: one /64) may hold; null: no cap',
             },
             vms: {
               type: 'array',
