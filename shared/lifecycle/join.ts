@@ -170,7 +170,7 @@ async function takeSeat(s: Services, found: Found, name: string, clientAddress: 
   let held = slots ? await slots.held() : new Set<string>();
   const seatToken = newToken();
   const tokenHash = hashToken(seatToken);
-  for (let i = 0; i < free.length; ) {
+  for (let i = 0; i < free.length;) {
     const seat = free[i]!;
     const slot = slots?.free(held);
     if (slots && !slot) throw slots.full();
