@@ -2,6 +2,7 @@
 # Stands the whole system up in one Google Cloud project, or takes it down again.
 #
 #   GCP_PROJECT=my-project PORTAL_SERVICE_ACCOUNT=portal@my-project.iam.gserviceaccount.com \
+#   ID_TOKEN_AUDIENCES=123-abc.apps.googleusercontent.com INSTRUCTORS=@school.example \
 #   ADMIN_EMAILS=ops@school.example,lead@school.example ./deploy.sh [--dry-run]
 #   GCP_PROJECT=my-project ./deploy.sh destroy [--delete-data] [--dry-run]
 #
@@ -17,8 +18,10 @@
 # must exist. SUBNETWORK: the subnetwork in the zone's region, required for a custom-mode network.
 # IAM_RETRY_SECONDS (5), DEPLOY_RETRY_SECONDS (30): pause steps of the bounded retries.
 #
-# ID_TOKEN_ISSUERS, ID_TOKEN_AUDIENCES: whose sign-in tokens name the instructor (README; default:
-# Google and this project's Identity Platform, audience the project id).
+# ID_TOKEN_AUDIENCES (required): the portal's OAuth client id (the project id only for Identity
+# Platform), never assumed. INSTRUCTORS (required): who may run workshops, emails and @domain
+# entries (a Google Workspace domain, by the token's hd claim). ID_TOKEN_ISSUERS: whose sign-in
+# tokens are accepted (README; default: Google and this project's Identity Platform).
 #
 # Needs: gcloud (authenticated as a project owner, user or service account), curl, node and npm.
 # Always configures AUTH_MODE=token: Cloud Run IAM lets the portal in (X-Serverless-Authorization),
@@ -27,7 +30,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
   exit "$1"
 }
 MODE=deploy
@@ -45,8 +48,11 @@ done
 [[ $DELETE_DATA == false || $MODE == destroy ]] || usage 2 >&2
 
 : "${GCP_PROJECT:?set GCP_PROJECT to the project id}"
-[[ $MODE == destroy ]] ||
+if [[ $MODE != destroy ]]; then
   : "${PORTAL_SERVICE_ACCOUNT:?set PORTAL_SERVICE_ACCOUNT to the service account the portal calls with}"
+  : "${ID_TOKEN_AUDIENCES:?set ID_TOKEN_AUDIENCES to the OAuth client id of the portal (never assumed)}"
+  : "${INSTRUCTORS:?set INSTRUCTORS to who may run workshops: emails and @domain entries}"
+fi
 REGION=${GCP_REGION:-us-central1}
 ZONE=${GCP_ZONE:-us-central1-a}
 ZONES=${GCP_ZONES:-$ZONE}
@@ -493,7 +499,8 @@ functions_step() { # PUBSUB_AGENT
     "VM_SUBNETWORK=$SUBNETWORK"
     "WORKSPACE_IMAGE=$WORKSPACE_IMAGE" "NEKO_IMAGE=$NEKO_IMAGE" "CADDY_IMAGE=$CADDY_IMAGE"
     "AUTH_MODE=token" "ADMIN_EMAILS=$ADMIN_EMAILS"
-    "ID_TOKEN_ISSUERS=${ID_TOKEN_ISSUERS:-}" "ID_TOKEN_AUDIENCES=${ID_TOKEN_AUDIENCES:-}"
+    "ID_TOKEN_ISSUERS=${ID_TOKEN_ISSUERS:-}" "ID_TOKEN_AUDIENCES=$ID_TOKEN_AUDIENCES"
+    "INSTRUCTORS=$INSTRUCTORS"
   ) pair env_flag
   # One --set-env-vars (gcloud accepts only one of the env-var flags, and it replaces what was set
   # by hand), with `|` as the delimiter (`gcloud topic escaping`) so that values may hold commas.

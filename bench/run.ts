@@ -82,7 +82,7 @@ if (env) {
     const s = stack;
     await part('sweep scheduled', 240, () => scheduledSweepReads(s));
     await part('sweep reads', 120, () => sweepReads(s));
-    await part('join burst', 180, (cleanups) => joinBurst(s, cleanups));
+    await part('join burst', 300, (cleanups) => joinBurst(s, cleanups));
     await part('control plane', 120, (cleanups) => controlPlane(s, cleanups));
     await s.stop().catch((error: unknown) => say(`stopping the stack: ${message(error)}`));
   }

@@ -102,9 +102,6 @@ export async function startBenchStack(env: {
   firestoreHost: string;
   pubsubHost: string;
 }): Promise<BenchStack> {
-  // Learners join from addresses of their own here, so the join limits are deployed ones, not
-  // the local stack's (where every learner shares 127.0.0.1).
-  process.env.SEATS_PER_ADDRESS ??= '3';
   const local = await startLocalStack({ ...env, port: 0, boot: false, sweepEveryMs: 0 });
   const s = services();
   const probes = new Probes();

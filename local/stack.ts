@@ -79,8 +79,7 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     });
     stops.push(() => standin.stop());
     stops.push(closeServices);
-    // Only what the operator did not set: the VMs run the images built here from images/, and
-    // every local learner joins from 127.0.0.1.
+    // Only what the operator did not set: the VMs run the images built here from images/.
     const images = opts.boot ? await ensureLocalImages(opts.say) : undefined;
     for (const [name, value] of Object.entries({
       GCP_PROJECT: opts.projectId,
@@ -91,7 +90,6 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       WORKSPACE_IMAGE: images?.workspace,
       CADDY_IMAGE: images?.caddy,
       NEKO_IMAGE: images?.browser,
-      SEATS_PER_ADDRESS: '200',
     })) {
       if (value === undefined) continue;
       process.env[name] ??= value;

@@ -19,6 +19,16 @@ const GOOGLE_CERTS = 'https://www.googleapis.com/oauth2/v1/certs';
 const IDENTITY_PLATFORM_CERTS =
   'https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com';
 
+/**
+ * `INSTRUCTORS`: the operator's list. An email names one account (a service account too); `@domain`
+ * names a Google Workspace domain, checked against the token's `hd` claim, which only Google sets
+ * for an account that domain manages: an email in the domain alone is not enough.
+ */
+export interface Instructors {
+  emails: ReadonlySet<string>;
+  domains: ReadonlySet<string>;
+}
+
 export interface Config {
   project: string;
   /** The zones VMs may go to, in order of preference; all in one region. */
@@ -50,8 +60,6 @@ export interface Config {
   maxDurationMinutes: number;
   /** Unknown join codes one client address may try per 10 minutes. */
   joinMissLimit: number;
-  /** Seats one client address may hold in one workshop. */
-  seatsPerAddress: number;
   /** What one instructor may run at once (workshops provisioning, ready or ending). */
   instructorLimits: { activeWorkshops: number; activeSeats: number };
   /** Image repositories a workshop may use besides the registry, as path prefixes. */
@@ -61,6 +69,8 @@ export interface Config {
   auth: {
     mode: AuthMode;
     admins: ReadonlySet<string>;
+    /** Who may act as an instructor with a verified token: emails, and `@domain` entries. */
+    instructors: Instructors;
     issuers: TokenIssuer[];
     audiences: string[];
   };
@@ -132,6 +142,18 @@ function issuersVar(env: NodeJS.ProcessEnv, project: string, problems: string[])
   return issuers;
 }
 
+/** `INSTRUCTORS`: comma-separated emails and `@domain` entries. */
+function instructorsVar(env: NodeJS.ProcessEnv, problems: string[]): Instructors {
+  const emails = new Set<string>();
+  const domains = new Set<string>();
+  for (const item of listVar(env, 'INSTRUCTORS', []).map((s) => s.toLowerCase())) {
+    if (/^@[a-z0-9.-]+\.[a-z]{2,}$/.test(item)) domains.add(item.slice(1));
+    else if (/^[^\s@]{1,64}@[^\s@]{1,189}$/.test(item)) emails.add(item);
+    else problems.push(`INSTRUCTORS: "${item}" is neither an email nor @domain`);
+  }
+  return { emails, domains };
+}
+
 /** GCP_ZONES (comma-separated, in order), else GCP_ZONE alone; every zone of one region. */
 function zonesVar(env: NodeJS.ProcessEnv, problems: string[]): string[] {
   const raw = env.GCP_ZONES?.trim() ? env.GCP_ZONES : env.GCP_ZONE || 'us-central1-a';
@@ -171,6 +193,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   // Cloud Run sets K_SERVICE: a deployed function never trusts an unverified name.
   if (authMode === 'dev' && env.K_SERVICE) {
     problems.push('AUTH_MODE=dev is for the local stack only, not a deployed function');
+  }
+  // Any Google account can get a token for any audience it names: the audience must be ours.
+  if (authMode === 'token' && listVar(env, 'ID_TOKEN_AUDIENCES', []).length === 0) {
+    problems.push(
+      "ID_TOKEN_AUDIENCES is not set (the portal's OAuth client id, or the project id for Identity Platform)",
+    );
+  }
+  if (authMode === 'token' && listVar(env, 'INSTRUCTORS', []).length === 0) {
+    problems.push('INSTRUCTORS is not set (who may run workshops: emails and @domain entries)');
   }
   if (!registry && !(env.WORKSPACE_IMAGE && env.NEKO_IMAGE && env.CADDY_IMAGE)) {
     problems.push(
@@ -216,7 +247,6 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     provisioningTimeoutMinutes: intVar(env, 'PROVISIONING_TIMEOUT_MINUTES', 15, problems),
     maxDurationMinutes: intVar(env, 'MAX_DURATION_MINUTES', 720, problems),
     joinMissLimit: intVar(env, 'JOIN_MISS_LIMIT', 20, problems),
-    seatsPerAddress: intVar(env, 'SEATS_PER_ADDRESS', 3, problems),
     instructorLimits: {
       activeWorkshops: intVar(env, 'INSTRUCTOR_MAX_WORKSHOPS', 3, problems),
       activeSeats: intVar(env, 'INSTRUCTOR_MAX_SEATS', 200, problems),
@@ -227,7 +257,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       mode: authMode,
       admins: new Set(listVar(env, 'ADMIN_EMAILS', []).map((s) => s.toLowerCase())),
       issuers: issuersVar(env, project, problems),
-      audiences: listVar(env, 'ID_TOKEN_AUDIENCES', [project]),
+      audiences: listVar(env, 'ID_TOKEN_AUDIENCES', []),
+      instructors: instructorsVar(env, problems),
     },
     startupScript,
   };

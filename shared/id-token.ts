@@ -29,6 +29,13 @@ export function peekJwt(token: string): { header: Claims; payload: Claims } | nu
   return header && payload ? { header, payload } : null;
 }
 
+/** Whom a signature-checked token names. */
+export interface VerifiedIdentity {
+  email: string;
+  /** The Google Workspace domain that manages the account (`hd`); absent for any other. */
+  hostedDomain?: string;
+}
+
 /** The email a signature-checked token vouches for: present and verified by the issuer. */
 export function verifiedEmail(payload: Claims): string | null {
   const email = payload.email;
@@ -57,8 +64,8 @@ export class IdTokenVerifier {
     }
   }
 
-  /** The verified email; InvalidIdToken when the token is not acceptable. */
-  async verify(token: string): Promise<string> {
+  /** The verified email and hosted domain; InvalidIdToken when the token is not acceptable. */
+  async verify(token: string): Promise<VerifiedIdentity> {
     const peek = peekJwt(token);
     if (!peek) throw new InvalidIdToken('not a JWT');
     // Both issuers sign with RS256; anything else (`none`, HS256, …) is refused before any check.
@@ -82,7 +89,8 @@ export class IdTokenVerifier {
       throw new InvalidIdToken('signature, issuer, audience or time rejected');
     }
     const email = payload && verifiedEmail(payload);
-    if (!email) throw new InvalidIdToken('no verified email');
-    return email;
+    if (!payload || !email) throw new InvalidIdToken('no verified email');
+    const hd = payload.hd;
+    return typeof hd === 'string' ? { email, hostedDomain: hd.toLowerCase() } : { email };
   }
 }

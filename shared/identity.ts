@@ -1,7 +1,7 @@
 import type { Request } from '@google-cloud/functions-framework';
 import type { Config } from './config.ts';
 import { HttpError } from './http.ts';
-import { InvalidIdToken, type IdTokenVerifier } from './id-token.ts';
+import { InvalidIdToken, type IdTokenVerifier, type VerifiedIdentity } from './id-token.ts';
 
 /** The development instructor of the local stack (DESIGN.md §5); also an admin there. */
 export const DEV_USER = 'dev@localhost';
@@ -33,8 +33,27 @@ function devCaller(req: Request, auth: Config['auth']): Caller {
 }
 
 /**
+ * Whether the operator lets a verified identity run workshops: its email is in INSTRUCTORS or
+ * ADMIN_EMAILS, or a listed `@domain` manages the account (`hd`). A service account's token has
+ * no `hd`, and neither has a consumer account that merely uses a school address: they get in only
+ * by their own email.
+ */
+export function isInstructor(
+  who: VerifiedIdentity,
+  auth: Pick<Config['auth'], 'admins' | 'instructors'>,
+): boolean {
+  return (
+    auth.admins.has(who.email) ||
+    auth.instructors.emails.has(who.email) ||
+    (who.hostedDomain !== undefined && auth.instructors.domains.has(who.hostedDomain))
+  );
+}
+
+/**
  * Who is calling. Deployed (AUTH_MODE=token), only a verified ID token names the instructor:
- * no token, a token we do not accept, or a token for another user than the portal claims is 401.
+ * no token, a token we do not accept, or a token for another user than the portal claims is 401;
+ * a verified token of someone the operator did not list is 403 NOT_AN_INSTRUCTOR. In the local
+ * stack (AUTH_MODE=dev) nobody is authenticated, so there is no list to check.
  */
 export async function callerOf(
   req: Request,
@@ -44,16 +63,19 @@ export async function callerOf(
   if (auth.mode === 'dev') return devCaller(req, auth);
   const match = BEARER.exec((req.get('authorization') ?? '').trim());
   if (!match) throw unauthenticated('an ID token is required in Authorization: Bearer');
-  let email: string;
+  let who: VerifiedIdentity;
   try {
-    email = await verifier.verify(match[1]!);
+    who = await verifier.verify(match[1]!);
   } catch (error) {
     if (error instanceof InvalidIdToken) throw unauthenticated('the ID token is not accepted');
     throw error;
   }
   const claimed = req.get(USER_HEADER)?.trim().toLowerCase();
-  if (claimed && claimed !== email) {
+  if (claimed && claimed !== who.email) {
     throw unauthenticated(`the ID token is not for the user ${USER_HEADER} names`);
   }
-  return { id: email, admin: auth.admins.has(email) };
+  if (!isInstructor(who, auth)) {
+    throw new HttpError(403, 'NOT_AN_INSTRUCTOR', 'this account may not run workshops here');
+  }
+  return { id: who.email, admin: auth.admins.has(who.email) };
 }

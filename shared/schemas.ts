@@ -37,6 +37,8 @@ export interface CreateWorkshopBody {
   spotFallback?: boolean;
   /** When the class is to be ready; it then starts itself (issue 21). At most 14 days ahead. */
   startAt?: string;
+  /** Seats one client address may hold (a class joining from home); absent: no cap. */
+  seatsPerAddress?: number;
 }
 const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
   type: 'object',
@@ -57,6 +59,7 @@ const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
     spot: { type: 'boolean', nullable: true },
     spotFallback: { type: 'boolean', nullable: true },
     startAt: { type: 'string', format: 'date-time', maxLength: 40, nullable: true },
+    seatsPerAddress: { type: 'integer', minimum: 1, maximum: 200, nullable: true },
   },
 };
 

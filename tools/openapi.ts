@@ -24,6 +24,7 @@ const ERROR_CODES = [
   'INVALID_REQUEST',
   'UNAUTHENTICATED',
   'FORBIDDEN',
+  'NOT_AN_INSTRUCTOR',
   'NOT_FOUND',
   'METHOD_NOT_ALLOWED',
   'INVALID_STATE',
@@ -65,24 +66,30 @@ export function openApiDocument(): Schema {
           requestBody: body('CreateWorkshopBody'),
           description:
             "With `startAt` the class starts itself: the sweep provisions it at `startAt` minus a lead learned from how long this deployment's VMs took (p90 of recent boots of its machine type, zone and image, plus 2 minutes; 10 minutes until 5 boots are known; at most 30), so that it is ready by `startAt`. Its time limit counts from `startAt` (or from ready, when later); `estimatedCost` counts the early minutes. Cancelling it (DELETE) before it starts costs nothing; a start by hand starts it now as an ordinary class.",
-          responses: { ...ok('201', 'the workshop, status created'), ...errors('400', '401') },
+          responses: {
+            ...ok('201', 'the workshop, status created'),
+            ...errors('400', '401', '403'),
+          },
         },
         get: {
           summary: "The caller's workshops",
-          responses: { ...ok('200', '{workshops: [...]}', 'WorkshopList'), ...errors('401') },
+          responses: {
+            ...ok('200', '{workshops: [...]}', 'WorkshopList'),
+            ...errors('401', '403'),
+          },
         },
       },
       '/workshops/{id}': {
         parameters: [id],
         get: {
           summary: 'One workshop',
-          responses: { ...ok('200', 'the workshop'), ...errors('401', '404') },
+          responses: { ...ok('200', 'the workshop'), ...errors('401', '403', '404') },
         },
         delete: {
           summary: 'End a workshop',
           responses: {
             ...ok('202', 'the workshop, status ending (or ended)'),
-            ...errors('401', '404'),
+            ...errors('401', '403', '404'),
           },
         },
       },
@@ -92,7 +99,7 @@ export function openApiDocument(): Schema {
           summary: 'Provision the VMs (idempotent)',
           responses: {
             ...ok('202', 'the workshop, status provisioning'),
-            ...errors('401', '404', '409'),
+            ...errors('401', '403', '404', '409'),
           },
         },
       },
@@ -103,7 +110,7 @@ export function openApiDocument(): Schema {
           requestBody: body('ExtendBody'),
           responses: {
             ...ok('200', 'the workshop with the later expiresAt'),
-            ...errors('400', '401', '404', '409'),
+            ...errors('400', '401', '403', '404', '409'),
           },
         },
       },
@@ -127,7 +134,7 @@ export function openApiDocument(): Schema {
         ],
         delete: {
           summary: 'Free a seat; its old seatToken no longer rejoins',
-          responses: { ...ok('200', 'the workshop'), ...errors('401', '404', '409') },
+          responses: { ...ok('200', 'the workshop'), ...errors('401', '403', '404', '409') },
         },
       },
       '/join': {
@@ -138,7 +145,8 @@ export function openApiDocument(): Schema {
               name: 'x-clarateach-client-ip',
               in: 'header',
               required: false,
-              description: "the learner's address, forwarded by the portal; the rate limit's key",
+              description:
+                "the learner's address, forwarded by the portal: unknown codes are counted per address (IPv6: per /64), and so are seats when the workshop sets seatsPerAddress",
               schema: { type: 'string' },
             },
           ],
@@ -222,6 +230,10 @@ export function openApiDocument(): Schema {
             lateBySeconds: {
               type: ['integer', 'null'],
               description: 'how late: growing until ready, then fixed',
+            },
+            seatsPerAddress: {
+              type: ['integer', 'null'],
+              description: 'seats one client address (IPv6: one /64) may hold; null: no cap',
             },
             vms: {
               type: 'array',

@@ -15,6 +15,8 @@ export interface WorkshopRecord {
   spot: boolean;
   /** A Spot class with no Spot capacity in any zone may run on standard VMs; absent means true. */
   spotFallback?: boolean;
+  /** Seats one client address may hold, for a class joining from home; absent: no cap. */
+  seatsPerAddress?: number;
   status: Status;
   joinCode: string;
   createdAt: string;
@@ -126,6 +128,7 @@ export interface WorkshopView {
   /** Not ready at startAt (still), or was ready only after it; with how late, in seconds. */
   late: boolean;
   lateBySeconds: number | null;
+  seatsPerAddress: number | null;
 }
 
 /** The plan of a scheduled class, as the instructor sees it. */
@@ -208,6 +211,7 @@ export function toWorkshopView(
     startAt: workshop.schedule?.startAt ?? null,
     schedule: workshop.schedule ? toScheduleView(workshop.schedule) : null,
     ...lateness(workshop, now),
+    seatsPerAddress: workshop.seatsPerAddress ?? null,
   };
 }
 

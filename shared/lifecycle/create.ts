@@ -44,6 +44,7 @@ export async function createWorkshop(
     image,
     spot,
     spotFallback,
+    ...(body.seatsPerAddress && { seatsPerAddress: body.seatsPerAddress }),
     status: 'created',
     createdAt: now,
     updatedAt: now,

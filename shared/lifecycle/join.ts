@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import type { DocumentReference } from '@google-cloud/firestore';
+import { addressKey } from '../core/client-address.ts';
 import { hashToken, newToken } from '../core/secrets.ts';
 import { instanceName, normalizeJoinCode } from '../core/ids.ts';
 import { vmForSeat } from '../core/plan.ts';
@@ -14,7 +14,7 @@ import {
 import { HttpError } from '../http.ts';
 import { log } from '../log.ts';
 import type { JoinBody } from '../schemas.ts';
-import { countAttempt } from '../rate-limit.ts';
+import { missWindow } from '../rate-limit.ts';
 import { isAlreadyExists } from '../store.ts';
 import type { Services } from '../services.ts';
 
@@ -39,12 +39,32 @@ function shuffled<T>(values: T[]): T[] {
 
 const LIVE = new Set<WorkshopRecord['status']>(['created', 'provisioning', 'ready']);
 
-async function liveWorkshop(s: Services, rawCode: string): Promise<WorkshopRecord | null> {
+/** A live workshop the code names, with everything a seat in it needs. */
+interface Found {
+  workshop: WorkshopRecord;
+  vms: VmRecord[];
+  secrets: WorkshopSecrets | null;
+  taken: Set<number>;
+}
+
+/**
+ * The code's workshop, if live. Its VMs, secrets and taken seats are read alongside it, before its
+ * status is known: a learner waits for one round trip after the code's, not two.
+ */
+async function lookup(s: Services, rawCode: string): Promise<Found | null> {
   const code = normalizeJoinCode(rawCode);
   if (!code) return null;
   const codeDoc = (await s.store.joinCode(code).get()).data();
-  const workshop = codeDoc ? await s.store.getWorkshop(codeDoc.workshopId) : null;
-  return workshop && LIVE.has(workshop.status) ? workshop : null;
+  if (!codeDoc) return null;
+  const id = codeDoc.workshopId;
+  const [workshop, vms, secrets, seats] = await Promise.all([
+    s.store.getWorkshop(id),
+    s.store.getVms(id),
+    s.store.getSecrets(id),
+    s.store.seats(id).select().get(),
+  ]);
+  if (!workshop || !LIVE.has(workshop.status)) return null;
+  return { workshop, vms, secrets, taken: new Set(seats.docs.map((d) => Number(d.id))) };
 }
 
 const vmNameOf = (workshop: WorkshopRecord, seat: number): string | undefined => {
@@ -58,7 +78,7 @@ async function seatAnswer(
   workshop: WorkshopRecord,
   seat: number,
   seatToken: string,
-  loaded?: { vms: VmRecord[]; secrets: WorkshopSecrets | null },
+  loaded?: Pick<Found, 'vms' | 'secrets'>,
 ): Promise<JoinResult> {
   const [secrets, all] = loaded
     ? [loaded.secrets, loaded.vms]
@@ -108,44 +128,36 @@ async function rejoin(s: Services, body: JoinBody, seatToken: string) {
 }
 
 /**
- * One of the SEATS_PER_ADDRESS slots of this client address in this workshop, claimed with
- * create(): however many joins from one address race, at most that many slots exist. Tried in
- * random order without reading them first: a learner's own address usually holds none.
+ * The `seatsPerAddress` slots of one client address (an IPv6 one by its /64) in one workshop:
+ * a seat is created together with one of them, so however many joins from one address race, at
+ * most that many seats go to it.
  */
-async function claimAddressSlot(
-  s: Services,
-  id: string,
-  clientAddress: string,
-): Promise<DocumentReference> {
-  const key = hashToken(clientAddress).slice(0, 32);
-  const cap = s.config.seatsPerAddress;
+function addressSlots(s: Services, id: string, clientAddress: string, cap: number) {
+  const key = hashToken(addressKey(clientAddress)).slice(0, 32);
   const refs = Array.from({ length: cap }, (_, k) => s.store.addressSlots(id).doc(`${key}-${k}`));
-  for (const ref of shuffled(refs)) {
-    try {
-      await ref.create({ createdAt: s.now().toISOString() });
-      return ref;
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
-    }
-  }
-  throw new HttpError(
-    429,
-    'SEAT_LIMIT',
-    `this network already holds ${cap} seat(s) of this workshop; ask the instructor`,
-  );
+  return {
+    async held(): Promise<Set<string>> {
+      const docs = await s.store.db.getAll(...refs);
+      return new Set(docs.filter((d) => d.exists).map((d) => d.id));
+    },
+    free: (held: Set<string>) => refs.find((ref) => !held.has(ref.id)),
+    full: () =>
+      new HttpError(
+        429,
+        'SEAT_LIMIT',
+        `this network already holds ${cap} seat(s) of this workshop; ask the instructor`,
+      ),
+  };
 }
 
-/** Claims a free seat with create(), with its token record, so no seat is ever given twice. */
-async function takeSeat(
-  s: Services,
-  workshop: WorkshopRecord,
-  vms: VmRecord[],
-  name: string,
-  slot: string,
-  seatToken: string,
-): Promise<number> {
+/**
+ * Claims a free seat with create(), in one batch with its token record (and the address's slot
+ * when the class caps seats per address), so no seat is ever given twice. A seat someone took a
+ * moment ago fails the batch, and the next free one is tried.
+ */
+async function takeSeat(s: Services, found: Found, name: string, clientAddress: string) {
+  const { workshop, vms, taken } = found;
   const id = workshop.id;
-  const taken = new Set((await s.store.seats(id).select().get()).docs.map((d) => Number(d.id)));
   // Seats on a VM that is gone (Spot preemption) or broken are not handed out.
   const serving = new Set(vms.filter((vm) => vm.status === 'ready').map((vm) => vm.name));
   const free = shuffled(
@@ -153,35 +165,49 @@ async function takeSeat(
       (n) => !taken.has(n) && serving.has(vmNameOf(workshop, n) ?? ''),
     ),
   );
+  const cap = workshop.seatsPerAddress;
+  const slots = cap ? addressSlots(s, id, clientAddress, cap) : null;
+  let held = slots ? await slots.held() : new Set<string>();
+  const seatToken = newToken();
   const tokenHash = hashToken(seatToken);
-  for (const seat of free) {
+  for (let i = 0; i < free.length;) {
+    const seat = free[i]!;
+    const slot = slots?.free(held);
+    if (slots && !slot) throw slots.full();
     const record: SeatRecord = {
       seat,
       learnerName: name,
       tokenHash,
       vmName: vmNameOf(workshop, seat)!,
       joinedAt: s.now().toISOString(),
-      slot,
+      ...(slot && { slot: slot.id }),
     };
     const batch = s.store.db.batch();
     batch.create(s.store.seats(id).doc(String(seat)), record);
     batch.create(s.store.seatToken(tokenHash), { workshopId: id, seat, freed: false });
+    if (slot) batch.create(slot, { createdAt: record.joinedAt });
     try {
       await batch.commit();
+      return { seat, seatToken };
     } catch (error) {
-      if (isAlreadyExists(error)) continue; // someone else took it a moment ago
-      throw error;
+      if (!isAlreadyExists(error)) throw error;
     }
-    return seat;
+    // Taken a moment ago: the seat, or the slot (then the same seat is tried with another).
+    if (slots && slot) {
+      held = await slots.held();
+      if (held.has(slot.id)) continue;
+    }
+    i++;
   }
   throw new HttpError(409, 'WORKSHOP_FULL', 'every seat of this workshop is taken');
 }
 
 /**
- * Gives a learner a seat. Every attempt without a valid seatToken counts against the client
- * address's limit before what the code finds is used, and gives its count back once the code
- * proves live; a learner who comes back with their seatToken gets the same seat. Independent reads
- * and writes go side by side: at 9:00 a join is as long as its longest chain of round trips.
+ * Gives a learner a seat; a learner who comes back with their seatToken gets the same seat and is
+ * never limited. Only a code that finds no live workshop counts against the client address
+ * (shared/rate-limit.ts). In a row: the code and the address's misses, then the workshop with
+ * what its seat needs, then the seat's batch: three round trips (one more when the class caps
+ * seats per address).
  */
 export async function joinWorkshop(
   s: Services,
@@ -192,42 +218,19 @@ export async function joinWorkshop(
     const back = await rejoin(s, body, body.seatToken);
     if (back) return back;
   }
-  const attempt = await countAttempt(s.store, clientAddress, s.now(), s.config.joinMissLimit, () =>
-    liveWorkshop(s, body.code),
-  );
-  const workshop = attempt.found;
-  if (!workshop) throw codeNotFound();
+  const misses = missWindow(s.store, clientAddress, s.now());
+  const limit = s.config.joinMissLimit;
+  const [missed, found] = await Promise.all([misses.count(), lookup(s, body.code)]);
+  // Past its misses, an address learns nothing of any code, live or not, until the window ends.
+  if (missed >= limit) throw misses.limited();
+  if (!found) throw (await misses.miss(limit)) ? codeNotFound() : misses.limited();
+  const { workshop } = found;
   if (workshop.status !== 'ready') {
-    await attempt.refund();
     throw new HttpError(409, 'NOT_READY', `the workshop is ${workshop.status}, not ready yet`, {
       status: workshop.status,
     });
   }
-  const id = workshop.id;
-  // The address's slot is claimed while what the seat needs is read and the attempt refunded.
-  const claiming = claimAddressSlot(s, id, clientAddress);
-  claiming.catch(() => undefined); // awaited below, once the reads are done
-  let vms: VmRecord[];
-  let secrets: WorkshopSecrets | null;
-  try {
-    [, vms, secrets] = await Promise.all([
-      attempt.refund(),
-      s.store.getVms(id),
-      s.store.getSecrets(id),
-    ]);
-  } catch (error) {
-    await claiming.then((ref) => ref.delete()).catch(() => undefined);
-    throw error;
-  }
-  const slot = await claiming;
-  const seatToken = newToken();
-  let seat: number;
-  try {
-    seat = await takeSeat(s, workshop, vms, body.name.trim(), slot.id, seatToken);
-  } catch (error) {
-    await slot.delete();
-    throw error;
-  }
-  log.info('learner joined', { workshopId: id, seat });
-  return seatAnswer(s, workshop, seat, seatToken, { vms, secrets });
+  const { seat, seatToken } = await takeSeat(s, found, body.name.trim(), clientAddress);
+  log.info('learner joined', { workshopId: workshop.id, seat });
+  return seatAnswer(s, workshop, seat, seatToken, found);
 }

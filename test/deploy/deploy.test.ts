@@ -3,9 +3,11 @@ import { join } from 'node:path';
 import test from 'ava';
 import {
   ADMIN_EMAILS,
+  AUDIENCE,
   callsOf,
   flag,
   FN_SA,
+  INSTRUCTORS,
   newState,
   PORTAL_SA,
   PROJECT,
@@ -118,6 +120,8 @@ test('each functions deploy has exactly one env-var flag, whose values keep thei
     );
     const env = envOf(deploy);
     t.is(env.get('ADMIN_EMAILS'), ADMIN_EMAILS);
+    t.is(env.get('ID_TOKEN_AUDIENCES'), AUDIENCE);
+    t.is(env.get('INSTRUCTORS'), INSTRUCTORS);
     t.is(env.get('AUTH_MODE'), 'token');
     t.is(env.get('GCP_PROJECT'), PROJECT);
     t.is(env.get('VM_SERVICE_ACCOUNT'), VM_SA);
@@ -349,6 +353,18 @@ test('an IAM binding for a service account IAM does not see yet is retried', asy
   });
   t.is(run.code, 0, run.stderr);
   t.is(callsOf(run.calls, binding).length, 3);
+});
+
+test('a deploy names its audience and instructors: neither is assumed, and it stops first', async (t) => {
+  for (const [unset, message] of [
+    ['ID_TOKEN_AUDIENCES', /ID_TOKEN_AUDIENCES to the OAuth client id/],
+    ['INSTRUCTORS', /INSTRUCTORS to who may run workshops/],
+  ] as const) {
+    const run = await runDeploy({ [unset]: '' });
+    t.not(run.code, 0, unset);
+    t.regex(run.stderr, message);
+    t.deepEqual(run.lines, [], `${unset}: no call was made`);
+  }
 });
 
 test('an IAM binding that fails for another reason stops deploy.sh at once', async (t) => {

@@ -31,6 +31,8 @@ export const PORTAL_SA = `portal@${PROJECT}.iam.gserviceaccount.com`;
 export const PUBSUB_AGENT = `service-${PROJECT_NUMBER}@gcp-sa-pubsub.iam.gserviceaccount.com`;
 /** Holds commas on purpose: they must survive gcloud's list parsing. */
 export const ADMIN_EMAILS = 'ops@school.example,lead@school.example';
+export const AUDIENCE = '123-portal.apps.googleusercontent.com';
+export const INSTRUCTORS = '@school.example,guest@gmail.com';
 
 export interface DeployRun {
   code: number | null;
@@ -55,7 +57,7 @@ export interface RunOptions {
 
 /** Settings of the caller's shell that would change what deploy.sh does; never passed on. */
 const SCRUBBED =
-  /^(GCP_|NETWORK$|SUBNETWORK$|ADMIN_EMAILS$|PORTAL_SERVICE_ACCOUNT$|\w+_RETRY_SECONDS$|FAKE_|CLOUDSDK_)/;
+  /^(GCP_|NETWORK$|SUBNETWORK$|ADMIN_EMAILS$|ID_TOKEN_\w+$|INSTRUCTORS$|PORTAL_SERVICE_ACCOUNT$|\w+_RETRY_SECONDS$|FAKE_|CLOUDSDK_)/;
 
 /**
  * A scratch copy of the checkout (its tracked and new files) for deploy.sh to run in, made once per
@@ -160,6 +162,8 @@ export async function runDeploy(
         GCP_PROJECT: PROJECT,
         PORTAL_SERVICE_ACCOUNT: PORTAL_SA,
         ADMIN_EMAILS,
+        ID_TOKEN_AUDIENCES: AUDIENCE,
+        INSTRUCTORS,
         IAM_RETRY_SECONDS: '0',
         DEPLOY_RETRY_SECONDS: '0',
         ...env,

@@ -639,7 +639,11 @@ test.before(async () => {
   const ended = (await stack.api('POST', '/workshops', { name: 'Fuzz ended', seats: 1 })).body;
   await stack.api('DELETE', `/workshops/${ended.id}`);
   const ready = (
-    await stack.api('POST', '/workshops', { name: 'Fuzz ready', seats: FIXTURE_SEATS })
+    await stack.api('POST', '/workshops', {
+      name: 'Fuzz ready',
+      seats: FIXTURE_SEATS,
+      seatsPerAddress: FIXTURE_SEATS,
+    })
   ).body;
   await stack.api('POST', `/workshops/${ready.id}/start`);
   await eventually(

@@ -16,6 +16,9 @@ const tokens = new Map<string, string>();
 const ALICE = 'alice@school.example';
 const BOB = 'bob@school.example';
 const ADMIN = 'ops@school.example';
+const SCHOOL = 'school.example';
+/** Listed by itself: an account of another project the operator runs automation with. */
+const LISTED_SA = 'ci@ops-project.iam.gserviceaccount.com';
 /** An issuer whose keys cannot be fetched (nothing listens on the discard port). */
 const DOWN = 'https://down.issuer.test';
 
@@ -23,7 +26,8 @@ function bearer(token: string, label = `token ${tokens.size}`) {
   tokens.set(label, token);
   return { authorization: `Bearer ${token}` };
 }
-const as = (email: string) => bearer(issuer.mint({ email }));
+/** A user of the school's Google Workspace: Google sets `hd` on its tokens. */
+const as = (email: string) => bearer(issuer.mint({ email, hd: SCHOOL }));
 
 test.before(async () => {
   issuer = await startTestIssuer('primary');
@@ -37,6 +41,7 @@ test.before(async () => {
     ].join(','),
     ID_TOKEN_AUDIENCES: `other-audience,${AUDIENCE}`,
     ADMIN_EMAILS: ADMIN,
+    INSTRUCTORS: `@${SCHOOL}, ${LISTED_SA}`,
   });
   stack = await startTestStack();
 });
@@ -56,13 +61,57 @@ test.serial('a valid token is accepted and names the instructor', async (t) => {
   );
   // The other issuer's tokens, signed by its own keys, are as good; so is a matching claim.
   const viaOther = await stack.api('GET', '/workshops', undefined, {
-    ...bearer(other.mint({ email: ALICE })),
+    ...bearer(other.mint({ email: ALICE, hd: SCHOOL })),
     'x-clarateach-user': 'Alice@School.example',
   });
   t.is(viaOther.status, 200);
   t.is(viaOther.body.workshops.length, 1);
   await stack.api('DELETE', `/workshops/${created.body.id}`, undefined, as(ALICE));
 });
+
+test.serial(
+  'only whom the operator lists is an instructor; anyone else verified is 403',
+  async (t) => {
+    const before = (await stack.services.store.workshops().get()).size;
+    const refused: Record<string, string> = {
+      // Any Google service account can mint an ID token for any audience it names.
+      'an unlisted service account with the right audience': issuer.mint({
+        email: 'intruder@any-project.iam.gserviceaccount.com',
+        sub: '1234567890',
+      }),
+      // A consumer account may use a school address; only Workspace accounts carry hd.
+      "the listed domain's address without hd": issuer.mint({ email: 'carol@school.example' }),
+      'hd of another domain': issuer.mint({ email: 'carol@school.example', hd: 'evil.example' }),
+      'an unlisted address': issuer.mint({ email: 'mallory@gmail.com' }),
+    };
+    for (const [name, token] of Object.entries(refused)) {
+      for (const [method, path, body] of [
+        ['GET', '/workshops', undefined],
+        ['POST', '/workshops', { name: 'Sneaky', seats: 1 }],
+      ] as const) {
+        const res = await stack.api(method, path, body, bearer(token, name));
+        t.is(res.status, 403, `${name}: ${method} ${res.text}`);
+        t.is(res.body.error.code, 'NOT_AN_INSTRUCTOR', name);
+      }
+    }
+    t.is((await stack.services.store.workshops().get()).size, before, 'nothing was written');
+    // The listed service account is let in by its own email.
+    const ci = await stack.api(
+      'POST',
+      '/workshops',
+      { name: 'CI', seats: 1 },
+      bearer(issuer.mint({ email: LISTED_SA }), 'listed sa'),
+    );
+    t.is(ci.status, 201, ci.text);
+    t.is((await stack.services.store.getWorkshop(ci.body.id))?.ownerId, LISTED_SA);
+    await stack.api(
+      'DELETE',
+      `/workshops/${ci.body.id}`,
+      undefined,
+      bearer(issuer.mint({ email: LISTED_SA })),
+    );
+  },
+);
 
 test.serial('every unacceptable token is 401 and writes nothing', async (t) => {
   const now = Math.floor(Date.now() / 1000);
@@ -179,7 +228,7 @@ test.serial('1,000 malformed ID tokens and auth headers: no 5xx, nothing written
   const random = seeded(0x1d70c3);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
-  const valid = issuer.mint({ email: ALICE });
+  const valid = issuer.mint({ email: ALICE, hd: SCHOOL });
   const [h, p, sig] = valid.split('.') as [string, string, string];
   const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as Record<string, unknown>;
   const oddValues = [
@@ -211,6 +260,7 @@ test.serial('1,000 malformed ID tokens and auth headers: no 5xx, nothing written
     () =>
       issuer.mint({
         email: ALICE,
+        hd: SCHOOL,
         [pick(['iss', 'aud', 'exp', 'iat', 'email', 'email_verified'])]: pick(oddValues),
       }),
     () =>

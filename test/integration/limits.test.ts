@@ -1,10 +1,12 @@
+import type { ExecutionContext } from 'ava';
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, fromLearner, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
 /**
- * Abuse limits at the front door: the join miss limit under a burst, the seat cap per client
- * address, freeing a seat, instructor quotas and the image allow-list.
+ * Abuse limits at the front door: a classroom behind one address joins at once and is never
+ * limited, while unknown codes from it are (an IPv6 client by its /64); the optional seat cap per
+ * address; freeing a seat; instructor quotas and the image allow-list.
  */
 let stack: TestStack;
 const MISS_LIMIT = 20;
@@ -12,7 +14,6 @@ const MISS_LIMIT = 20;
 test.before(async () => {
   Object.assign(process.env, {
     JOIN_MISS_LIMIT: String(MISS_LIMIT),
-    SEATS_PER_ADDRESS: '3',
     INSTRUCTOR_MAX_WORKSHOPS: '2',
     INSTRUCTOR_MAX_SEATS: '30',
     IMAGE_ALLOWLIST: 'ghcr.io/school/labs',
@@ -22,9 +23,11 @@ test.before(async () => {
 
 const as = (email: string) => ({ 'x-clarateach-user': email });
 const from = (address: string) => ({ 'x-clarateach-client-ip': address });
+type Answer = Awaited<ReturnType<TestStack['api']>>;
 
-async function readyWorkshop(seats: number, owner = 'teacher@school.example') {
-  const ws = (await stack.api('POST', '/workshops', { name: 'Limits', seats }, as(owner))).body;
+async function readyWorkshop(seats: number, extra: object = {}, owner = 'teacher@school.example') {
+  const body = { name: 'Limits', seats, ...extra };
+  const ws = (await stack.api('POST', '/workshops', body, as(owner))).body;
   await stack.api('POST', `/workshops/${ws.id}/start`, undefined, as(owner));
   await eventually('instances', () => stack.instancesOf(ws.id).length === Math.ceil(seats / 20));
   for (const report of await stack.readyReports(ws.id)) await stack.push(TOPICS.vmReady, report);
@@ -40,62 +43,127 @@ async function end(id: string, owner = 'teacher@school.example') {
   });
 }
 
-test.serial(
-  '50 concurrent unknown codes from one address: at most the limit get 404; a rejoin still works',
-  async (t) => {
-    const ws = await readyWorkshop(2);
-    const address = from('203.0.113.50');
-    const seated = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Ada' }, address);
-    t.is(seated.status, 200);
+const unknownCode = (i: number) => `ZZZZ${(1000 + i).toString(36).toUpperCase().padStart(4, 'Z')}`;
 
-    const guesses = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        stack.api(
-          'POST',
-          '/join',
-          { code: `ZZZZ${(1000 + i).toString(36).toUpperCase().padStart(4, 'Z')}`, name: 'g' },
-          address,
-        ),
-      ),
-    );
-    const missed = guesses.filter((r) => r.status === 404);
-    const limited = guesses.filter((r) => r.status === 429);
-    t.log(`${missed.length} × 404, ${limited.length} × 429`);
-    t.true(missed.length <= MISS_LIMIT, `${missed.length} got 404`);
-    t.is(missed.length + limited.length, 50);
-    t.true(missed.every((r) => r.body.error.code === 'CODE_NOT_FOUND'));
-    for (const r of limited) {
-      t.is(r.body.error.code, 'RATE_LIMITED');
-      t.regex(r.headers.get('retry-after') ?? '', /^[1-9][0-9]*$/);
-    }
-    // The address is limited now, even with the right code...
-    const blocked = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Bo' }, address);
+/** 30 learners of a 25-seat class at once, `address(i)` each: every seat, once, and no 429. */
+async function classroomJoins(t: ExecutionContext, code: string, address: (i: number) => string) {
+  const joins = await Promise.all(
+    Array.from({ length: 30 }, (_, i) =>
+      stack.api('POST', '/join', { code, name: `Learner ${i}` }, from(address(i))),
+    ),
+  );
+  const seated = joins.filter((r) => r.status === 200);
+  const full = joins.filter((r) => r.status === 409 && r.body.error.code === 'WORKSHOP_FULL');
+  t.log(joins.map((r) => r.body.error?.code ?? r.status).join(' '));
+  t.is(seated.length, 25);
+  t.is(full.length, 5);
+  t.false(
+    joins.some((r) => r.status === 429),
+    'a classroom is not an attacker',
+  );
+  t.deepEqual(
+    seated.map((r) => r.body.seat as number).sort((a, b) => a - b),
+    Array.from({ length: 25 }, (_, i) => i + 1),
+    'every seat given exactly once',
+  );
+  return seated;
+}
+
+/** 50 unknown codes at once, `address(i)` each: at most the limit are 404, the rest 429. */
+async function guessBurst(t: ExecutionContext, address: (i: number) => string, limit = MISS_LIMIT) {
+  const guesses = await Promise.all(
+    Array.from({ length: 50 }, (_, i) =>
+      stack.api('POST', '/join', { code: unknownCode(i), name: 'g' }, from(address(i))),
+    ),
+  );
+  const missed = guesses.filter((r: Answer) => r.status === 404);
+  const limited = guesses.filter((r: Answer) => r.status === 429);
+  t.log(`${missed.length} × 404, ${limited.length} × 429`);
+  t.true(missed.length <= limit, `${missed.length} got 404`);
+  t.true(limited.length >= 50 - limit);
+  t.is(missed.length + limited.length, 50);
+  t.true(missed.every((r) => r.body.error.code === 'CODE_NOT_FOUND'));
+  for (const r of limited) {
+    t.is(r.body.error.code, 'RATE_LIMITED');
+    t.regex(r.headers.get('retry-after') ?? '', /^[1-9][0-9]*$/);
+  }
+}
+
+test.serial(
+  'a classroom behind one IPv4 address: 30 learners, 25 seats, no 429; then its guesses are limited',
+  async (t) => {
+    const ws = await readyWorkshop(25);
+    const room = '203.0.113.50';
+    const seated = await classroomJoins(t, ws.joinCode, () => room);
+    // A learner who mistyped the code is told so, and joins with the right one.
+    const typo = await stack.api('POST', '/join', { code: 'ZZZZZZZZ', name: 'T' }, from(room));
+    t.is(typo.status, 404);
+    t.is(typo.body.error.code, 'CODE_NOT_FOUND');
+
+    await guessBurst(t, () => room, MISS_LIMIT - 1);
+    // Past its misses the address learns nothing of any code, even a live one...
+    const blocked = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Bo' }, from(room));
     t.is(blocked.status, 429);
-    // ...but its learner, back with their seatToken, is not.
+    // ...but a seated learner, back with their seatToken, is never limited.
+    const first = seated[0]!.body;
     const back = await stack.api(
       'POST',
       '/join',
-      { code: ws.joinCode, name: 'Ada', seatToken: seated.body.seatToken },
-      address,
+      { code: ws.joinCode, name: 'Ada', seatToken: first.seatToken },
+      from(room),
     );
     t.is(back.status, 200);
-    t.is(back.body.seat, seated.body.seat);
+    t.is(back.body.seat, first.seat);
     // A made-up seatToken is just another guess.
     const madeUp = await stack.api(
       'POST',
       '/join',
       { code: ws.joinCode, name: 'Eve', seatToken: 'made-up' },
-      address,
+      from(room),
     );
     t.is(madeUp.status, 429);
+    // Another address is not limited by this one.
+    const other = await stack.api(
+      'POST',
+      '/join',
+      { code: 'ZZZZZZZZ', name: 'O' },
+      from('203.0.113.51'),
+    );
+    t.is(other.status, 404);
     await end(ws.id);
   },
 );
 
 test.serial(
-  'seat cap: past 3 seats one address gets 429, even in a burst; a freed seat is handed out again',
+  'a classroom on one IPv6 /64: counted by the /64 whatever the host bits; its code ends with it',
   async (t) => {
-    const ws = await readyWorkshop(10);
+    const ws = await readyWorkshop(25);
+    const host = (i: number) =>
+      `2001:db8:15:9:${((i * 7919) & 0xffff).toString(16)}::${(i + 1).toString(16)}`;
+    await classroomJoins(t, ws.joinCode, host);
+    await end(ws.id);
+    // After the class, its code is unknown: a 404 (one miss), not a 429.
+    const late = await stack.api('POST', '/join', { code: ws.joinCode, name: 'L' }, from(host(99)));
+    t.is(late.status, 404);
+    t.is(late.body.error.code, 'CODE_NOT_FOUND');
+
+    await guessBurst(t, (i) => host(100 + i), MISS_LIMIT - 1);
+    // The next /64 is another network.
+    const next = await stack.api(
+      'POST',
+      '/join',
+      { code: 'ZZZZZZZZ', name: 'N' },
+      from('2001:db8:15:a::1'),
+    );
+    t.is(next.status, 404);
+  },
+);
+
+test.serial(
+  'seatsPerAddress 3: past 3 seats one address (or /64) gets 429 SEAT_LIMIT, even in a burst; a freed seat is handed out again',
+  async (t) => {
+    const ws = await readyWorkshop(10, { seatsPerAddress: 3 });
+    t.is((await stack.workshop(ws.id)).seatsPerAddress, 3);
     const home = from('203.0.113.60');
     const first = [];
     for (let i = 0; i < 3; i++) {
@@ -109,7 +177,12 @@ test.serial(
 
     const burst = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
-        stack.api('POST', '/join', { code: ws.joinCode, name: `B${i}` }, from('203.0.113.61')),
+        stack.api(
+          'POST',
+          '/join',
+          { code: ws.joinCode, name: `B${i}` },
+          from(`2001:db8:60:1::${(i + 1).toString(16)}`),
+        ),
       ),
     );
     t.is(burst.filter((r) => r.status === 200).length, 3);

@@ -1,7 +1,12 @@
 import test from 'ava';
 import { ConfigError, loadConfig, resolveImage } from '../../shared/config.ts';
 
-const minimal = { GCP_PROJECT: 'p1', GCP_REGISTRY: 'us-central1-docker.pkg.dev/p1/clarateach' };
+const minimal = {
+  GCP_PROJECT: 'p1',
+  GCP_REGISTRY: 'us-central1-docker.pkg.dev/p1/clarateach',
+  ID_TOKEN_AUDIENCES: 'client-1.apps.googleusercontent.com',
+  INSTRUCTORS: '@school.example',
+};
 
 test('defaults follow the seed and DESIGN.md', (t) => {
   const config = loadConfig(minimal);
@@ -24,8 +29,7 @@ test('defaults follow the seed and DESIGN.md', (t) => {
         'https://www.googleapis.com/robot/v1/metadata/x509/securetoken@system.gserviceaccount.com',
     },
   ]);
-  t.deepEqual(config.auth.audiences, ['p1']);
-  t.is(config.seatsPerAddress, 3);
+  t.deepEqual(config.auth.audiences, ['client-1.apps.googleusercontent.com']);
   t.deepEqual(config.instructorLimits, { activeWorkshops: 3, activeSeats: 200 });
   t.deepEqual(config.imageAllowlist, []);
   t.is(config.computeEndpoint, undefined);
@@ -42,7 +46,7 @@ test('one error names everything that is missing or malformed', (t) => {
         AUTH_MODE: 'open',
         CT_COMPUTE_ENDPOINT: 'nope',
         ID_TOKEN_ISSUERS: 'https://login.example',
-        SEATS_PER_ADDRESS: '0',
+        INSTRUCTORS: 'someone',
         INSTRUCTOR_MAX_SEATS: 'many',
       }),
     { instanceOf: ConfigError },
@@ -55,7 +59,7 @@ test('one error names everything that is missing or malformed', (t) => {
     'AUTH_MODE',
     'CT_COMPUTE_ENDPOINT',
     'ID_TOKEN_ISSUERS',
-    'SEATS_PER_ADDRESS',
+    'INSTRUCTORS',
     'INSTRUCTOR_MAX_SEATS',
   ]) {
     t.true(error.message.includes(name), name);
@@ -89,12 +93,24 @@ test('the header-only mode is gone, and dev mode is refused on Cloud Run', (t) =
   });
 });
 
+test('token mode needs an audience and instructors: the project id is no default', (t) => {
+  const { GCP_PROJECT, GCP_REGISTRY } = minimal;
+  const error = t.throws(() => loadConfig({ GCP_PROJECT, GCP_REGISTRY }), {
+    instanceOf: ConfigError,
+  });
+  t.regex(error.message, /ID_TOKEN_AUDIENCES is not set/);
+  t.regex(error.message, /INSTRUCTORS is not set/);
+  // The local stack authenticates nobody, so it needs neither.
+  const dev = loadConfig({ GCP_PROJECT, GCP_REGISTRY, AUTH_MODE: 'dev' });
+  t.deepEqual(dev.auth.audiences, []);
+});
+
 test('token issuers, audiences, limits and image folders come from the environment', (t) => {
   const config = loadConfig({
     ...minimal,
     ID_TOKEN_ISSUERS: 'https://accounts.google.com, https://login.example=http://127.0.0.1:9/keys',
     ID_TOKEN_AUDIENCES: 'client-1.apps.googleusercontent.com,p1',
-    SEATS_PER_ADDRESS: '40',
+    INSTRUCTORS: ' Ann@School.example, @School.example,svc@p1.iam.gserviceaccount.com',
     INSTRUCTOR_MAX_WORKSHOPS: '5',
     INSTRUCTOR_MAX_SEATS: '400',
     IMAGE_ALLOWLIST: 'ghcr.io/school/labs, europe-docker.pkg.dev/p2/shared/',
@@ -104,7 +120,11 @@ test('token issuers, audiences, limits and image folders come from the environme
     ['https://www.googleapis.com/oauth2/v1/certs', 'http://127.0.0.1:9/keys'],
   );
   t.deepEqual(config.auth.audiences, ['client-1.apps.googleusercontent.com', 'p1']);
-  t.is(config.seatsPerAddress, 40);
+  t.deepEqual(
+    [...config.auth.instructors.emails],
+    ['ann@school.example', 'svc@p1.iam.gserviceaccount.com'],
+  );
+  t.deepEqual([...config.auth.instructors.domains], ['school.example']);
   t.deepEqual(config.instructorLimits, { activeWorkshops: 5, activeSeats: 400 });
   t.deepEqual(config.imageAllowlist, ['ghcr.io/school/labs/', 'europe-docker.pkg.dev/p2/shared/']);
 });

@@ -2,6 +2,7 @@ import test from 'ava';
 import { imageAllowed } from '../../shared/core/images.ts';
 import { instructorQuotaProblem } from '../../shared/core/quota.ts';
 import { peekJwt, verifiedEmail } from '../../shared/id-token.ts';
+import { isInstructor } from '../../shared/identity.ts';
 
 const folders = ['us-docker.pkg.dev/p/clarateach/', 'ghcr.io/school/'];
 
@@ -52,4 +53,31 @@ test('a JWT is peeked at without trust; only a verified email counts', (t) => {
   t.is(verifiedEmail({ email: 'a@b.example', email_verified: 'true' }), null);
   t.is(verifiedEmail({ email: 'a@b.example' }), null);
   t.is(verifiedEmail({ email: 'not an email', email_verified: true }), null);
+});
+
+test('an instructor is whom the operator lists: an email, or a domain by its hd claim', (t) => {
+  const auth = {
+    admins: new Set(['ops@elsewhere.example']),
+    instructors: {
+      emails: new Set(['guest@gmail.com', 'ci@p1.iam.gserviceaccount.com']),
+      domains: new Set(['school.example']),
+    },
+  };
+  for (const who of [
+    { email: 'ann@school.example', hostedDomain: 'school.example' },
+    { email: 'ann@alias.example', hostedDomain: 'school.example' },
+    { email: 'guest@gmail.com' },
+    { email: 'ci@p1.iam.gserviceaccount.com' },
+    { email: 'ops@elsewhere.example' },
+  ]) {
+    t.true(isInstructor(who, auth), who.email);
+  }
+  for (const who of [
+    { email: 'ann@school.example' },
+    { email: 'ann@school.example', hostedDomain: 'evil.example' },
+    { email: 'intruder@p2.iam.gserviceaccount.com' },
+    { email: 'other@gmail.com' },
+  ]) {
+    t.false(isInstructor(who, auth), JSON.stringify(who));
+  }
 });
