@@ -1,6 +1,7 @@
 import type { ExecutionContext } from 'ava';
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, fromLearner, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { missWindow } from '../../shared/rate-limit.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
 /**
@@ -156,6 +157,18 @@ test.serial(
       from('2001:db8:15:a::1'),
     );
     t.is(next.status, 404);
+  },
+);
+
+test.serial(
+  '50 misses counted at once, straight on Firestore: at most the limit are within',
+  async (t) => {
+    const window = missWindow(stack.services.store, '198.51.100.150', new Date());
+    const within = await Promise.all(Array.from({ length: 50 }, () => window.miss(MISS_LIMIT)));
+    const n = within.filter(Boolean).length;
+    t.log(`${n} of 50 within the limit of ${MISS_LIMIT}`);
+    t.true(n >= 1 && n <= MISS_LIMIT, `${n} within`);
+    t.is(await window.count(), 50);
   },
 );
 
