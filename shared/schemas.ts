@@ -13,6 +13,13 @@ const NON_BLANK = '\\S';
 // `\udfff` escape can carry), and the write would fail as a 5xx: free text must be valid Unicode.
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 ajv.addFormat('text', { type: 'string', validate: (value) => !LONE_SURROGATE.test(value) });
+/** The workspace page's instructions: Markdown of at most 100 KB (UTF-8), as VM metadata takes. */
+export const MAX_INSTRUCTIONS_BYTES = 100 * 1024;
+ajv.addFormat('markdown', {
+  type: 'string',
+  validate: (value) =>
+    !LONE_SURROGATE.test(value) && Buffer.byteLength(value) <= MAX_INSTRUCTIONS_BYTES,
+});
 
 const workshopId = { type: 'string', pattern: WORKSHOP_ID_PATTERN, maxLength: 32 } as const;
 
@@ -24,6 +31,8 @@ export interface CreateWorkshopBody {
   spot?: boolean;
   /** A Spot class may run on standard VMs when no zone has Spot capacity; default true. */
   spotFallback?: boolean;
+  /** Markdown shown beside the learner's tools on the workspace page. */
+  instructions?: string;
 }
 const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
   type: 'object',
@@ -43,6 +52,13 @@ const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
     },
     spot: { type: 'boolean', nullable: true },
     spotFallback: { type: 'boolean', nullable: true },
+    instructions: {
+      type: 'string',
+      format: 'markdown',
+      maxLength: MAX_INSTRUCTIONS_BYTES,
+      nullable: true,
+      description: 'Markdown for the workspace page (at most 100 KB); raw HTML is shown as text',
+    },
   },
 };
 

@@ -32,6 +32,8 @@ export interface WorkshopRecord {
   seatsTakenAtEnd?: number;
   vmPlan: VmPlan[];
   estimatedCost: CostEstimate;
+  /** Markdown for the workspace page, given on create; it reaches the VMs as metadata. */
+  instructions?: string;
 }
 
 export type VmStatus = 'pending' | 'booting' | 'ready' | 'failed' | 'deleted';
@@ -174,6 +176,8 @@ export interface SeatEndpoints {
   terminal: string;
   files: string;
   browser: string;
+  /** The workspace page at the seat's root: instructions, terminal, editor, browser, app. */
+  workspace: string;
 }
 
 /**
@@ -188,6 +192,7 @@ export function seatEndpoints(vm: VmRecord, seat: number, accessToken: string): 
     terminal: `${base}/terminal/${query}`,
     files: `${base}/files/${query}`,
     browser: `${base}/browser/${query}`,
+    workspace: `${base}/${query}`,
   };
 }
 

@@ -53,6 +53,7 @@ export async function createWorkshop(
     seatsReady: 0,
     vmPlan,
     estimatedCost: workshopCost({ vmPlan, spot, spotFallback }, durationMinutes),
+    ...(body.instructions ? { instructions: body.instructions } : {}),
   };
   // Codes are random over ~40 bits, so a clash is rare; create() detects it without a query.
   for (let attempt = 0; attempt < CODE_ATTEMPTS; attempt++) {
