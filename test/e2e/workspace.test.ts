@@ -87,7 +87,16 @@ test.serial('a learner follows the instructions, edits, saves and opens their ap
   t.is(created.status, 201);
   const ws = created.body;
   await stack.api('POST', `/workshops/${ws.id}/start`);
-  await stack.untilStatus(ws.id, 'ready');
+  // Two seats boot on a shared machine: wait as long as the startup script's own seat check may.
+  const ready = await eventually(
+    'the class ready or failed',
+    async () => {
+      const w = await stack.workshop(ws.id);
+      return ['ready', 'failed'].includes(w.status) ? w : undefined;
+    },
+    300_000,
+  );
+  t.is(ready.status, 'ready', JSON.stringify(ready.error));
   const joined: Joined[] = [];
   for (const name of ['Ada', 'Grace']) {
     const res = await stack.api<Joined>('POST', '/join', { code: ws.joinCode, name });
