@@ -423,9 +423,11 @@ workspace_caps=(--cap-drop ALL --pids-limit 512)
 browser_caps=(--cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add CHOWN
   --cap-add FOWNER --cap-add DAC_OVERRIDE --cap-add KILL --pids-limit 2048)
 public_bind=${CT_HTTP_BIND:+$CT_HTTP_BIND:}
-# The class's instructions, one file for every seat of the VM, mounted read-only.
+# The class's instructions, one file for every seat of the VM, mounted read-only; not secret, and
+# the seat server reads it as the learner (the script's umask would keep it to root).
 instructions_file=$CT_STATE_DIR/instructions.md
-{ printf '%s' "$instructions" >"$instructions_file.tmp" && mv -f "$instructions_file.tmp" "$instructions_file"; } ||
+{ printf '%s' "$instructions" >"$instructions_file.tmp" && chmod 644 "$instructions_file.tmp" &&
+  mv -f "$instructions_file.tmp" "$instructions_file"; } ||
   fail "could not write $instructions_file"
 start_seat() {
   local i=$1 seat token net home mux

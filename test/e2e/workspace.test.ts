@@ -97,6 +97,10 @@ test.serial('a learner follows the instructions, edits, saves and opens their ap
     300_000,
   );
   t.is(ready.status, 'ready', JSON.stringify(ready.error));
+  t.teardown(async () => {
+    await stack.api('DELETE', `/workshops/${ws.id}`);
+    await stack.untilStatus(ws.id, 'ended');
+  });
   const joined: Joined[] = [];
   for (const name of ['Ada', 'Grace']) {
     const res = await stack.api<Joined>('POST', '/join', { code: ws.joinCode, name });
@@ -110,6 +114,15 @@ test.serial('a learner follows the instructions, edits, saves and opens their ap
   await page.setViewportSize({ width: 1280, height: 720 });
   await page.goto(a.endpoints.workspace);
   await page.waitForSelector('#status[data-state="connected"]');
+  const seatJson = await page.evaluate(() => fetch('seat.json').then((r) => r.text()));
+  t.log(seatJson.slice(0, 300));
+  t.log(
+    await inContainer(
+      await container(ws.id, a.seat, 'workspace'),
+      'cat',
+      '/etc/clarateach/instructions.md',
+    ),
+  );
   await page.waitForSelector('#instructions .code-block');
   t.is(await page.textContent('#class-name'), 'Workspace in Chromium');
   t.is(await page.textContent('#seat'), `seat ${a.seat}`);
