@@ -79,6 +79,7 @@ async function editorType(page: Page, text: string): Promise<void> {
 }
 
 test.serial('a learner follows the instructions, edits, saves and opens their app', async (t) => {
+  t.timeout(900_000); // a class boots on a machine shared with other test runs
   const created = await stack.api('POST', '/workshops', {
     name: 'Workspace in Chromium',
     seats: 2,

@@ -124,7 +124,7 @@ export function createFilesServer(opts: FilesServerOptions): http.Server {
         log('INFO', 'uploaded', { bytes: size });
         const etag = await currentEtag(dest);
         if (etag) res.setHeader('ETag', etag);
-        return sendJson(res, 201, { path: normalized(query.get('path')), size, etag });
+        return sendJson(res, 201, { path: normalized(query.get('path')), size });
       }
       case '/api/mkdir': {
         expect('POST');
