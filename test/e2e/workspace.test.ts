@@ -72,6 +72,15 @@ async function inContainer(name: string, ...cmd: string[]): Promise<string | nul
   return docker('exec', name, ...cmd).catch(() => null);
 }
 
+/**
+ * GET / on port 8000 of `host` from a browser container (the stand-in has busybox, whose wget
+ * crashes there; its nc speaks the request).
+ */
+function httpFromBrowser(name: string, host: string): Promise<string | null> {
+  const request = `printf 'GET / HTTP/1.0\\r\\n\\r\\n' | busybox nc -w 5 ${host} 8000`;
+  return inContainer(name, 'sh', '-c', request);
+}
+
 async function editorType(page: Page, text: string): Promise<void> {
   await page.click('.cm-content');
   await page.keyboard.press('Control+End');
@@ -183,17 +192,7 @@ test.serial('a learner follows the instructions, edits, saves and opens their ap
 
   // The seat's browser container reaches the seat's own workspace, by the name `workspace`.
   const browserA = await container(ws.id, a.seat, 'browser');
-  const fromOwnBrowser = await inContainer(
-    browserA,
-    'busybox',
-    'wget',
-    '-q',
-    '-T',
-    '5',
-    '-O',
-    '-',
-    'http://workspace:8000/',
-  );
+  const fromOwnBrowser = await httpFromBrowser(browserA, 'workspace');
   t.regex(fromOwnBrowser ?? '', /step1\.txt/);
 
   // From seat 2's containers, seat 1's app stays out of reach: by its address and by name.
@@ -210,9 +209,9 @@ test.serial('a learner follows the instructions, edits, saves and opens their ap
   const browserB = await container(ws.id, b.seat, 'browser');
   const workspaceB = await container(ws.id, b.seat, 'workspace');
   for (const url of [`http://${addressA}:8000/`, 'http://workspace:8000/']) {
-    t.is(
-      await inContainer(browserB, 'busybox', 'wget', '-q', '-T', '5', '-O', '-', url),
-      null,
+    t.notRegex(
+      (await httpFromBrowser(browserB, new URL(url).hostname)) ?? '',
+      /step1\.txt/,
       `seat 2's browser: ${url}`,
     );
     t.is(
