@@ -541,11 +541,11 @@ render_caddyfile() {
       port=$((port + 1))
     done
     # The rest is the workspace page, and the learner's own app at /app/PORT/: the app gets no
-    # seat credential (its ct_seat_* cookies are cut from the request), since it is the
-    # learner's code and the cookie is the seat's.
+    # cookie at all, so never the seat's credential (Caddy 2.6 cannot edit one cookie out; the
+    # app runs sandboxed in an opaque origin, where it has no cookies of its own anyway).
     printf '\t\thandle {\n\t\t\turi strip_prefix /vm/%s\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
       "$seat" "$(seat_port "$i" 4)"
-    printf '\t\t\t\theader_up Cookie "(?i)\\s*ct_seat_[^;]*;?" ""\n'
+    printf '\t\t\t\theader_up -Cookie\n'
     printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
     printf '\t}\n'
   done
