@@ -22,7 +22,7 @@ const TARGET_RATIO = 1.3;
 const kib = (bytes: number) => `${(bytes / 1024).toFixed(0)} KiB`;
 
 /** Routes `/terminal/…` and `/files/…` to their servers (prefix stripped), the rest to the page. */
-export function seatRouter(routes: { terminal: string; files: string; workspace: string }) {
+function seatRouter(routes: { terminal: string; files: string; workspace: string }) {
   const pick = (url: string): [string, string] => {
     for (const kind of ['terminal', 'files'] as const) {
       if (url.startsWith(`/${kind}/`)) return [routes[kind], url.slice(kind.length + 1)];
