@@ -24,6 +24,13 @@ ajv.addFormat('date-time', {
   type: 'string',
   validate: (value) => DATE_TIME.test(value) && !Number.isNaN(Date.parse(value)) && realDay(value),
 });
+/** The workspace page's instructions: Markdown of at most 100 KB (UTF-8), as VM metadata takes. */
+export const MAX_INSTRUCTIONS_BYTES = 100 * 1024;
+ajv.addFormat('markdown', {
+  type: 'string',
+  validate: (value) =>
+    !LONE_SURROGATE.test(value) && Buffer.byteLength(value) <= MAX_INSTRUCTIONS_BYTES,
+});
 
 const workshopId = { type: 'string', pattern: WORKSHOP_ID_PATTERN, maxLength: 32 } as const;
 
@@ -39,6 +46,8 @@ export interface CreateWorkshopBody {
   startAt?: string;
   /** Seats one client address may hold (a class joining from home); absent: no cap. */
   seatsPerAddress?: number;
+  /** Markdown shown beside the learner's tools on the workspace page. */
+  instructions?: string;
 }
 const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
   type: 'object',
@@ -60,6 +69,13 @@ const createWorkshopSchema: JSONSchemaType<CreateWorkshopBody> = {
     spotFallback: { type: 'boolean', nullable: true },
     startAt: { type: 'string', format: 'date-time', maxLength: 40, nullable: true },
     seatsPerAddress: { type: 'integer', minimum: 1, maximum: 200, nullable: true },
+    instructions: {
+      type: 'string',
+      format: 'markdown',
+      maxLength: MAX_INSTRUCTIONS_BYTES,
+      nullable: true,
+      description: 'Markdown for the workspace page (at most 100 KB); raw HTML is shown as text',
+    },
   },
 };
 

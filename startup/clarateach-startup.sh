@@ -24,7 +24,7 @@
 #   CT_STATE_DIR          writable directory: HOME for docker auth, the rendered Caddyfile
 #   CT_HTTP_PORT          Caddy's port (80)
 #   CT_HTTP_BIND          address Caddy and the WebRTC mux ports bind to (empty: all interfaces)
-#   CT_PORT_BASE          seat i uses PORT_BASE+10i+1..3 (3000)
+#   CT_PORT_BASE          seat i uses PORT_BASE+10i+1..4 (3000)
 #   CT_MUX_PORT_BASE      seat i's WebRTC mux port is MUX_PORT_BASE+i (30000: below the
 #                         ephemeral port range, so no outgoing connection holds one)
 #   CT_NAME_PREFIX        prefix for container, volume and network names (empty on a real VM)
@@ -228,6 +228,9 @@ neko_image=$(attribute neko-image)
 caddy_image=$(attribute caddy-image)
 registry=$(optional_attribute registry)
 seat_tokens=$(attribute seat-tokens)
+# The workspace page's header and instructions (absent on VMs of older control planes).
+workshop_name=$(optional_attribute workshop-name)
+instructions=$(optional_attribute instructions)
 
 if ! is_uint "$seat_first" || ((seat_first < 1)); then
   fail "seat-first must be a positive integer"
@@ -248,7 +251,7 @@ for pair in "${pairs[@]}"; do
 done
 
 seat_of() { echo $((seat_first + $1 - 1)); }                   # local index → global seat
-seat_port() { echo $((CT_PORT_BASE + 10 * $1 + $2)); }         # 1 terminal, 2 files, 3 browser
+seat_port() { echo $((CT_PORT_BASE + 10 * $1 + $2)); } # 1 terminal, 2 files, 3 browser, 4 workspace
 mux_port() { echo $((CT_MUX_PORT_BASE + $1)); }
 for ((i = 1; i <= seat_count; i++)); do
   [[ -n ${token_of[$(seat_of "$i")]:-} ]] || fail "no access token for seat $(seat_of "$i")"
@@ -329,6 +332,11 @@ seat_firewall() {
     for proto in udp tcp; do
       "$ipt" -w -A "$next" -d "$ns" -p "$proto" --dport 53 -j RETURN
     done
+  done
+  # A seat's own two containers reach each other (the seat's browser opens the learner's app on
+  # the workspace), though Docker's inter-container traffic is off: only within one seat bridge.
+  for ((i = 1; i <= seat_count; i++)); do
+    "$ipt" -w -A "$next" -i "$CT_BRIDGE_PREFIX$(seat_of "$i")" -o "$CT_BRIDGE_PREFIX$(seat_of "$i")" -j ACCEPT
   done
   for dest in "$CT_METADATA_ADDR" $CT_PRIVATE_RANGES; do
     "$ipt" -w -A "$next" -d "$dest" -j REJECT --reject-with icmp-net-prohibited
@@ -415,6 +423,12 @@ workspace_caps=(--cap-drop ALL --pids-limit 512)
 browser_caps=(--cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add CHOWN
   --cap-add FOWNER --cap-add DAC_OVERRIDE --cap-add KILL --pids-limit 2048)
 public_bind=${CT_HTTP_BIND:+$CT_HTTP_BIND:}
+# The class's instructions, one file for every seat of the VM, mounted read-only; not secret, and
+# the seat server reads it as the learner (the script's umask would keep it to root).
+instructions_file=$CT_STATE_DIR/instructions.md
+{ printf '%s' "$instructions" >"$instructions_file.tmp" && chmod 644 "$instructions_file.tmp" &&
+  mv -f "$instructions_file.tmp" "$instructions_file"; } ||
+  fail "could not write $instructions_file"
 start_seat() {
   local i=$1 seat token net home mux
   seat=$(seat_of "$i")
@@ -425,9 +439,12 @@ start_seat() {
   ensure_container "${CT_NAME_PREFIX}seat-$seat" \
     --network "$net" "${labels[@]}" "${hardening[@]}" "${workspace_caps[@]}" \
     --label "clarateach.seat=$seat" --label clarateach.role=workspace \
-    --hostname "seat-$seat" -v "$home:/home/learner" \
+    --hostname "seat-$seat" --network-alias workspace -v "$home:/home/learner" \
+    -v "$instructions_file:/etc/clarateach/instructions.md:ro" \
     -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
+    -p "127.0.0.1:$(seat_port "$i" 4):3003" \
     -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
+    -e "CLARATEACH_CLASS_NAME=$workshop_name" \
     "$workspace_image"
   # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp),
   # with the VM's external IP as its NAT address. Neko v3's names only: any v2 name switches v3
@@ -486,7 +503,8 @@ for name in $(docker network ls -q --filter "label=clarateach.vm=$vm_name" --for
 done
 
 # ---------------------------------------------------------------------------------------------
-# Caddy: /health, and per seat /vm/S/{terminal,files,browser}* proxied (prefix stripped) only when
+# Caddy: /health, and per seat /vm/S/{terminal,files,browser}* proxied (prefix stripped), and
+# everything else under /vm/S/ to the workspace page (the page, its scripts, /app/PORT/), only when
 # the seat's token comes as ?t= or as the ct_seat_S cookie. A good ?t= also sets the cookie, so
 # the app's follow-up requests (assets, websockets) get in without it.
 caddyfile=$CT_STATE_DIR/Caddyfile
@@ -498,14 +516,14 @@ render_caddyfile() {
   if [[ -n $CT_HTTP_BIND ]]; then printf '\tbind %s\n' "$CT_HTTP_BIND"; fi
   printf '\thandle /health {\n\t\trespond "OK" 200\n\t}\n'
   # The pages use relative URLs: /vm/S/terminal must become /vm/S/terminal/ (query kept).
-  printf '\t@bare_query {\n\t\tpath_regexp ^/vm/[0-9]+/(terminal|files|browser)$\n'
+  printf '\t@bare_query {\n\t\tpath_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n'
   printf '\t\texpression `{query} != ""`\n\t}\n\tredir @bare_query {path}/?{query} 308\n'
-  printf '\t@bare path_regexp ^/vm/[0-9]+/(terminal|files|browser)$\n\tredir @bare {path}/ 308\n'
+  printf '\t@bare path_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n\tredir @bare {path}/ 308\n'
   for ((i = 1; i <= seat_count; i++)); do
     seat=$(seat_of "$i")
     token=${token_of[$seat]}
     printf '\n\t@seat%s {\n' "$seat"
-    printf '\t\tpath /vm/%s/terminal* /vm/%s/files* /vm/%s/browser*\n' "$seat" "$seat" "$seat"
+    printf '\t\tpath /vm/%s/*\n' "$seat"
     printf '\t\texpression `{query.t} == "%s" || {http.request.cookie.ct_seat_%s} == "%s"`\n' \
       "$token" "$seat" "$token"
     printf '\t}\n\thandle @seat%s {\n' "$seat"
@@ -522,6 +540,13 @@ render_caddyfile() {
       printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
       port=$((port + 1))
     done
+    # The rest is the workspace page, and the learner's own app at /app/PORT/: the app gets no
+    # cookie at all, so never the seat's credential (Caddy 2.6 cannot edit one cookie out; the
+    # app runs sandboxed in an opaque origin, where it has no cookies of its own anyway).
+    printf '\t\thandle {\n\t\t\turi strip_prefix /vm/%s\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
+      "$seat" "$(seat_port "$i" 4)"
+    printf '\t\t\t\theader_up -Cookie\n'
+    printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
     printf '\t}\n'
   done
   # Named matchers keep their order, so this comes after every seat's handle.
@@ -549,7 +574,7 @@ docker run -d --name "$caddy_name" --restart unless-stopped --network host "${la
 log "started $caddy_name on port $CT_HTTP_PORT"
 
 # ---------------------------------------------------------------------------------------------
-# Checks, bounded by CT_SEAT_WAIT: Caddy's /health, and for every seat its three routes through
+# Checks, bounded by CT_SEAT_WAIT: Caddy's /health, and for every seat its four routes through
 # Caddy with its token (anything but a refusal or a proxy error: the apps decide what / returns;
 # an app that does not answer is Caddy's 502, so this checks the seat's ports too).
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
@@ -557,9 +582,9 @@ seat_answers() {
   local i=$1 seat token code kind
   seat=$(seat_of "$i")
   token=${token_of[$seat]}
-  for kind in terminal files browser; do
+  for kind in terminal/ files/ browser/ ''; do
     code=$(http_code -K <(printf 'header = "Cookie: ct_seat_%s=%s"\n' "$seat" "$token") \
-      "http://127.0.0.1:$CT_HTTP_PORT/vm/$seat/$kind/")
+      "http://127.0.0.1:$CT_HTTP_PORT/vm/$seat/$kind")
     case $code in 000 | 403 | 404 | 502 | 503 | 504) return 1 ;; esac
   done
 }

@@ -275,10 +275,10 @@ export function openApiDocument(): Schema {
             seatToken: { type: 'string' },
             endpoints: {
               type: 'object',
-              required: ['terminal', 'files', 'browser'],
+              required: ['terminal', 'files', 'browser', 'workspace'],
               properties: Object.fromEntries(
                 // The path ends with `/` (the pages there use relative URLs); `?t=` follows.
-                ['terminal', 'files', 'browser'].map((k) => [
+                ['terminal', 'files', 'browser', 'workspace'].map((k) => [
                   k,
                   { type: 'string', format: 'uri', pattern: '^[^?#]*/(\\?[^#]*)?$' },
                 ]),

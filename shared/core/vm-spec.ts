@@ -47,6 +47,8 @@ export function instanceSpec(
     metadata: {
       'startup-script': settings.startupScript,
       'workshop-id': workshop.id,
+      'workshop-name': workshop.name,
+      instructions: workshop.instructions ?? '',
       'vm-name': name,
       'seat-first': String(vm.firstSeat),
       'seat-count': String(vm.seatCount),

@@ -37,6 +37,8 @@ export interface WorkshopRecord {
   estimatedCost: CostEstimate;
   /** A class created with `startAt`: the sweep provisions it at `schedule.provisionAt`. */
   schedule?: Schedule | null;
+  /** Markdown for the workspace page, given on create; it reaches the VMs as metadata. */
+  instructions?: string;
 }
 
 export type VmStatus = 'pending' | 'booting' | 'ready' | 'failed' | 'deleted';
@@ -219,6 +221,8 @@ export interface SeatEndpoints {
   terminal: string;
   files: string;
   browser: string;
+  /** The workspace page at the seat's root: instructions, terminal, editor, browser, app. */
+  workspace: string;
 }
 
 /**
@@ -233,6 +237,7 @@ export function seatEndpoints(vm: VmRecord, seat: number, accessToken: string): 
     terminal: `${base}/terminal/${query}`,
     files: `${base}/files/${query}`,
     browser: `${base}/browser/${query}`,
+    workspace: `${base}/${query}`,
   };
 }
 

@@ -59,6 +59,7 @@ export async function createWorkshop(
     seatsReady: 0,
     vmPlan,
     estimatedCost: workshopCost({ vmPlan, spot, spotFallback }, durationMinutes),
+    ...(body.instructions ? { instructions: body.instructions } : {}),
   };
   const base = body.startAt ? { ...draft, ...(await scheduled(s, draft, body.startAt)) } : draft;
   // Codes are random over ~40 bits, so a clash is rare; create() detects it without a query.

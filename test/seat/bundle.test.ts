@@ -36,6 +36,7 @@ test('the built seat-server.mjs serves both ports from its own folder and stops 
       HOME: home.dir,
       TERMINAL_PORT: '0',
       FILES_PORT: '0',
+      WORKSPACE_PORT: '0',
       SEAT_BIND: '127.0.0.1',
       CLARATEACH_SEAT: '9',
     },

@@ -35,6 +35,7 @@ export function startSeat(
   return startSeatServer({
     terminalPort: 0,
     filesPort: 0,
+    workspacePort: 0,
     host: '127.0.0.1',
     log: silentLogger,
     env: { ...process.env, CLARATEACH_SEAT: '5' },

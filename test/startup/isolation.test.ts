@@ -126,7 +126,11 @@ test('no seat reaches another seat, the metadata server or a private address', a
     '192.168.0.0/16',
     '100.64.0.0/10',
   ]);
-  t.true(rules.every((r) => /-j (REJECT|RETURN)/.test(r)));
+  // ACCEPT only within one seat's own bridge: a seat's two containers, never across seats.
+  const accepts = rules.filter((r) => r.includes('-j ACCEPT'));
+  t.is(accepts.length, 3);
+  for (const r of accepts) t.regex(r, /^-A \S+ -i (\S+) -o \1 -j ACCEPT$/);
+  t.true(rules.every((r) => /-j (REJECT|RETURN|ACCEPT)/.test(r)));
   t.true(rules.filter((r) => r.includes('-j RETURN')).every((r) => /--dport 53/.test(r)));
   t.false(chain.includes('0.0.0.0/0'));
   const jumps = async () =>

@@ -10,6 +10,7 @@ import {
 
 const workshop = {
   id: 'abcdefghijklmnop',
+  name: 'Shell basics',
   seats: 25,
   image: 'reg/clarateach/workspace:latest',
   spot: true,
@@ -54,6 +55,15 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
   t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
   t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');
   t.false(Object.values(spec.metadata).some((v) => v.includes('PRIVATE')));
+  // The workspace page's header and instructions; a class without instructions sends them empty.
+  t.is(spec.metadata['workshop-name'], workshop.name);
+  t.is(spec.metadata.instructions, '');
+  const withSteps = { ...workshop, instructions: '# Step 1\n' };
+  t.is(
+    instanceSpec(withSteps, workshop.vmPlan[1]!, secrets, settings, { zone: 'z', spot: true })
+      .metadata.instructions,
+    '# Step 1\n',
+  );
   const fellBack = instanceSpec(workshop, workshop.vmPlan[1]!, secrets, settings, {
     zone: 'us-central1-a',
     spot: false,
@@ -69,6 +79,7 @@ test('seat endpoints point at the seat on its VM and carry its credential', (t) 
     terminal: 'http://203.0.113.5/vm/7/terminal/?t=a%20b',
     files: 'http://203.0.113.5/vm/7/files/?t=a%20b',
     browser: 'http://203.0.113.5/vm/7/browser/?t=a%20b',
+    workspace: 'http://203.0.113.5/vm/7/?t=a%20b',
   });
   t.is(
     seatEndpoints({ ...vm, httpPort: 8123 }, 1, 't').files,

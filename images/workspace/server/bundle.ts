@@ -11,6 +11,8 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
  *   seat-server.mjs                     the server, one ESM file for Node 18+
  *   public/terminal/{index.html,app.js,app.css}   xterm.js page
  *   public/files/{index.html,files.js,files.css}  file manager page
+ *   public/workspace/{index.html,workspace.js,workspace.css,editor.js}  the workspace page; the
+ *                                       editor (CodeMirror) is its own file, loaded on first use
  *   node_modules/@lydell/node-pty[-linux-x64]/    the pty addon (N-API, prebuilt), kept external
  */
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -34,13 +36,19 @@ export async function buildSeat(outDir: string = DEFAULT_OUT_DIR): Promise<void>
     logLevel: 'warning',
   });
   const pages = {
-    terminal: { entry: 'terminal.ts', out: 'app', html: 'terminal.html' },
-    files: { entry: 'files.ts', out: 'files', html: 'files.html' },
+    terminal: { entries: { app: 'terminal.ts' }, html: 'terminal.html' },
+    files: { entries: { files: 'files.ts' }, html: 'files.html' },
+    workspace: {
+      entries: { workspace: 'workspace.ts', editor: 'editor.ts' },
+      html: 'workspace.html',
+    },
   };
   for (const [name, page] of Object.entries(pages)) {
     const dir = path.join(outDir, 'public', name);
     await build({
-      entryPoints: { [page.out]: path.join(here, 'client', page.entry) },
+      entryPoints: Object.fromEntries(
+        Object.entries(page.entries).map(([out, entry]) => [out, path.join(here, 'client', entry)]),
+      ),
       outdir: dir,
       bundle: true,
       platform: 'browser',

@@ -3,9 +3,13 @@ export interface SeatConfig {
   home: string;
   terminalPort: number;
   filesPort: number;
+  workspacePort: number;
   uploadMaxBytes: number;
   shell: string;
   host: string;
+  className: string;
+  seat: string;
+  instructionFiles: { workshop: string; image: string };
 }
 
 export const DEFAULT_UPLOAD_MAX_BYTES = 100 * 1024 * 1024;
@@ -29,9 +33,17 @@ export function parseSeatConfig(env: NodeJS.ProcessEnv): SeatConfig {
     home,
     terminalPort: port(env.TERMINAL_PORT, 3001, 'TERMINAL_PORT'),
     filesPort: port(env.FILES_PORT, 3002, 'FILES_PORT'),
+    workspacePort: port(env.WORKSPACE_PORT, 3003, 'WORKSPACE_PORT'),
     uploadMaxBytes: max,
     shell: env.SEAT_SHELL || '/bin/bash',
     // All interfaces in the container (Docker publishes the ports on loopback only).
     host: env.SEAT_BIND || '0.0.0.0',
+    className: env.CLARATEACH_CLASS_NAME ?? '',
+    seat: env.CLARATEACH_SEAT ?? '',
+    // The startup script mounts the class's instructions here; an image may ship its own.
+    instructionFiles: {
+      workshop: env.CLARATEACH_INSTRUCTIONS_FILE || '/etc/clarateach/instructions.md',
+      image: env.WORKSHOP_INSTRUCTIONS_FILE || '/opt/workshop/instructions.md',
+    },
   };
 }

@@ -8,6 +8,7 @@ import { Scope } from './files/scope.ts';
 import { jsonLogger, type Logger } from './log.ts';
 import { createTerminalServer } from './terminal/server.ts';
 import type { PtyModule } from './terminal/shell-session.ts';
+import { createWorkspaceServer } from './workspace/server.ts';
 
 export interface SeatServerOptions {
   /** The learner's home: the files API is confined to it, the shell starts in it. */
@@ -15,13 +16,20 @@ export interface SeatServerOptions {
   /** 0 picks a free port. */
   terminalPort?: number;
   filesPort?: number;
+  /** The workspace page and the learner's app (`/app/PORT/`). */
+  workspacePort?: number;
   /** Default 127.0.0.1; the container binds 0.0.0.0 and Docker publishes on loopback. */
   host?: string;
   uploadMaxBytes?: number;
   shell?: string;
   /** The shell's environment (CLARATEACH_SEAT and the like pass through); default process.env. */
   env?: NodeJS.ProcessEnv;
-  /** The built pages: `terminal/` and `files/` folders. Default: `public/` beside this module. */
+  /** For the workspace page's header. */
+  className?: string;
+  seat?: string;
+  /** Default: files that do not exist (no instructions). */
+  instructionFiles?: { workshop: string; image: string };
+  /** The built pages: `terminal/`, `files/` and `workspace/` folders. Default: `public/` beside this module. */
   assetsDir?: string;
   log?: Logger;
 }
@@ -29,6 +37,7 @@ export interface SeatServerOptions {
 export interface SeatServer {
   terminalUrl: string;
   filesUrl: string;
+  workspaceUrl: string;
   close(): Promise<void>;
 }
 
@@ -76,22 +85,39 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
   });
   let terminalUrl: string;
   let filesUrl: string;
+  let workspaceUrl: string;
+  const ports: number[] = [];
+  const portOf = (url: string) => ports.push(Number(new URL(url).port));
+  let workspace: http.Server | undefined;
   try {
     terminalUrl = await listen(terminal.server, opts.terminalPort ?? 3001, host);
     filesUrl = await listen(files, opts.filesPort ?? 3002, host);
+    workspace = createWorkspaceServer({
+      assetsDir: path.join(assetsDir, 'workspace'),
+      className: opts.className ?? '',
+      seat: opts.seat ?? '',
+      instructionFiles: opts.instructionFiles ?? { workshop: '', image: '' },
+      reservedPorts: ports,
+      log,
+    });
+    workspaceUrl = await listen(workspace, opts.workspacePort ?? 3003, host);
+    [terminalUrl, filesUrl, workspaceUrl].forEach(portOf);
   } catch (err) {
-    await Promise.all([terminal.close(), stop(terminal.server), stop(files)]);
+    const servers = [terminal.server, files, ...(workspace ? [workspace] : [])];
+    await Promise.all([terminal.close(), ...servers.map(stop)]);
     throw err;
   }
-  log('INFO', 'seat server listening', { terminalUrl, filesUrl, home: scope.root });
+  const web = workspace;
+  log('INFO', 'seat server listening', { terminalUrl, filesUrl, workspaceUrl, home: scope.root });
   let closing: Promise<void> | undefined;
   return {
     terminalUrl,
     filesUrl,
+    workspaceUrl,
     close() {
       closing ??= (async () => {
         await terminal.close();
-        await Promise.all([stop(terminal.server), stop(files)]);
+        await Promise.all([stop(terminal.server), stop(files), stop(web)]);
         log('INFO', 'seat server stopped');
       })();
       return closing;

@@ -3,6 +3,7 @@ import { lstat, mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises'
 import type { ServerResponse } from 'node:http';
 import path from 'node:path';
 import { HttpError, attachmentDisposition } from '../http-util.ts';
+import { etagOf } from './etag.ts';
 import { parseRelPath, type Scope } from './scope.ts';
 
 export const MAX_LIST = 10_000;
@@ -98,13 +99,16 @@ export async function sendFile(real: string, res: ServerResponse): Promise<void>
   stream.pipe(res);
 }
 
-/** A small text file for the page to show (as text, sandboxed, never as HTML). */
+/**
+ * A small text file for the page to show or edit (as text, sandboxed, never as HTML), with its
+ * ETag for a later save's If-Match.
+ */
 export async function sendText(real: string, res: ServerResponse): Promise<void> {
   const handle = await open(real, READ_FLAGS);
   try {
-    const s = await handle.stat();
+    const s = await handle.stat({ bigint: true });
     if (!s.isFile()) throw new HttpError(400, 'NOT_A_FILE', 'that is not a regular file');
-    if (s.size > MAX_VIEW_BYTES) {
+    if (s.size > BigInt(MAX_VIEW_BYTES)) {
       throw new HttpError(413, 'TOO_LARGE_TO_VIEW', 'the file is too large to view; download it');
     }
     const body = await handle.readFile();
@@ -115,6 +119,7 @@ export async function sendText(real: string, res: ServerResponse): Promise<void>
       ...FILE_HEADERS,
       'Content-Type': 'text/plain; charset=utf-8',
       'Content-Length': body.length,
+      ETag: etagOf({ size: Number(s.size), mtimeNs: s.mtimeNs }),
     });
     res.end(body);
   } finally {

@@ -6,6 +6,7 @@ import type { Logger } from '../log.ts';
 import { originMatchesHost } from '../origin.ts';
 import { streamFolderArchive } from './archive.ts';
 import { httpErrorOf } from './errors.ts';
+import { currentEtag, ifMatchHolds, preconditionFailed } from './etag.ts';
 import {
   deleteEntry,
   listFolder,
@@ -102,6 +103,13 @@ export function createFilesServer(opts: FilesServerOptions): http.Server {
           throw new HttpError(400, 'NOT_A_FOLDER', 'the upload must go into a folder');
         }
         const overwrite = flag(query.get('overwrite'));
+        // The editor's save: only over the version it opened (checked, then written: a change in
+        // between is a race the learner's own shell would have to win within milliseconds).
+        const ifMatch = req.headers['if-match'];
+        if (ifMatch !== undefined) {
+          const current = await currentEtag(dest);
+          if (!ifMatchHolds(ifMatch, current)) throw preconditionFailed(current);
+        }
         if (
           !overwrite &&
           (await lstat(dest).then(
@@ -114,6 +122,8 @@ export function createFilesServer(opts: FilesServerOptions): http.Server {
         const max = opts.uploadMaxBytes;
         const size = await receiveUpload(req, dest, { overwrite, maxBytes: max });
         log('INFO', 'uploaded', { bytes: size });
+        const etag = await currentEtag(dest);
+        if (etag) res.setHeader('ETag', etag);
         return sendJson(res, 201, { path: normalized(query.get('path')), size });
       }
       case '/api/mkdir': {

@@ -1,0 +1,130 @@
+import { FitAddon } from '@xterm/addon-fit';
+import { Terminal } from '@xterm/xterm';
+import '@xterm/xterm/css/xterm.css';
+
+/**
+ * The seat's terminal in an element: xterm.js on the seat's one shell, with reattach (backoff,
+ * then the server's replay) and flow control (acks of processed output). Used by the bare
+ * terminal page and the workspace page. Protocol: server/terminal/protocol.ts.
+ */
+
+// Acknowledge processed output in steps no larger than the server's low watermark.
+const ACK_EVERY = 5_000;
+const MAX_BACKOFF_MS = 10_000;
+
+export type TerminalState = 'connecting' | 'connected' | 'reconnecting' | 'exited';
+
+export interface TerminalView {
+  /** Types text into the shell, as if the learner had typed it. */
+  type(text: string): boolean;
+  fit(): void;
+  focus(): void;
+}
+
+export function mountTerminal(
+  el: HTMLElement,
+  socketUrl: URL,
+  onStatus: (state: TerminalState, text: string) => void,
+  opts: { releaseTab?: boolean } = {},
+): TerminalView {
+  const term = new Terminal({
+    cursorBlink: true,
+    scrollback: 5_000,
+    fontFamily: 'ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace',
+    fontSize: 14,
+    lineHeight: 1.1, // room for underscores below the baseline
+  });
+  const fitAddon = new FitAddon();
+  term.loadAddon(fitAddon);
+  term.open(el);
+  fitAddon.fit();
+  // On a page with other controls, Escape then Tab moves focus on (the terminal keeps Tab for
+  // completion otherwise): a keyboard path out of the terminal.
+  if (opts.releaseTab) {
+    let escaped = false;
+    term.attachCustomKeyEventHandler((e) => {
+      if (e.type !== 'keydown') return true;
+      if (e.key === 'Tab' && escaped) return false;
+      escaped = e.key === 'Escape';
+      return true;
+    });
+  }
+
+  const encoder = new TextEncoder();
+  let socket: WebSocket | null = null;
+  let failures = 0;
+  let exited = false;
+
+  const sendControl = (msg: object): void => {
+    if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
+  };
+
+  function connect(): void {
+    const url = new URL(socketUrl);
+    url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
+    url.search = '';
+    url.hash = '';
+    const ws = new WebSocket(url);
+    ws.binaryType = 'arraybuffer';
+    socket = ws;
+    let unacked = 0; // per socket: output of an older socket is not acknowledged on this one
+
+    ws.onopen = () => sendControl({ type: 'resize', cols: term.cols, rows: term.rows });
+    ws.onmessage = (event: MessageEvent<ArrayBuffer | string>) => {
+      if (typeof event.data === 'string') {
+        const msg = JSON.parse(event.data) as { type: string; code?: number };
+        if (msg.type === 'attached') {
+          failures = 0;
+          term.reset(); // the replay that follows redraws the recent screen
+          onStatus('connected', 'connected');
+        } else if (msg.type === 'exit') {
+          exited = true;
+          onStatus('exited', `shell exited (code ${msg.code}); press Enter to start a new one`);
+        }
+        return;
+      }
+      const data = new Uint8Array(event.data);
+      term.write(data, () => {
+        unacked += data.length;
+        if (unacked >= ACK_EVERY && ws.readyState === WebSocket.OPEN) {
+          ws.send(JSON.stringify({ type: 'ack', bytes: unacked }));
+          unacked = 0;
+        }
+      });
+    };
+    ws.onclose = () => {
+      if (socket !== ws) return;
+      socket = null;
+      if (exited) return;
+      const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** failures++) * (0.75 + Math.random() / 2);
+      onStatus('reconnecting', `reconnecting in ${Math.ceil(delay / 1000)} s…`);
+      setTimeout(connect, delay);
+    };
+  }
+
+  const send = (data: string): boolean => {
+    if (socket?.readyState !== WebSocket.OPEN) return false;
+    socket.send(encoder.encode(data));
+    return true;
+  };
+
+  term.onData((data) => {
+    if (exited) {
+      if (data !== '\r') return;
+      exited = false;
+      term.reset();
+      onStatus('connecting', 'starting a new shell…');
+      connect();
+      return;
+    }
+    send(data);
+  });
+  term.onResize(({ cols, rows }) => sendControl({ type: 'resize', cols, rows }));
+  connect();
+
+  return {
+    type: send,
+    fit: () => fitAddon.fit(),
+    focus: () => term.focus(),
+  };
+}
