@@ -31,6 +31,7 @@ const settings = {
   caddyImage: 'caddy',
   readyTopic: 'vm.ready',
   startupScript: '#!/bin/bash',
+  watcherScript: '#!/bin/bash\n# watcher',
 };
 
 test('a VM gets its seats, tokens, topic and labels in metadata, never the private key', (t) => {
