@@ -52,7 +52,9 @@ apply_seats() {
     return 0
   log "seats changed: running the startup script again"
   if ! attribute startup-script >"$rerun" 2>/dev/null; then cp "$CT_STARTUP_SELF" "$rerun"; fi
-  CT_WATCHING=1 bash "$rerun" || log "the startup script failed (it reported why on vm.ready)"
+  # It writes its own log (CT_LOG); its stdout mirror would copy that log into itself here.
+  CT_WATCHING=1 bash "$rerun" >/dev/null 2>&1 ||
+    log "the startup script failed (it reported why on vm.ready)"
 }
 
 etag=''

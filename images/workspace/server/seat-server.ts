@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startClassClock } from './clock/clock-source.ts';
 import { DEFAULT_UPLOAD_MAX_BYTES } from './config.ts';
 import { createFilesServer } from './files/server.ts';
 import { Scope } from './files/scope.ts';
@@ -24,6 +25,10 @@ export interface SeatServerOptions {
   /** The built pages: `terminal/` and `files/` folders. Default: `public/` beside this module. */
   assetsDir?: string;
   log?: Logger;
+  /** The class's end, kept by the VM's watcher; default /run/clarateach/class-ends. */
+  clockFile?: string;
+  /** Injectable for tests: the current time in ms. */
+  now?: () => number;
 }
 
 export interface SeatServer {
@@ -60,7 +65,12 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     opts.assetsDir ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
   const scope = await Scope.open(opts.home);
   const pty: PtyModule = await import('@lydell/node-pty');
+  const clock = startClassClock({
+    file: opts.clockFile ?? '/run/clarateach/class-ends',
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   const terminal = createTerminalServer({
+    clock,
     home: scope.root,
     shell: opts.shell ?? '/bin/bash',
     env: opts.env ?? process.env,
@@ -80,6 +90,7 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     terminalUrl = await listen(terminal.server, opts.terminalPort ?? 3001, host);
     filesUrl = await listen(files, opts.filesPort ?? 3002, host);
   } catch (err) {
+    clock.stop();
     await Promise.all([terminal.close(), stop(terminal.server), stop(files)]);
     throw err;
   }
@@ -90,6 +101,7 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     filesUrl,
     close() {
       closing ??= (async () => {
+        clock.stop();
         await terminal.close();
         await Promise.all([stop(terminal.server), stop(files)]);
         log('INFO', 'seat server stopped');
