@@ -13,6 +13,7 @@ const ACK_EVERY = 5_000;
 const MAX_BACKOFF_MS = 10_000;
 
 const statusLine = document.getElementById('status') as HTMLElement;
+const clockLine = document.getElementById('clock') as HTMLElement;
 const term = new Terminal({
   cursorBlink: true,
   scrollback: 5_000,
@@ -34,6 +35,41 @@ let exited = false;
 function setStatus(state: 'connecting' | 'connected' | 'reconnecting' | 'exited', text: string) {
   statusLine.dataset.state = state;
   statusLine.textContent = text;
+}
+
+/** The class clock (server/clock/class-clock.ts ClockView): time left, a warning, the end. */
+interface ClockMessage {
+  endsAt: string | null;
+  now: string;
+  secondsLeft: number | null;
+  ended: boolean;
+  warning: number | null;
+}
+let clockTimer: ReturnType<typeof setInterval> | undefined;
+function showClock(clock: ClockMessage): void {
+  clearInterval(clockTimer);
+  if (clock.ended) {
+    exited = true; // nothing to reconnect to: the class is over
+    clockLine.dataset.state = 'ended';
+    clockLine.textContent = 'this class has ended';
+    return;
+  }
+  if (clock.secondsLeft === null) {
+    clockLine.textContent = '';
+    return;
+  }
+  // Counted down from the server's figure, so a skewed clock here does not matter.
+  const endsAt = Date.now() + clock.secondsLeft * 1000;
+  const render = () => {
+    const minutes = Math.max(0, Math.ceil((endsAt - Date.now()) / 60_000));
+    clockLine.dataset.state = clock.warning === null ? 'ok' : 'warning';
+    clockLine.textContent =
+      clock.warning === null
+        ? `${minutes} min left`
+        : `this class ends in ${minutes} min: save your work`;
+  };
+  render();
+  clockTimer = setInterval(render, 15_000);
 }
 
 function sendControl(msg: object): void {
@@ -58,6 +94,8 @@ function connect(): void {
         failures = 0;
         term.reset(); // the replay that follows redraws the recent screen
         setStatus('connected', 'connected');
+      } else if (msg.type === 'clock') {
+        showClock(msg as unknown as ClockMessage);
       } else if (msg.type === 'exit') {
         exited = true;
         setStatus('exited', `shell exited (code ${msg.code}); press Enter to start a new one`);
