@@ -12,6 +12,7 @@ const workshop = {
   id: 'abcdefghijklmnop',
   seats: 25,
   image: 'reg/clarateach/workspace:latest',
+  expiresAt: '2030-01-01T10:00:00.000Z',
   spot: true,
   vmPlan: planVms(25),
 } as WorkshopRecord;
@@ -51,6 +52,8 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
     Array.from({ length: 12 }, (_, i) => `${14 + i}:tok${14 + i}`).join(' '),
   );
   t.is(spec.metadata['ready-token'], 'ready1');
+  t.is(spec.metadata['class-ends'], '2030-01-01T10:00:00.000Z');
+  t.is(spec.metadata['clarateach-watcher'], settings.watcherScript);
   t.is(spec.metadata['ready-topic'], 'projects/p1/topics/vm.ready');
   t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
   t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');
