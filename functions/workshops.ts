@@ -7,6 +7,7 @@ import { createWorkshop } from '../shared/lifecycle/create.ts';
 import { requestEnd } from '../shared/lifecycle/end.ts';
 import { extendWorkshop } from '../shared/lifecycle/extend.ts';
 import { freeSeat } from '../shared/lifecycle/free-seat.ts';
+import { resetSeat } from '../shared/lifecycle/reset-seat.ts';
 import { startWorkshop } from '../shared/lifecycle/start.ts';
 import { canSee, visibleOrNotFound } from '../shared/lifecycle/workshop-access.ts';
 import { describeErrors, validators } from '../shared/schemas.ts';
@@ -37,10 +38,24 @@ function methodNotAllowed(allowed: string): HttpError {
  */
 export const workshops = httpHandler('workshops', async (req: Request, res: Response) => {
   const s = services();
-  const caller = await callerOf(req, s.config.auth, s.idTokens);
   const parts = req.path.split('/').filter(Boolean);
   if (parts[0] === 'workshops') parts.shift();
   const [id, action, ...rest] = parts;
+  const seat = action === 'seats' && /^[1-9][0-9]{0,2}$/.test(rest[0] ?? '') ? Number(rest[0]) : 0;
+
+  // A seat's reset: its own learner may ask too, with their seatToken instead of an identity.
+  if (action === 'seats' && rest.length === 2 && rest[1] === 'reset') {
+    if (req.method !== 'POST') throw methodNotAllowed('POST');
+    const body = jsonBody(req);
+    if (!validators.resetSeat(body)) throw invalidRequest(describeErrors(validators.resetSeat));
+    if (id === undefined || !isWorkshopId(id) || seat === 0) throw notFound('seat');
+    const who = body.seatToken
+      ? { seatToken: body.seatToken }
+      : { caller: await callerOf(req, s.config.auth, s.idTokens) };
+    res.status(202).json(await resetSeat(s, id, seat, who, body.keepHome));
+    return;
+  }
+  const caller = await callerOf(req, s.config.auth, s.idTokens);
 
   if (id === undefined) {
     if (req.method === 'GET') {
@@ -58,7 +73,6 @@ export const workshops = httpHandler('workshops', async (req: Request, res: Resp
   }
   if (action === 'seats' && rest.length === 1) {
     if (req.method !== 'DELETE') throw methodNotAllowed('DELETE');
-    const seat = /^[1-9][0-9]{0,2}$/.test(rest[0]!) ? Number(rest[0]) : 0;
     if (!isWorkshopId(id)) throw notFound();
     if (seat === 0) throw notFound('seat');
     res.status(200).json(await view(s, await freeSeat(s, id, caller, seat)));

@@ -10,6 +10,7 @@
  *   DELETE /compute/v1/projects/P/zones/Z/instances/NAME?requestId=    delete
  *   GET    /compute/v1/projects/P/zones/Z/operations/OP                zoneOperations.get
  *   POST   /compute/v1/projects/P/zones/Z/operations/OP/wait           zoneOperations.wait
+ *   POST   /compute/v1/projects/P/zones/Z/instances/NAME/setMetadata   setMetadata (fingerprint checked)
  *
  * Errors use Compute's JSON shape `{error: {code, message, errors: [{message, domain, reason}]}}`;
  * failures that Compute reports in the finished operation (stock-outs, a missing image) arrive in

@@ -41,6 +41,8 @@ export interface BootedInstance {
    * on a real reboot, so the script finds its containers stopped.
    */
   reboot(opts?: { powerCycle?: boolean }): Promise<void>;
+  /** The instance's new metadata (`instances.setMetadata`), served by its metadata server. */
+  setMetadata(metadata: Record<string, string>): void;
   /** Every process started for this instance's script runs so far. */
   pids(): number[];
   /**
@@ -252,6 +254,7 @@ export async function bootInstance(
       }
       startRun();
     },
+    setMetadata: (next) => metadata.setAttributes(next),
     pids: () => [...new Set([...scriptPids, ...scriptPids.flatMap(processGroupMembers)])],
     stop() {
       stopping ??= (async () => {

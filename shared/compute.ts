@@ -55,8 +55,13 @@ export interface ComputeSettings {
 
 export type Provisioner = Pick<
   ComputeProvisioner,
-  'insert' | 'delete' | 'get' | 'list' | 'regionQuotas'
+  'insert' | 'delete' | 'get' | 'list' | 'regionQuotas' | 'updateMetadata'
 >;
+
+/** Metadata as keys and values; `update` returns what it should become, or null for no change. */
+export type MetadataUpdate = (
+  current: Record<string, string>,
+) => Promise<Record<string, string> | null>;
 
 const DEFAULT_OPERATION_TIMEOUT_MS = 10 * 60_000;
 /** Upper bound for one plain API call (the REST transport itself has no deadline). */
@@ -71,6 +76,8 @@ const CLOUD_PLATFORM_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const LABEL_KEY = /^[a-z][a-z0-9_-]{0,62}$/;
 const LABEL_VALUE = /^[a-z0-9_-]{0,63}$/;
+/** setMetadata attempts when other writers keep changing the fingerprint under us. */
+const METADATA_ATTEMPTS = 8;
 
 type ClientOptions = NonNullable<ConstructorParameters<typeof InstancesClient>[0]>;
 
@@ -329,6 +336,63 @@ export class ComputeProvisioner {
       return await within(collect(), CALL_TIMEOUT_MS, 'instances.list');
     } catch (err) {
       throw classifyComputeError(err);
+    }
+  }
+
+  /**
+   * Read-modify-write of the instance's metadata: reads it with its fingerprint, lets `update`
+   * compute the new items (it may read other state: it runs again after a lost race), and writes
+   * them with `setMetadata` and that fingerprint. A write another writer got in first is refused
+   * by Compute (412 conditionNotMet) and the whole step is tried again, so no write is lost and
+   * none is applied on top of state it did not see. False when the instance does not exist.
+   */
+  async updateMetadata({ name, zone }: InstanceRef, update: MetadataUpdate): Promise<boolean> {
+    const { project } = this.settings;
+    for (let attempt = 1; ; attempt++) {
+      let instance: IInstance;
+      try {
+        [instance] = await within(
+          this.instancesClient.get({ project, zone, instance: name }, NO_RETRY),
+          CALL_TIMEOUT_MS,
+          'instances.get',
+        );
+      } catch (err) {
+        const classified = classifyComputeError(err);
+        if (classified.kind === 'not-found') return false;
+        throw classified;
+      }
+      const current = Object.fromEntries(
+        (instance.metadata?.items ?? []).map((item) => [item.key ?? '', item.value ?? '']),
+      );
+      const next = await update(current);
+      if (!next) return true;
+      let operation: IOperation;
+      try {
+        const [lro] = await within(
+          this.instancesClient.setMetadata(
+            {
+              project,
+              zone,
+              instance: name,
+              metadataResource: {
+                fingerprint: instance.metadata?.fingerprint ?? null,
+                items: Object.entries(next).map(([key, value]) => ({ key, value })),
+              },
+            },
+            NO_RETRY,
+          ),
+          CALL_TIMEOUT_MS,
+          'instances.setMetadata',
+        );
+        operation = latest(lro);
+      } catch (err) {
+        const classified = classifyComputeError(err);
+        if (classified.httpStatus === 412 && attempt < METADATA_ATTEMPTS) continue;
+        if (classified.kind === 'not-found') return false;
+        throw classified;
+      }
+      await this.waitForOperation(operation, zone, 'setMetadata');
+      return true;
     }
   }
 

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isZone, regionOf } from './core/placement.ts';
 
@@ -75,6 +76,8 @@ export interface Config {
     audiences: string[];
   };
   startupScript: string;
+  /** The VM watcher, shipped beside the startup script as the `clarateach-watcher` attribute. */
+  watcherScript: string;
 }
 
 export class ConfigError extends Error {
@@ -84,6 +87,7 @@ export class ConfigError extends Error {
 const DEFAULT_STARTUP_SCRIPT = fileURLToPath(
   new URL('../startup/clarateach-startup.sh', import.meta.url),
 );
+const WATCHER_SCRIPT = 'clarateach-watcher.sh';
 
 function intVar(env: NodeJS.ProcessEnv, name: string, fallback: number, problems: string[]) {
   const raw = env[name];
@@ -221,6 +225,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   } catch {
     problems.push(`the VM startup script cannot be read at ${startupScriptPath}`);
   }
+  // The watcher sits beside the startup script, wherever that one is taken from.
+  const watcherPath = path.join(path.dirname(startupScriptPath), WATCHER_SCRIPT);
+  let watcherScript = '';
+  try {
+    watcherScript = readFileSync(watcherPath, 'utf8');
+  } catch {
+    problems.push(`the VM watcher script cannot be read at ${watcherPath}`);
+  }
   const zones = zonesVar(env, problems);
   const config: Config = {
     project,
@@ -261,6 +273,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       instructors: instructorsVar(env, problems),
     },
     startupScript,
+    watcherScript,
   };
   if (problems.length > 0) {
     throw new ConfigError(`configuration is incomplete:\n  - ${problems.join('\n  - ')}`);

@@ -89,6 +89,21 @@ const extendSchema: JSONSchemaType<ExtendBody> = {
   properties: { minutes: { type: 'integer', minimum: 1, maximum: 720 } },
 };
 
+export interface ResetSeatBody {
+  keepHome: boolean;
+  /** The seat's own learner, instead of the instructor's identity. */
+  seatToken?: string;
+}
+const resetSeatSchema: JSONSchemaType<ResetSeatBody> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['keepHome'],
+  properties: {
+    keepHome: { type: 'boolean' },
+    seatToken: { type: 'string', format: 'text', minLength: 1, maxLength: 128, nullable: true },
+  },
+};
+
 export interface JoinBody {
   code: string;
   name: string;
@@ -138,6 +153,8 @@ export interface VmReadyEvent {
   readyToken: string;
   /** The tail of the startup log when state is `failed`. */
   error?: string;
+  /** The seat reset generations the VM applied, "SEAT:GENERATION …" (core/vm-control.ts). */
+  seatResets?: string;
 }
 const ip = { type: 'string', maxLength: 64, pattern: '^[0-9a-fA-F.:]*$', nullable: true } as const;
 const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
@@ -155,6 +172,12 @@ const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
     seatsReady: { type: 'integer', minimum: 0, maximum: 200, nullable: true },
     readyToken: { type: 'string', format: 'text', minLength: 1, maxLength: 128 },
     error: { type: 'string', format: 'text', maxLength: 8000, nullable: true },
+    seatResets: {
+      type: 'string',
+      maxLength: 4000,
+      pattern: '^([0-9]{1,4}:[0-9]{1,9}( [0-9]{1,4}:[0-9]{1,9})*)?$',
+      nullable: true,
+    },
   },
 };
 
@@ -168,6 +191,7 @@ function compiled<T>(schema: JSONSchemaType<T>): () => ValidateFunction<T> {
 const compile = {
   createWorkshop: compiled(createWorkshopSchema),
   extend: compiled(extendSchema),
+  resetSeat: compiled(resetSeatSchema),
   join: compiled(joinSchema),
   workshopStarted: compiled(workshopStartedSchema),
   workshopEnded: compiled(workshopEndedSchema),
@@ -180,6 +204,9 @@ export const validators = {
   },
   get extend() {
     return compile.extend();
+  },
+  get resetSeat() {
+    return compile.resetSeat();
   },
   get join() {
     return compile.join();

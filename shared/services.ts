@@ -77,6 +77,7 @@ export function createServices(config: Config = loadConfig()): Services {
       get: async (...args) => (await compute.get()).get(...args),
       list: async (...args) => (await compute.get()).list(...args),
       regionQuotas: async (...args) => (await compute.get()).regionQuotas(...args),
+      updateMetadata: async (...args) => (await compute.get()).updateMetadata(...args),
     },
     idTokens: { verify: async (...args) => (await idTokens.get()).verify(...args) },
     now: () => new Date(),

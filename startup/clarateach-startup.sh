@@ -9,8 +9,12 @@
 # `state: "failed"` with the tail of this run's log.
 #
 # It is idempotent: a second run (or a reboot) reuses the seat containers whose configuration is
-# unchanged, recreates the ones that changed, removes leftovers, and always restarts Caddy with a
-# freshly rendered Caddyfile.
+# unchanged, recreates the ones that changed or that the control plane asked to reset
+# (`seat-resets`), removes leftovers, and restarts Caddy when its Caddyfile changed.
+#
+# Once the VM is ready it starts the watcher (startup/clarateach-watcher.sh, shipped as the
+# `clarateach-watcher` attribute), which follows the instance metadata and runs this script again
+# when the seats' credentials or resets change: this is how a freed or reset seat is applied.
 #
 # Everything outside the VM can be pointed elsewhere from the environment, so the local stack runs
 # this very file (see local/vm-runner.ts):
@@ -38,6 +42,7 @@
 #   CT_PARALLEL           seats started side by side (6)
 #   CT_DOCKER_WAIT, CT_SEAT_WAIT  seconds to wait for Docker / for every seat and Caddy
 #   CT_METADATA_RETRIES, CT_PULL_ATTEMPTS, CT_PUBLISH_ATTEMPTS  bounded retries
+#   CT_WATCHING           set by the watcher when it runs this script: start no second watcher
 
 set -Eeuo pipefail
 # Tokens end up in the Caddyfile and the docker config: keep every file we write private.
@@ -164,6 +169,7 @@ publish_state() {
   payload+=",\"state\":$(json_str "$state"),\"externalIp\":$(json_str "$external_ip")"
   payload+=",\"internalIp\":$(json_str "$internal_ip"),\"httpPort\":$((CT_HTTP_PORT))"
   payload+=",\"seatsReady\":$((seats_ready)),\"readyToken\":$(json_str "$ready_token")"
+  payload+=",\"seatResets\":$(json_str "$(applied_resets)")"
   if [[ $state == failed ]]; then
     payload+=",\"error\":$(json_str "$error_text")"
   fi
@@ -231,6 +237,7 @@ seat_tokens=$(attribute seat-tokens)
 # The workspace page's header and instructions (absent on VMs of older control planes).
 workshop_name=$(optional_attribute workshop-name)
 instructions=$(optional_attribute instructions)
+seat_resets=$(optional_attribute seat-resets)
 
 if ! is_uint "$seat_first" || ((seat_first < 1)); then
   fail "seat-first must be a positive integer"
@@ -248,6 +255,17 @@ read -ra pairs <<<"$seat_tokens"
 for pair in "${pairs[@]}"; do
   [[ $pair =~ ^([0-9]+):([A-Za-z0-9_-]{8,128})$ ]] || fail "malformed entry in seat-tokens"
   token_of[$((10#${BASH_REMATCH[1]}))]=${BASH_REMATCH[2]}
+done
+
+# Seat resets: "SEAT:GENERATION:WIPE_GENERATION …". A seat whose generation is above the one this
+# VM applied last gets new containers; above its applied wipe generation, an empty home too. Only
+# the latest numbers count, so a missed or repeated change converges all the same.
+declare -A reset_gen=() wipe_gen=()
+read -ra pairs <<<"$seat_resets"
+for entry in "${pairs[@]}"; do
+  [[ $entry =~ ^([0-9]{1,4}):([0-9]{1,9}):([0-9]{1,9})$ ]] || fail "malformed entry in seat-resets"
+  reset_gen[$((10#${BASH_REMATCH[1]}))]=$((10#${BASH_REMATCH[2]}))
+  wipe_gen[$((10#${BASH_REMATCH[1]}))]=$((10#${BASH_REMATCH[3]}))
 done
 
 seat_of() { echo $((seat_first + $1 - 1)); }                   # local index → global seat
@@ -376,6 +394,34 @@ seat_volume() {
   printf '%s' "$name"
 }
 
+# What this VM last applied of a seat's resets: "GENERATION WIPE_GENERATION" (0 0 at first).
+seats_dir=$CT_STATE_DIR/seats
+mkdir -p "$seats_dir"
+applied_reset() {
+  local applied
+  applied=$(cat "$seats_dir/$1" 2>/dev/null || true)
+  [[ $applied =~ ^[0-9]+\ [0-9]+$ ]] || applied='0 0'
+  printf '%s' "$applied"
+}
+# A seat the control plane reset (or freed) since: its containers go, and with a wipe its home,
+# so the next learner finds no process, shell, history or file of the one before.
+reset_seat() {
+  local seat=$1 gen wipe applied_gen applied_wipe
+  gen=${reset_gen[$seat]:-0}
+  wipe=${wipe_gen[$seat]:-0}
+  read -r applied_gen applied_wipe <<<"$(applied_reset "$seat")"
+  ((gen > applied_gen || wipe > applied_wipe)) || return 0
+  docker rm -f "${CT_NAME_PREFIX}seat-$seat" "${CT_NAME_PREFIX}seat-$seat-browser" >/dev/null 2>&1 || true
+  if ((wipe > applied_wipe)); then
+    docker volume rm -f "${CT_NAME_PREFIX}seat-$seat-home" >/dev/null || fail "could not wipe the home of seat $seat"
+  fi
+  log "seat $seat reset to generation $gen (home wiped at generation $wipe)"
+}
+# The class clock the seats read (the watcher keeps `class-ends` in it current), mounted read-only.
+clock_dir=$CT_STATE_DIR/clock
+mkdir -p "$clock_dir"
+chmod 755 "$clock_dir"
+
 # ---------------------------------------------------------------------------------------------
 # Containers. Each carries a hash of its settings: an unchanged container is kept (learners keep
 # their files across reboots) and started if it is not running; a changed one is recreated.
@@ -433,6 +479,7 @@ start_seat() {
   local i=$1 seat token net home mux
   seat=$(seat_of "$i")
   token=${token_of[$seat]}
+  reset_seat "$seat"
   net=$(seat_network "$seat")
   home=$(seat_volume "$seat")
   # Seat ports listen on loopback only: learners reach them through Caddy and its token check.
@@ -440,7 +487,7 @@ start_seat() {
     --network "$net" "${labels[@]}" "${hardening[@]}" "${workspace_caps[@]}" \
     --label "clarateach.seat=$seat" --label clarateach.role=workspace \
     --hostname "seat-$seat" --network-alias workspace -v "$home:/home/learner" \
-    -v "$instructions_file:/etc/clarateach/instructions.md:ro" \
+    -v "$instructions_file:/etc/clarateach/instructions.md:ro" -v "$clock_dir:/run/clarateach:ro" \
     -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
     -p "127.0.0.1:$(seat_port "$i" 4):3003" \
     -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
@@ -460,6 +507,7 @@ start_seat() {
     -e "NEKO_WEBRTC_TCPMUX=$mux" -e "NEKO_WEBRTC_UDPMUX=$mux" \
     -e "NEKO_WEBRTC_NAT1TO1=$external_ip" -e NEKO_SERVER_PROXY=true \
     "$neko_image"
+  printf '%s %s\n' "${reset_gen[$seat]:-0}" "${wipe_gen[$seat]:-0}" >"$seats_dir/$seat"
 }
 
 # Seats start side by side (a few at a time): one after another, a 20-seat VM waits on 40
@@ -554,6 +602,8 @@ render_caddyfile() {
   printf '\thandle {\n\t\trespond "Not Found" 404\n\t}\n}\n'
 }
 render_caddyfile >"$caddyfile.tmp"
+caddy_changed=1
+if cmp -s "$caddyfile.tmp" "$caddyfile"; then caddy_changed=0; fi
 mv -f "$caddyfile.tmp" "$caddyfile"
 
 # COS's host firewall accepts only SSH; Caddy is on the host network, so its port is opened here.
@@ -565,13 +615,21 @@ if [[ -n $CT_IPTABLES && -z $CT_HTTP_BIND ]]; then
   log "host firewall accepts tcp/$CT_HTTP_PORT"
 fi
 
-# Always recreated: a running Caddy would keep serving the previous Caddyfile.
-docker rm -f "$caddy_name" >/dev/null 2>&1 || true
-docker run -d --name "$caddy_name" --restart unless-stopped --network host "${labels[@]}" \
-  --security-opt no-new-privileges \
-  --label clarateach.role=proxy -v "$caddyfile:/etc/caddy/Caddyfile:ro" \
-  "$caddy_image" caddy run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
-log "started $caddy_name on port $CT_HTTP_PORT"
+# Recreated when the Caddyfile changed (a running Caddy would keep serving the previous one; its
+# admin API is off) or when it is not running; a rerun that changed no credential keeps it, and
+# with it every open connection of the seats.
+caddy_image_id=$(docker image inspect --format '{{.Id}}' "$caddy_image" 2>/dev/null || true)
+caddy_now=$(docker inspect --format '{{.Image}} {{.State.Running}}' "$caddy_name" 2>/dev/null || true)
+if ((caddy_changed == 0)) && [[ $caddy_now == "$caddy_image_id true" ]]; then
+  log "keeping $caddy_name"
+else
+  docker rm -f "$caddy_name" >/dev/null 2>&1 || true
+  docker run -d --name "$caddy_name" --restart unless-stopped --network host "${labels[@]}" \
+    --security-opt no-new-privileges \
+    --label clarateach.role=proxy -v "$caddyfile:/etc/caddy/Caddyfile:ro" \
+    "$caddy_image" caddy run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
+  log "started $caddy_name on port $CT_HTTP_PORT"
+fi
 
 # ---------------------------------------------------------------------------------------------
 # Checks, bounded by CT_SEAT_WAIT: Caddy's /health, and for every seat its four routes through
@@ -618,5 +676,30 @@ while :; do
 done
 log "all $seats_ready seats answer, caddy is healthy"
 
+# What the control plane waits for before it hands a freed seat out again: the generations this
+# VM applied, "SEAT:GENERATION …", in the ready report.
+applied_resets() {
+  local i seat gen list=()
+  for ((i = 1; i <= seat_count; i++)); do
+    seat=$(seat_of "$i")
+    read -r gen _ <<<"$(applied_reset "$seat")"
+    if ((gen > 0)); then list+=("$seat:$gen"); fi
+  done
+  printf '%s' "${list[*]}"
+}
 publish_state ready || fail "could not publish vm.ready"
+# The watcher runs this script again only when what it applied here changes.
+printf '%s\n%s\n' "$seat_tokens" "$seat_resets" >"$CT_STATE_DIR/applied-seats"
+
+# The watcher, once per boot (the instance's processes end with it), unless this run is its own.
+watcher_text=$(optional_attribute clarateach-watcher)
+if [[ -z ${CT_WATCHING:-} && -n $watcher_text ]]; then
+  watcher=$CT_STATE_DIR/clarateach-watcher.sh
+  printf '%s\n' "$watcher_text" >"$watcher"
+  old=$(cat "$CT_STATE_DIR/watcher.pid" 2>/dev/null || true)
+  if [[ $old =~ ^[0-9]+$ ]] && grep -qs clarateach-watcher "/proc/$old/cmdline"; then kill "$old" || true; fi
+  CT_STARTUP_SELF=$(readlink -f "${BASH_SOURCE[0]}") nohup bash "$watcher" </dev/null >/dev/null 2>&1 &
+  echo $! >"$CT_STATE_DIR/watcher.pid"
+  log "watcher started"
+fi
 log "done"

@@ -133,8 +133,27 @@ export function openApiDocument(): Schema {
           { name: 'n', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } },
         ],
         delete: {
-          summary: 'Free a seat; its old seatToken no longer rejoins',
+          summary:
+            'Free a seat: its old seatToken no longer rejoins, the VM gives it a new credential, new containers and an empty home; it is handed out again once the VM confirms (idempotent)',
           responses: { ...ok('200', 'the workshop'), ...errors('401', '403', '404', '409') },
+        },
+      },
+      '/workshops/{id}/seats/{n}/reset': {
+        parameters: [
+          id,
+          { name: 'n', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } },
+        ],
+        post: {
+          summary:
+            "A fresh container for the seat, keeping or wiping its home; same learner and credential. The instructor, or the seat's learner with their seatToken in the body (no identity needed). A repeat while the VM has not applied the last reset changes nothing.",
+          requestBody: body('ResetSeatBody'),
+          responses: {
+            '202': {
+              description: 'the reset, as {workshopId, seat, keepHome, generation}',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+            ...errors('400', '401', '403', '404', '409'),
+          },
         },
       },
       '/join': {
@@ -162,6 +181,7 @@ export function openApiDocument(): Schema {
       schemas: {
         CreateWorkshopBody: toJsonSchema(validators.createWorkshop.schema),
         ExtendBody: toJsonSchema(validators.extend.schema),
+        ResetSeatBody: toJsonSchema(validators.resetSeat.schema),
         JoinBody: toJsonSchema(validators.join.schema),
         Workshop: {
           type: 'object',

@@ -17,7 +17,7 @@ export function newOperation(
   state: StandinState,
   project: string,
   zone: string,
-  operationType: 'insert' | 'delete',
+  operationType: OperationState['operationType'],
   targetName: string,
   targetId: string,
 ): OperationState {

@@ -1,5 +1,6 @@
 /** The Compute JSON of the stand-in's resources: operations and instances, as the client reads them. */
 import { isObj } from './is-object.ts';
+import { metadataFingerprint } from './metadata.ts';
 import { MACHINE_TYPE } from './parse-instance.ts';
 import type { OperationState } from './state.ts';
 import type { InstanceRecord } from './types.ts';
@@ -83,7 +84,7 @@ export function instanceJson(r: InstanceRecord): Record<string, unknown> {
     ],
     metadata: {
       kind: 'compute#metadata',
-      fingerprint: 'standin',
+      fingerprint: metadataFingerprint(r.metadata),
       items: Object.entries(r.metadata).map(([k, value]) => ({ key: k, value })),
     },
     serviceAccounts: r.serviceAccounts,

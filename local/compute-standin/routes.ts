@@ -2,6 +2,7 @@
 import { ApiError, notServed } from './errors.ts';
 import { control } from './control.ts';
 import { aggregatedList, get, insert, list, remove } from './instances.ts';
+import { setMetadata } from './metadata.ts';
 import { findOperation, waitOperation } from './operations.ts';
 import { regionJson } from './quotas.ts';
 import { operationJson } from './resource-json.ts';
@@ -10,7 +11,7 @@ import type { StandinState } from './state.ts';
 const PROJECT_ROUTE =
   /^\/compute\/v1\/projects\/([^/]+)\/(aggregated\/instances|regions\/([^/]+))\/?$/;
 const ROUTE =
-  /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/(instances|operations)(?:\/([^/]+))?(?:\/(wait))?\/?$/;
+  /^\/compute\/v1\/projects\/([^/]+)\/zones\/([^/]+)\/(instances|operations)(?:\/([^/]+))?(?:\/(wait|setMetadata))?\/?$/;
 
 /** The status and JSON body of the answer; throws an ApiError for an error answer. */
 export async function route(
@@ -36,9 +37,13 @@ export async function route(
   const zone = decodeURIComponent(m[2] as string);
   const collection = m[3] as string;
   const name = m[4] === undefined ? undefined : decodeURIComponent(m[4]);
-  const wait = m[5] !== undefined;
+  const wait = m[5] === 'wait';
+  if (collection === 'instances' && name !== undefined && m[5] === 'setMetadata') {
+    if (method === 'POST') return [200, setMetadata(standin, project, zone, name, query, body)];
+    throw notServed(method, path);
+  }
   checkProject(standin, project, collection, method);
-  if (collection === 'instances' && !wait) {
+  if (collection === 'instances' && m[5] === undefined) {
     if (name === undefined && method === 'POST') {
       return [200, insert(standin, project, zone, query, body)];
     }

@@ -14,7 +14,7 @@ export interface OperationState {
   name: string;
   project: string;
   zone: string;
-  operationType: 'insert' | 'delete';
+  operationType: 'insert' | 'delete' | 'setMetadata';
   targetName: string;
   targetId: string;
   status: 'PENDING' | 'RUNNING' | 'DONE';

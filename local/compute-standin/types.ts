@@ -12,6 +12,8 @@ export interface BootableInstance {
 
 export interface BootHandle {
   stop(): Promise<void>;
+  /** The instance's metadata after a `setMetadata`: what its metadata server serves from now on. */
+  setMetadata?(metadata: Record<string, string>): void;
 }
 
 export interface InstanceRecord {

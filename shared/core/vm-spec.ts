@@ -1,6 +1,7 @@
 import type { Placement } from './placement.ts';
 import type { VmPlan } from './plan.ts';
 import { instanceName } from './ids.ts';
+import { controlMetadata } from './vm-control.ts';
 import type { WorkshopRecord, WorkshopSecrets } from './workshop.ts';
 
 export const APP_LABEL = 'clarateach';
@@ -13,6 +14,8 @@ export interface VmSpecSettings {
   caddyImage: string;
   readyTopic: string;
   startupScript: string;
+  /** startup/clarateach-watcher.sh, which the startup script runs once the seats are ready. */
+  watcherScript: string;
 }
 
 /** One VM as the provisioner creates it. */
@@ -34,10 +37,6 @@ export function instanceSpec(
   placement: Placement,
 ): InstanceSpec {
   const name = instanceName(workshop.id, vm.index);
-  const seatTokens: string[] = [];
-  for (let seat = vm.firstSeat; seat < vm.firstSeat + vm.seatCount; seat++) {
-    seatTokens.push(`${seat}:${secrets.seatTokens[seat]}`);
-  }
   return {
     name,
     zone: placement.zone,
@@ -46,6 +45,7 @@ export function instanceSpec(
     labels: { app: APP_LABEL, workshop: workshop.id },
     metadata: {
       'startup-script': settings.startupScript,
+      'clarateach-watcher': settings.watcherScript,
       'workshop-id': workshop.id,
       'workshop-name': workshop.name,
       instructions: workshop.instructions ?? '',
@@ -59,7 +59,8 @@ export function instanceSpec(
       registry: settings.registry.split('/')[0] ?? '',
       'ready-topic': `projects/${settings.project}/topics/${settings.readyTopic}`,
       'ready-token': secrets.readyTokens[name] ?? '',
-      'seat-tokens': seatTokens.join(' '),
+      // A replacement VM starts from the seats' current credentials, resets and class end.
+      ...controlMetadata(workshop, vm, secrets),
       'ssh-keys': `${SSH_USER}:${secrets.sshPublicKey}`,
     },
     spot: placement.spot,

@@ -2,6 +2,7 @@ import type { CostEstimate } from './cost.ts';
 import { placementNote, type CapacityMiss } from './placement.ts';
 import type { VmPlan } from './plan.ts';
 import { lateness, scheduleSummary, type Schedule } from './schedule.ts';
+import type { SeatReset } from './vm-control.ts';
 import type { EndReason, Status } from './state.ts';
 
 /** `workshops/{id}`. Times are ISO-8601 UTC strings, which sort and compare as text. */
@@ -77,6 +78,8 @@ export interface WorkshopSecrets {
   readyTokens: Record<string, string>;
   /** Per-seat access credentials the VM's proxy checks, keyed by global seat number. */
   seatTokens: Record<string, string>;
+  /** Per-seat reset counters (vm-control.ts), keyed by global seat number; absent: none yet. */
+  seatResets?: Record<string, SeatReset>;
 }
 
 /** `workshops/{id}/seats/{seat}`: created with create(), so a seat is never given twice. */
@@ -88,6 +91,12 @@ export interface SeatRecord {
   joinedAt: string;
   /** The client address slot (`addressSlots/{id}`) this seat uses up. */
   slot?: string;
+  /**
+   * Set on a freed seat until its VM confirms the reset of this generation (a `vm.ready` report's
+   * `seatResets`): no learner holds it, yet it is not handed out, because its old credential,
+   * processes and files may still be on the VM. Its learner fields are empty.
+   */
+  freeing?: number;
 }
 
 /** `seatTokens/{tokenHash}`: where a seatToken's seat is; `freed` once the instructor freed it. */

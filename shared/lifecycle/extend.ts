@@ -3,9 +3,13 @@ import { addMinutes, type WorkshopRecord } from '../core/workshop.ts';
 import { HttpError } from '../http.ts';
 import type { Caller } from '../identity.ts';
 import type { Services } from '../services.ts';
+import { pushVmControl } from './vm-control.ts';
 import { visibleOrNotFound } from './workshop-access.ts';
 
-/** Pushes a running workshop's end later, never past MAX_DURATION_MINUTES after its start. */
+/**
+ * Pushes a running workshop's end later, never past MAX_DURATION_MINUTES after its start, and
+ * tells its VMs, whose seats show the new end within seconds.
+ */
 export async function extendWorkshop(
   s: Services,
   id: string,
@@ -13,7 +17,7 @@ export async function extendWorkshop(
   minutes: number,
 ): Promise<WorkshopRecord> {
   const now = s.now().toISOString();
-  return s.store.inTransaction(id, (tx, current) => {
+  const extended = await s.store.inTransaction(id, (tx, current) => {
     const workshop = visibleOrNotFound(current, caller);
     if (
       (workshop.status !== 'provisioning' && workshop.status !== 'ready') ||
@@ -51,4 +55,6 @@ export async function extendWorkshop(
     tx.set(s.store.workshop(id), next);
     return next;
   });
+  await pushVmControl(s, id);
+  return extended;
 }

@@ -112,6 +112,7 @@ async function insertVm(
     caddyImage: s.config.images.caddy,
     readyTopic: TOPICS.vmReady,
     startupScript: s.config.startupScript,
+    watcherScript: s.config.watcherScript,
   };
   const current = { zone: vm.zone, spot: vm.spot ?? workshop.spot };
   const order = placements(s.config.zones, current, workshop.spotFallback ?? true);

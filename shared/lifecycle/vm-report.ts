@@ -7,6 +7,7 @@ import { log } from '../log.ts';
 import type { VmReadyEvent } from '../schemas.ts';
 import type { InstanceInfo } from '../compute.ts';
 import type { Services } from '../services.ts';
+import { readAppliedResets } from './applied-resets.ts';
 import { requestEnd } from './end.ts';
 import { recordBoot } from './lead.ts';
 
@@ -16,7 +17,8 @@ type Outcome = 'ignored' | 'recorded' | 'workshop-ready' | 'vm-failed' | 'not-in
 
 /**
  * The `vm.ready` work: checks the VM's ready token, records the VM, and makes the workshop ready
- * once every VM is. A `failed` report during provisioning fails the workshop. Reports for a
+ * once every VM is. A ready report also confirms the seat resets the VM applied (freed seats are
+ * handed out again only then). A `failed` report during provisioning fails the workshop. Reports for a
  * workshop that is ending or over change nothing, and a duplicate changes nothing new.
  */
 export async function recordVmReport(s: Services, report: VmReadyEvent): Promise<Outcome> {
@@ -62,6 +64,8 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
       // A VM reports from inside itself, so Compute Engine has it: not yet is a lag worth a retry.
       if (!instance) return 'not-in-compute';
       const allVms = (await tx.get(s.store.vms(workshopId))).docs.map((d) => d.data());
+      const writeResets = await readAppliedResets(s, tx, workshopId, vm, report.seatResets);
+      writeResets();
       const updated: VmRecord = {
         ...vm,
         status: 'ready',

@@ -699,3 +699,46 @@ test('nothing listening is transient ECONNREFUSED', async (t) => {
   t.is(err.kind, 'transient');
   t.is(err.code, 'ECONNREFUSED');
 });
+
+test('updateMetadata: read, compute, write with the fingerprint; racing writers all land', async (t) => {
+  const s = await stack(t);
+  await s.compute.insert(spec('vm-md'), randomUUID());
+  // Five writers side by side, each adding its own key to what it read: a write made on a
+  // fingerprint another writer changed is refused (412) and done again on fresh state.
+  await Promise.all(
+    Array.from({ length: 5 }, (_, i) =>
+      s.compute.updateMetadata(at('vm-md'), async (current) => ({
+        ...current,
+        [`k${i}`]: `v${i}`,
+      })),
+    ),
+  );
+  const [instance] = s.standin.instances();
+  t.like(instance!.metadata, {
+    'workshop-id': 'ws1',
+    k0: 'v0',
+    k1: 'v1',
+    k2: 'v2',
+    k3: 'v3',
+    k4: 'v4',
+  });
+  const refused = s.standin.requests.filter((r) => r.path.includes('/setMetadata'));
+  t.true(refused.length >= 5);
+  // No change, no write; a missing instance is false, not an error.
+  const before = s.standin.requests.length;
+  t.true(await s.compute.updateMetadata(at('vm-md'), async () => null));
+  t.false(s.standin.requests.slice(before).some((r) => r.path.includes('/setMetadata')));
+  t.false(await s.compute.updateMetadata(at('nope'), async (c) => c));
+  // A stale fingerprint is Compute's 412 conditionNotMet.
+  const stale = await fetch(
+    `${s.standin.url}/compute/v1/projects/${PROJECT}/zones/${ZONE}/instances/vm-md/setMetadata`,
+    { method: 'POST', body: JSON.stringify({ fingerprint: 'old', items: [] }) },
+  );
+  t.is(stale.status, 412);
+  t.is(
+    ((await stale.json()) as { error: { errors: [{ reason: string }] } }).error.errors[0].reason,
+    'conditionNotMet',
+  );
+  await s.compute.delete(at('vm-md'));
+  await expectClean(t, s);
+});

@@ -225,7 +225,7 @@ test.serial(
       owner,
     );
     t.is(freed.status, 200);
-    t.is(freed.body.seatsTaken, 9);
+    t.is(freed.body.seatsTaken, 10, 'a freed seat counts until its VM has reset it');
     // Its learner cannot come back with the old token...
     const old = await stack.api(
       'POST',
@@ -235,11 +235,26 @@ test.serial(
     );
     t.is(old.status, 404);
     t.is(old.body.error.code, 'SEAT_FREED');
-    // ...the seat goes to the next learner, and the address may take a third seat again.
+    // The VM is told: a new credential for the seat and a reset that wipes its home...
+    const [instance] = stack.instancesOf(ws.id);
+    const tokens = new Map(
+      instance!.metadata['seat-tokens']!.split(' ').map((e) => e.split(':') as [string, string]),
+    );
+    const endpoint = new URL(first[0].endpoints.terminal as string);
+    t.not(tokens.get(String(freedSeat)), endpoint.searchParams.get('t'));
+    t.is(instance!.metadata['seat-resets'], `${freedSeat}:1:1`);
+    // ...and until it confirms, nobody gets the seat.
+    const early = await stack.api('POST', '/join', { code: ws.joinCode, name: 'H4' }, home);
+    t.is(early.status, 409);
+    t.is(early.body.error.code, 'WORKSHOP_FULL');
+    const [report] = await stack.readyReports(ws.id);
+    t.is(await stack.push('vm.ready', { ...report, seatResets: `${freedSeat}:1` }), 204);
+    // Then the seat goes to the next learner, and the address may take a third seat again.
     const next = await stack.api('POST', '/join', { code: ws.joinCode, name: 'H4' }, home);
     t.is(next.status, 200);
     t.is(next.body.seat, freedSeat);
     t.not(next.body.seatToken, first[0].seatToken);
+    t.not(next.body.endpoints.terminal, first[0].endpoints.terminal, 'a new credential');
     const stillHeld = await stack.api(
       'POST',
       '/join',
@@ -256,7 +271,7 @@ test.serial(
     );
     t.is(again.status, 200, 'the seat is held again, by its new learner');
     for (const [path, status] of [
-      [`/workshops/${ws.id}/seats/${freedSeat}`, 404],
+      [`/workshops/${ws.id}/seats/${freedSeat}`, 200], // freeing already: the VM is told again
       [`/workshops/${ws.id}/seats/0`, 404],
       [`/workshops/${ws.id}/seats/11`, 404],
       [`/workshops/${ws.id}/seats/x`, 404],

@@ -70,3 +70,43 @@ test('an instance without external IP has no access config, and close() stops se
   await md.close();
   await t.throwsAsync(fetch(`${md.url}/instance/name`, { headers: flavor }));
 });
+
+test('recursive attributes with ETags; wait_for_change answers on a change, at once when stale', async (t) => {
+  const md = await server();
+  t.teardown(() => md.close());
+  const url = `${md.url}/instance/attributes/?recursive=true`;
+  const first = await fetch(url, { headers: flavor });
+  const etag = first.headers.get('etag')!;
+  t.truthy(etag);
+  t.deepEqual(await first.json(), {
+    'workshop-id': 'abc',
+    'seat-tokens': '1:tok 2:tok2',
+    registry: '',
+  });
+  // A watcher's long poll is held while nothing changed...
+  let answered = false;
+  const waiting = fetch(`${url}&wait_for_change=true&timeout_sec=30&last_etag=${etag}`, {
+    headers: flavor,
+  }).then(async (res) => {
+    answered = true;
+    return { etag: res.headers.get('etag'), body: (await res.json()) as Record<string, string> };
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  t.false(answered, 'held while unchanged');
+  // ...and answered with the new value once setMetadata changed it.
+  md.setAttributes({ 'workshop-id': 'abc', 'seat-tokens': '1:new 2:tok2', registry: '' });
+  const changed = await waiting;
+  t.is(changed.body['seat-tokens'], '1:new 2:tok2');
+  t.not(changed.etag, etag);
+  // A watcher that missed the change (an old ETag) gets the latest at once.
+  const late = await fetch(`${url}&wait_for_change=true&last_etag=${etag}`, { headers: flavor });
+  t.is(late.headers.get('etag'), changed.etag);
+  // timeout_sec bounds the wait: the unchanged value comes back.
+  const bounded = await fetch(
+    `${url}&wait_for_change=true&timeout_sec=1&last_etag=${changed.etag}`,
+    { headers: flavor },
+  );
+  t.is(bounded.headers.get('etag'), changed.etag);
+  const plain = await fetch(`${md.url}/instance/attributes/`, { headers: flavor });
+  t.is(await plain.text(), 'workshop-id\nseat-tokens\nregistry\n');
+});

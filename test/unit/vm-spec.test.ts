@@ -13,6 +13,7 @@ const workshop = {
   name: 'Shell basics',
   seats: 25,
   image: 'reg/clarateach/workspace:latest',
+  expiresAt: '2030-01-01T10:00:00.000Z',
   spot: true,
   vmPlan: planVms(25),
 } as WorkshopRecord;
@@ -32,6 +33,7 @@ const settings = {
   caddyImage: 'caddy',
   readyTopic: 'vm.ready',
   startupScript: '#!/bin/bash',
+  watcherScript: '#!/bin/bash\n# watcher',
 };
 
 test('a VM gets its seats, tokens, topic and labels in metadata, never the private key', (t) => {
@@ -51,6 +53,8 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
     Array.from({ length: 12 }, (_, i) => `${14 + i}:tok${14 + i}`).join(' '),
   );
   t.is(spec.metadata['ready-token'], 'ready1');
+  t.is(spec.metadata['class-ends'], '2030-01-01T10:00:00.000Z');
+  t.is(spec.metadata['clarateach-watcher'], settings.watcherScript);
   t.is(spec.metadata['ready-topic'], 'projects/p1/topics/vm.ready');
   t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
   t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');

@@ -2,6 +2,7 @@ import type http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { startClassClock } from './clock/clock-source.ts';
 import { DEFAULT_UPLOAD_MAX_BYTES } from './config.ts';
 import { createFilesServer } from './files/server.ts';
 import { Scope } from './files/scope.ts';
@@ -32,6 +33,10 @@ export interface SeatServerOptions {
   /** The built pages: `terminal/`, `files/` and `workspace/` folders. Default: `public/` beside this module. */
   assetsDir?: string;
   log?: Logger;
+  /** The class's end, kept by the VM's watcher; default /run/clarateach/class-ends. */
+  clockFile?: string;
+  /** Injectable for tests: the current time in ms. */
+  now?: () => number;
 }
 
 export interface SeatServer {
@@ -69,7 +74,12 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     opts.assetsDir ?? path.join(path.dirname(fileURLToPath(import.meta.url)), 'public');
   const scope = await Scope.open(opts.home);
   const pty: PtyModule = await import('@lydell/node-pty');
+  const clock = startClassClock({
+    file: opts.clockFile ?? '/run/clarateach/class-ends',
+    ...(opts.now ? { now: opts.now } : {}),
+  });
   const terminal = createTerminalServer({
+    clock,
     home: scope.root,
     shell: opts.shell ?? '/bin/bash',
     env: opts.env ?? process.env,
@@ -103,6 +113,7 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     workspaceUrl = await listen(workspace, opts.workspacePort ?? 3003, host);
     [terminalUrl, filesUrl, workspaceUrl].forEach(portOf);
   } catch (err) {
+    clock.stop();
     const servers = [terminal.server, files, ...(workspace ? [workspace] : [])];
     await Promise.all([terminal.close(), ...servers.map(stop)]);
     throw err;
@@ -116,6 +127,7 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     workspaceUrl,
     close() {
       closing ??= (async () => {
+        clock.stop();
         await terminal.close();
         await Promise.all([stop(terminal.server), stop(files), stop(web)]);
         log('INFO', 'seat server stopped');

@@ -1,6 +1,7 @@
 import { FitAddon } from '@xterm/addon-fit';
 import { Terminal } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
+import type { ClockMessage } from './clock.ts';
 
 /**
  * The seat's terminal in an element: xterm.js on the seat's one shell, with reattach (backoff,
@@ -25,7 +26,7 @@ export function mountTerminal(
   el: HTMLElement,
   socketUrl: URL,
   onStatus: (state: TerminalState, text: string) => void,
-  opts: { releaseTab?: boolean } = {},
+  opts: { releaseTab?: boolean; onClock?: (clock: ClockMessage) => void } = {},
 ): TerminalView {
   const term = new Terminal({
     cursorBlink: true,
@@ -77,6 +78,10 @@ export function mountTerminal(
           failures = 0;
           term.reset(); // the replay that follows redraws the recent screen
           onStatus('connected', 'connected');
+        } else if (msg.type === 'clock') {
+          const clock = msg as unknown as ClockMessage;
+          if (clock.ended) exited = true; // nothing to reconnect to: the class is over
+          opts.onClock?.(clock);
         } else if (msg.type === 'exit') {
           exited = true;
           onStatus('exited', `shell exited (code ${msg.code}); press Enter to start a new one`);

@@ -1,3 +1,4 @@
+import { showClassClock } from './clock.ts';
 import { mountTerminal } from './terminal-view.ts';
 import './terminal.css';
 
@@ -6,6 +7,7 @@ import './terminal.css';
  * prefix), and nothing depends on the page's query string.
  */
 const statusLine = document.getElementById('status') as HTMLElement;
+const clockLine = document.getElementById('clock') as HTMLElement;
 const view = mountTerminal(
   document.getElementById('terminal') as HTMLElement,
   new URL('ws', location.href),
@@ -13,6 +15,7 @@ const view = mountTerminal(
     statusLine.dataset.state = state;
     statusLine.textContent = text;
   },
+  { onClock: (clock) => showClassClock(clockLine, clock) },
 );
 view.focus();
 window.addEventListener('resize', () => view.fit());

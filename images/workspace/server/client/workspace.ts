@@ -1,4 +1,4 @@
-import { showClock } from './clock.ts';
+import { showClassClock, showClock } from './clock.ts';
 import { mountTerminal } from './terminal-view.ts';
 import './workspace.css';
 
@@ -46,7 +46,7 @@ const terminal = mountTerminal(
     status.dataset.state = state;
     status.textContent = state === 'connected' ? 'connected' : text;
   },
-  { releaseTab: true },
+  { releaseTab: true, onClock: (clock) => showClassClock($('clock'), clock) },
 );
 
 // Tabs: arrow keys move between them (the WAI-ARIA tabs pattern), Enter/Space/click select.
@@ -143,8 +143,7 @@ async function loadSeat(): Promise<void> {
     document.title = `${info.className} · workspace`;
   }
   $('seat').textContent = info.seat ? `seat ${info.seat}` : '';
-  showClock($('clock'), info.endsAt);
-  setInterval(() => showClock($('clock'), info.endsAt), 30_000);
+  if (!$('clock').textContent) showClock($('clock'), info.endsAt);
   if (info.instructions.html) {
     // Rendered by the seat server with raw HTML escaped and unsafe links refused.
     $('instructions-body').innerHTML = info.instructions.html;

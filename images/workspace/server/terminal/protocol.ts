@@ -6,7 +6,9 @@
  *   (bytes of output the browser's xterm has processed, counted from its write callbacks).
  * server → browser: binary = output; {"type":"attached","pid","replay"} first, then one binary
  *   frame of `replay` bytes (the shell's recent output) when replay > 0; {"type":"exit","code",
- *   "signal"} when the shell ends, after which the server closes the socket.
+ *   "signal"} when the shell ends, after which the server closes the socket; {"type":"clock",
+ *   …ClockView} (clock/class-clock.ts) on attach and whenever the class's end, warning or ending
+ *   changes. `GET clock` answers the same ClockView as JSON, for any page of the seat.
  */
 export type ClientControl =
   { type: 'resize'; cols: number; rows: number } | { type: 'ack'; bytes: number };

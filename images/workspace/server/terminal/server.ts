@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { HttpError, sendError, sendJson, splitUrl, staticAssets } from '../http-util.ts';
+import type { ClassClock } from '../clock/clock-source.ts';
 import type { Logger } from '../log.ts';
 import { originMatchesHost } from '../origin.ts';
 import { parseClientControl } from './protocol.ts';
@@ -14,6 +15,8 @@ export interface TerminalServerOptions {
   assetsDir: string;
   log: Logger;
   pty: PtyModule;
+  /** The class clock: `GET clock`, `{"type":"clock"}` messages, and warnings in the shell. */
+  clock?: ClassClock;
 }
 
 const HEARTBEAT_MS = 30_000;
@@ -68,6 +71,7 @@ export function createTerminalServer(opts: TerminalServerOptions) {
       return;
     }
     const viewer = shell.attach(ws);
+    if (opts.clock) ws.send(JSON.stringify({ type: 'clock', ...opts.clock.current() }));
     alive.set(ws, true);
     log('INFO', 'viewer attached', { pid: shell.pid, viewers: shell.viewerCount });
     ws.on('pong', () => alive.set(ws, true));
@@ -87,6 +91,12 @@ export function createTerminalServer(opts: TerminalServerOptions) {
     });
   }
 
+  const unsubscribe = opts.clock?.subscribe((view, shellLine) => {
+    const message = JSON.stringify({ type: 'clock', ...view });
+    for (const ws of wss.clients) ws.send(message);
+    if (shellLine) session?.notice(shellLine);
+  });
+
   // A viewer that stops answering pings (a laptop lid closed) is dropped, so it holds no flow.
   const heartbeat = setInterval(() => {
     for (const ws of wss.clients) {
@@ -105,6 +115,11 @@ export function createTerminalServer(opts: TerminalServerOptions) {
     res.on('finish', done);
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendError(res, new HttpError(405, 'METHOD_NOT_ALLOWED', 'only GET is served here'));
+      return;
+    }
+    if (pathname === '/clock' && opts.clock) {
+      res.setHeader('Cache-Control', 'no-store');
+      sendJson(res, 200, opts.clock.current());
       return;
     }
     serveAsset(pathname, res).then(
@@ -137,6 +152,7 @@ export function createTerminalServer(opts: TerminalServerOptions) {
 
   async function close(): Promise<void> {
     clearInterval(heartbeat);
+    unsubscribe?.();
     for (const ws of wss.clients) ws.close(1001, 'seat server stopping');
     await session?.kill();
     await new Promise<void>((resolve) => {

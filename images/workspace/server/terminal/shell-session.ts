@@ -104,6 +104,11 @@ export class ShellSession {
     this.pty.write(data.toString('utf8'));
   }
 
+  /** Text for every viewer, in the output stream as if the shell printed it (like `wall`). */
+  notice(text: string): void {
+    if (!this.exited) this.onOutput(Buffer.from(text));
+  }
+
   resize(cols: number, rows: number): void {
     if (this.exited) return;
     try {
