@@ -58,6 +58,7 @@ export function instanceSpec(
       'ready-topic': `projects/${settings.project}/topics/${settings.readyTopic}`,
       'ready-token': secrets.readyTokens[name] ?? '',
       'seat-tokens': seatTokens.join(' '),
+      'viewer-token': secrets.viewerToken ?? '',
       'ssh-keys': `${SSH_USER}:${secrets.sshPublicKey}`,
     },
     spot: placement.spot,

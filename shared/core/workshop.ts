@@ -70,6 +70,11 @@ export interface WorkshopSecrets {
   readyTokens: Record<string, string>;
   /** Per-seat access credentials the VM's proxy checks, keyed by global seat number. */
   seatTokens: Record<string, string>;
+  /**
+   * The instructor's read-only credential for every seat's terminal (`/vm/S/watch/`), distinct
+   * from the learners'; absent on workshops started before it existed.
+   */
+  viewerToken?: string;
 }
 
 /** `workshops/{id}/seats/{seat}`: created with create(), so a seat is never given twice. */

@@ -23,6 +23,7 @@ const secrets = {
   sshPublicKey: 'ssh-ed25519 AAAA clarateach',
   readyTokens: { 'ct-abcdefghijklmnop-1': 'ready1' },
   seatTokens,
+  viewerToken: 'viewer1',
 };
 const settings = {
   project: 'p1',
@@ -50,6 +51,7 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
     Array.from({ length: 12 }, (_, i) => `${14 + i}:tok${14 + i}`).join(' '),
   );
   t.is(spec.metadata['ready-token'], 'ready1');
+  t.is(spec.metadata['viewer-token'], 'viewer1');
   t.is(spec.metadata['ready-topic'], 'projects/p1/topics/vm.ready');
   t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
   t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');
