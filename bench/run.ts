@@ -15,6 +15,7 @@ import { joinBurst } from './join-burst.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 import { renderTable, unmeasured, type Row } from './stats.ts';
 import { sweepReads } from './sweep-reads.ts';
+import { pageWeights, watchEcho } from './watch.ts';
 
 type Cleanups = Array<() => Promise<void>>;
 
@@ -59,6 +60,8 @@ const projectId = `bench-${randomBytes(3).toString('hex')}`;
 const nodeVersion = spawnSync(deployedNode(), ['--version'], { encoding: 'utf8' }).stdout.trim();
 
 await part('cold start', 180, () => coldStart());
+await part('page weight', 60, () => pageWeights());
+await part('watch', 60, (cleanups) => watchEcho(cleanups));
 
 let env: Awaited<ReturnType<typeof startEmulatorPair>> | undefined;
 if (['sweep', 'join', 'control', 'boot'].some(wanted)) {

@@ -33,9 +33,12 @@ function watchSeat(container: HTMLElement, seat: RoomSeat, url: string): Tile {
   container.append(tile);
   term.open(box);
 
-  const ws = new WebSocket(
-    Object.assign(new URL('ws', url), { protocol: url.startsWith('https:') ? 'wss:' : 'ws:' }).href,
-  );
+  // The socket beside the page, with the page's query: the viewer credential is `?v=`.
+  const socketUrl = new URL('ws', url);
+  socketUrl.search = new URL(url).search;
+  socketUrl.protocol = socketUrl.protocol === 'https:' ? 'wss:' : 'ws:';
+  const ws = new WebSocket(socketUrl);
+
   ws.binaryType = 'arraybuffer';
   let unacked = 0;
   ws.onmessage = (event: MessageEvent<ArrayBuffer | string>) => {
