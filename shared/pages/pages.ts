@@ -75,9 +75,12 @@ export async function serveConsole(req: Request, res: Response): Promise<boolean
   return true;
 }
 
-/** The learner's join page (`GET`; `POST` is the API). True when the request was the page's. */
+/**
+ * The learner's join page (a browser's `GET`; `POST` is the API, and a `GET` asking for JSON stays
+ * a 405). True when the request was the page's.
+ */
 export async function serveJoinPage(req: Request, res: Response): Promise<boolean> {
-  if (req.method !== 'GET') return false;
+  if (!wantsPage(req)) return false;
   await send(res, 'join.html', 'html');
   return true;
 }
