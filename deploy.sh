@@ -529,7 +529,7 @@ functions_step() { # PUBSUB_AGENT
     # --browser-api: anyone may reach the function; the ID token still gates every instructor call.
     if [[ $BROWSER_API == true ]]; then
       grant "run services" "$fn" allUsers roles/run.invoker --region="$REGION"
-    else
+    elif [[ $DRY_RUN == false ]]; then # a dry run shows a first deploy: nothing to take back
       revoke "run services" "$fn" allUsers roles/run.invoker --region="$REGION"
     fi
   done
