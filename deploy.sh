@@ -3,7 +3,7 @@
 #
 #   GCP_PROJECT=my-project PORTAL_SERVICE_ACCOUNT=portal@my-project.iam.gserviceaccount.com \
 #   ID_TOKEN_AUDIENCES=123-abc.apps.googleusercontent.com INSTRUCTORS=@school.example \
-#   ADMIN_EMAILS=ops@school.example,lead@school.example ./deploy.sh [--dry-run]
+#   ADMIN_EMAILS=ops@school.example,lead@school.example ./deploy.sh [--dry-run] [--browser-api]
 #   GCP_PROJECT=my-project ./deploy.sh destroy [--delete-data] [--dry-run]
 #
 # Every step looks before it acts: a second run changes nothing that is already right, and updates
@@ -23,6 +23,11 @@
 # entries (a Google Workspace domain, by the token's hd claim). ID_TOKEN_ISSUERS: whose sign-in
 # tokens are accepted (README; default: Google and this project's Identity Platform).
 #
+# --browser-api (with CONSOLE_ORIGINS, comma-separated origins): browsers call workshops and join
+# directly (IAM lets allUsers invoke them; CORS answers those origins only); the verified ID
+# token is then the only gate of the instructor API. Without it, a run takes that access back.
+# Its console's join QR code points at JOIN_PAGE_URL (the join function's URL) when set.
+#
 # Needs: gcloud (authenticated as a project owner, user or service account), curl, node and npm.
 # Always configures AUTH_MODE=token: Cloud Run IAM lets the portal in (X-Serverless-Authorization),
 # and the instructor is whoever the verified ID token in Authorization names; AUTH_MODE=dev is
@@ -30,22 +35,31 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
   exit "$1"
 }
 MODE=deploy
 DRY_RUN=false
 DELETE_DATA=false
+BROWSER_API=false
 for arg in "$@"; do
   case $arg in
   destroy) MODE=destroy ;;
   --dry-run) DRY_RUN=true ;;
   --delete-data) DELETE_DATA=true ;;
+  --browser-api) BROWSER_API=true ;;
   -h | --help) usage 0 ;;
   *) usage 2 >&2 ;;
   esac
 done
 [[ $DELETE_DATA == false || $MODE == destroy ]] || usage 2 >&2
+[[ $BROWSER_API == false || $MODE == deploy ]] || usage 2 >&2
+if [[ $BROWSER_API == true ]]; then
+  [[ ${CONSOLE_ORIGINS:-} =~ ^https?://[^,[:space:]]+(,https?://[^,[:space:]]+)*$ ]] ||
+    { echo "--browser-api needs CONSOLE_ORIGINS: comma-separated origins (https://console.example)" >&2; exit 2; }
+else
+  CONSOLE_ORIGINS=''
+fi
 
 : "${GCP_PROJECT:?set GCP_PROJECT to the project id}"
 if [[ $MODE != destroy ]]; then
@@ -501,6 +515,7 @@ functions_step() { # PUBSUB_AGENT
     "AUTH_MODE=token" "ADMIN_EMAILS=$ADMIN_EMAILS"
     "ID_TOKEN_ISSUERS=${ID_TOKEN_ISSUERS:-}" "ID_TOKEN_AUDIENCES=$ID_TOKEN_AUDIENCES"
     "INSTRUCTORS=$INSTRUCTORS"
+    "CONSOLE_ORIGINS=$CONSOLE_ORIGINS" "JOIN_PAGE_URL=${JOIN_PAGE_URL:-}"
   ) pair env_flag
   # One --set-env-vars (gcloud accepts only one of the env-var flags, and it replaces what was set
   # by hand), with `|` as the delimiter (`gcloud topic escaping`) so that values may hold commas.
@@ -512,7 +527,7 @@ functions_step() { # PUBSUB_AGENT
     printf '%s' "--set-env-vars=^|^${env_vars[*]}"
   )
   # What goes into a build: a change here redeploys every function.
-  SOURCE_HASH=$(find functions shared startup package.json package-lock.json tsconfig.json \
+  SOURCE_HASH=$(find functions shared startup web package.json package-lock.json tsconfig.json \
     tsconfig.build.json .gcloudignore -type f | LC_ALL=C sort | xargs sha256sum | fingerprint)
   COMMON=(--gen2 --runtime=nodejs24 --region="$REGION" --source=. --service-account="$FN_SA"
     --build-service-account="projects/$GCP_PROJECT/serviceAccounts/$BUILD_SA"
@@ -521,6 +536,12 @@ functions_step() { # PUBSUB_AGENT
   for fn in workshops join; do
     deploy_fn "$fn" "$PORTAL_SERVICE_ACCOUNT" --trigger-http --no-allow-unauthenticated \
       --timeout=60s
+    # --browser-api: anyone may reach the function; the ID token still gates every instructor call.
+    if [[ $BROWSER_API == true ]]; then
+      grant "run services" "$fn" allUsers roles/run.invoker --region="$REGION"
+    elif [[ $DRY_RUN == false ]]; then # a dry run shows a first deploy: nothing to take back
+      revoke "run services" "$fn" allUsers roles/run.invoker --region="$REGION"
+    fi
   done
   deploy_event onWorkshopStarted workshop.started 540s --retry "$1"
   deploy_event onVmReady vm.ready 60s --retry "$1"

@@ -15,6 +15,7 @@ import { joinBurst } from './join-burst.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 import { renderTable, unmeasured, type Row } from './stats.ts';
 import { scheduledSweepReads, sweepReads } from './sweep-reads.ts';
+import { pageWeights, watchEcho } from './watch.ts';
 import { workspacePage } from './workspace-page.ts';
 
 type Cleanups = Array<() => Promise<void>>;
@@ -61,6 +62,8 @@ const nodeVersion = spawnSync(deployedNode(), ['--version'], { encoding: 'utf8' 
 
 await part('cold start', 180, () => coldStart());
 await part('workspace page', 300, (cleanups) => workspacePage(cleanups));
+await part('page weight', 60, () => pageWeights());
+await part('watch', 60, (cleanups) => watchEcho(cleanups));
 
 let env: Awaited<ReturnType<typeof startEmulatorPair>> | undefined;
 if (['sweep', 'join', 'control', 'boot'].some(wanted)) {

@@ -4,6 +4,9 @@ import { toWorkshopView, type WorkshopRecord } from '../shared/core/workshop.ts'
 import { HttpError, httpHandler, invalidRequest, jsonBody, notFound } from '../shared/http.ts';
 import { callerOf, type Caller } from '../shared/identity.ts';
 import { createWorkshop } from '../shared/lifecycle/create.ts';
+import { clearHand, loadRoom } from '../shared/lifecycle/room.ts';
+import { handleCors } from '../shared/cors.ts';
+import { serveConsole } from '../shared/pages/pages.ts';
 import { requestEnd } from '../shared/lifecycle/end.ts';
 import { extendWorkshop } from '../shared/lifecycle/extend.ts';
 import { freeSeat } from '../shared/lifecycle/free-seat.ts';
@@ -28,6 +31,9 @@ async function load(s: Services, id: string, caller: Caller): Promise<WorkshopRe
   return visibleOrNotFound(await s.store.getWorkshop(id), caller);
 }
 
+/** A seat number in a path, or 0 for anything else. */
+const seatNumber = (text: string) => (/^[1-9][0-9]{0,2}$/.test(text) ? Number(text) : 0);
+
 function methodNotAllowed(allowed: string): HttpError {
   return new HttpError(405, 'METHOD_NOT_ALLOWED', `use ${allowed}`);
 }
@@ -37,11 +43,12 @@ function methodNotAllowed(allowed: string): HttpError {
  * function's own URL is the root; in the local stack it sits under /workshops; both are accepted.
  */
 export const workshops = httpHandler('workshops', async (req: Request, res: Response) => {
+  if (handleCors(req, res) || (await serveConsole(req, res))) return;
   const s = services();
   const parts = req.path.split('/').filter(Boolean);
   if (parts[0] === 'workshops') parts.shift();
   const [id, action, ...rest] = parts;
-  const seat = action === 'seats' && /^[1-9][0-9]{0,2}$/.test(rest[0] ?? '') ? Number(rest[0]) : 0;
+  const seat = action === 'seats' ? seatNumber(rest[0] ?? '') : 0;
 
   // A seat's reset: its own learner may ask too, with their seatToken instead of an identity.
   if (action === 'seats' && rest.length === 2 && rest[1] === 'reset') {
@@ -69,6 +76,23 @@ export const workshops = httpHandler('workshops', async (req: Request, res: Resp
       throw invalidRequest(describeErrors(validators.createWorkshop));
     const workshop = await createWorkshop(s, caller, body);
     res.status(201).json(toWorkshopView(workshop, [], 0, s.now().toISOString()));
+    return;
+  }
+  if (action === 'seats' && rest.length === 0) {
+    if (req.method !== 'GET') throw methodNotAllowed('GET');
+    if (!isWorkshopId(id)) throw notFound();
+    res
+      .status(200)
+      .set('Cache-Control', 'no-store')
+      .json(await loadRoom(s, id, caller));
+    return;
+  }
+  if (action === 'hands' && rest.length === 1) {
+    if (req.method !== 'DELETE') throw methodNotAllowed('DELETE');
+    const seat = seatNumber(rest[0]!);
+    if (!isWorkshopId(id)) throw notFound();
+    if (seat === 0) throw notFound('seat');
+    res.status(200).json(await clearHand(s, id, caller, seat));
     return;
   }
   if (action === 'seats' && rest.length === 1) {

@@ -57,6 +57,8 @@ export async function startFunctionsServer(port = 0): Promise<FunctionsServer> {
     let target: string | undefined;
     if (topic) target = TOPIC_FUNCTIONS[safeDecode(topic) as Topic];
     else if (path === '/workshops' || path.startsWith('/workshops/')) target = 'workshops';
+    // The console, at the root as the workshops function serves it deployed.
+    else if (path === '/' || path.startsWith('/assets/')) target = 'workshops';
     else if (path === '/join' || path.startsWith('/join/')) target = 'join';
     else if (path === '/health') {
       res.writeHead(200, { 'content-type': 'text/plain' }).end('OK');

@@ -7,6 +7,7 @@ import { ensureLocalImages } from './images.ts';
 import { prepareMachine } from './machine.ts';
 import { bootInstance, type BootedInstance } from './vm-runner.ts';
 import { closeServices } from '../shared/services.ts';
+import { buildPages } from '../web/bundle.ts';
 import { TOPICS } from '../shared/topics.ts';
 
 export interface LocalStackOptions {
@@ -95,6 +96,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       process.env[name] ??= value;
     }
     process.env.CT_COMPUTE_ENDPOINT = `127.0.0.1:${standin.port}`;
+    // The console and the join page, as `npm run build` makes them for a deploy.
+    await buildPages();
     const functions = await startFunctionsServer(opts.port);
     stops.push(() => functions.close());
     stops.push(() => unwireTopics(opts.projectId));

@@ -120,6 +120,21 @@ const joinSchema: JSONSchemaType<JoinBody> = {
   },
 };
 
+/** A learner raises (or lowers) a hand, with the seatToken join gave them. */
+export interface HandBody {
+  seatToken: string;
+  raised: boolean;
+}
+const handSchema: JSONSchemaType<HandBody> = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['seatToken', 'raised'],
+  properties: {
+    seatToken: { type: 'string', format: 'text', minLength: 1, maxLength: 128 },
+    raised: { type: 'boolean' },
+  },
+};
+
 export interface WorkshopStartedEvent {
   workshopId: string;
 }
@@ -193,6 +208,7 @@ const compile = {
   extend: compiled(extendSchema),
   resetSeat: compiled(resetSeatSchema),
   join: compiled(joinSchema),
+  hand: compiled(handSchema),
   workshopStarted: compiled(workshopStartedSchema),
   workshopEnded: compiled(workshopEndedSchema),
   vmReady: compiled(vmReadySchema),
@@ -210,6 +226,9 @@ export const validators = {
   },
   get join() {
     return compile.join();
+  },
+  get hand() {
+    return compile.hand();
   },
   get workshopStarted() {
     return compile.workshopStarted();

@@ -121,11 +121,12 @@ export class Store {
 
   /**
    * Drops what only a live workshop needs: its join code, learners' seats (with their address
-   * slots and token records) and its secrets.
+   * slots, token records and raised hands) and its secrets.
    */
   async dropLiveData(workshop: WorkshopRecord): Promise<void> {
     await this.db.recursiveDelete(this.seats(workshop.id));
     await this.db.recursiveDelete(this.addressSlots(workshop.id));
+    await this.db.recursiveDelete(this.workshop(workshop.id).collection('hands'));
     const tokens = await this.db
       .collection('seatTokens')
       .where('workshopId', '==', workshop.id)

@@ -238,6 +238,8 @@ seat_tokens=$(attribute seat-tokens)
 workshop_name=$(optional_attribute workshop-name)
 instructions=$(optional_attribute instructions)
 seat_resets=$(optional_attribute seat-resets)
+# The instructor's read-only credential for every seat's terminal; empty: no watch route.
+viewer_token=$(optional_attribute viewer-token)
 
 if ! is_uint "$seat_first" || ((seat_first < 1)); then
   fail "seat-first must be a positive integer"
@@ -274,6 +276,7 @@ mux_port() { echo $((CT_MUX_PORT_BASE + $1)); }
 for ((i = 1; i <= seat_count; i++)); do
   [[ -n ${token_of[$(seat_of "$i")]:-} ]] || fail "no access token for seat $(seat_of "$i")"
 done
+[[ -z $viewer_token || $viewer_token =~ ^[A-Za-z0-9_-]{8,128}$ ]] || fail "malformed viewer-token"
 
 log "workshop=$workshop_id vm=$vm_name seats=$seat_first..$((seat_first + seat_count - 1)) external=${external_ip:-none} internal=$internal_ip"
 
@@ -585,6 +588,7 @@ render_caddyfile() {
       # An app must not plant another seat's access cookie: its ct_seat_* cookies are renamed.
       printf '\t\thandle_path /vm/%s/%s* {\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
         "$seat" "$kind" "$(seat_port "$i" "$port")"
+      printf '\t\t\t\theader_up -X-Clarateach-Role\n'
       printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
       port=$((port + 1))
     done
@@ -596,6 +600,17 @@ render_caddyfile() {
     printf '\t\t\t\theader_up -Cookie\n'
     printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
     printf '\t}\n'
+    # The instructor watches: the viewer credential, only ever as ?v= (no cookie: the console
+    # embeds many seats from its own origin), gets the terminal with the role set here, which the
+    # seat server reads as read-only. Learners' routes never pass a role on.
+    if [[ -n $viewer_token ]]; then
+      printf '\n\t@watch%s {\n\t\tpath /vm/%s/watch/*\n' "$seat" "$seat"
+      printf '\t\texpression `{query.v} == "%s"`\n\t}\n\thandle @watch%s {\n' "$viewer_token" "$seat"
+      printf '\t\theader Referrer-Policy no-referrer\n'
+      printf '\t\turi strip_prefix /vm/%s/watch\n\t\treverse_proxy 127.0.0.1:%s {\n' \
+        "$seat" "$(seat_port "$i" 1)"
+      printf '\t\t\theader_up X-Clarateach-Role viewer\n\t\t}\n\t}\n'
+    fi
   done
   # Named matchers keep their order, so this comes after every seat's handle.
   printf '\n\t@vm path /vm/*\n\thandle @vm {\n\t\trespond "Forbidden" 403\n\t}\n'

@@ -156,6 +156,38 @@ export function openApiDocument(): Schema {
           },
         },
       },
+      '/workshops/{id}/seats': {
+        parameters: [id],
+        get: {
+          summary:
+            'The room: every seat, who joined it and when, the hands up, and each seat’s read-only terminal URL (watch) with the class’s viewer credential',
+          responses: { ...ok('200', 'the room', 'Room'), ...errors('401', '404') },
+        },
+      },
+      '/workshops/{id}/hands/{n}': {
+        parameters: [
+          id,
+          { name: 'n', in: 'path', required: true, schema: { type: 'integer', minimum: 1 } },
+        ],
+        delete: {
+          summary: 'Clear seat n’s raised hand',
+          responses: { ...ok('200', 'the room', 'Room'), ...errors('401', '404') },
+        },
+      },
+      '/join/hand': {
+        post: {
+          summary:
+            'A learner raises or lowers a hand with their seatToken (deployed: POST {join URL}/hand)',
+          requestBody: body('HandBody'),
+          responses: {
+            '200': {
+              description: '{seat, raised, raisedAt}',
+              content: { 'application/json': { schema: { type: 'object' } } },
+            },
+            ...errors('400', '404', '409'),
+          },
+        },
+      },
       '/join': {
         post: {
           summary: 'Take a seat with a join code (again with seatToken: the same seat)',
@@ -183,6 +215,50 @@ export function openApiDocument(): Schema {
         ExtendBody: toJsonSchema(validators.extend.schema),
         ResetSeatBody: toJsonSchema(validators.resetSeat.schema),
         JoinBody: toJsonSchema(validators.join.schema),
+        HandBody: toJsonSchema(validators.hand.schema),
+        Room: {
+          type: 'object',
+          required: ['seats', 'hands'],
+          properties: {
+            seats: {
+              type: 'array',
+              items: {
+                type: 'object',
+                required: ['seat', 'vmName', 'learner', 'handRaisedAt', 'watch'],
+                properties: {
+                  seat: { type: 'integer' },
+                  vmName: { type: 'string' },
+                  learner: {
+                    type: ['object', 'null'],
+                    properties: {
+                      name: { type: 'string' },
+                      joinedAt: { type: 'string', format: 'date-time' },
+                    },
+                  },
+                  handRaisedAt: { type: ['string', 'null'], format: 'date-time' },
+                  watch: {
+                    type: ['string', 'null'],
+                    description:
+                      'the seat’s terminal, read-only: `…/vm/S/watch/?v=VIEWER`; its socket is `ws` beside it. Null until the seat’s VM serves',
+                  },
+                },
+              },
+            },
+            hands: {
+              type: 'array',
+              description: 'oldest first',
+              items: {
+                type: 'object',
+                required: ['seat', 'name', 'raisedAt'],
+                properties: {
+                  seat: { type: 'integer' },
+                  name: { type: 'string' },
+                  raisedAt: { type: 'string', format: 'date-time' },
+                },
+              },
+            },
+          },
+        },
         Workshop: {
           type: 'object',
           description:

@@ -61,6 +61,7 @@ export function instanceSpec(
       'ready-token': secrets.readyTokens[name] ?? '',
       // A replacement VM starts from the seats' current credentials, resets and class end.
       ...controlMetadata(workshop, vm, secrets),
+      'viewer-token': secrets.viewerToken ?? '',
       'ssh-keys': `${SSH_USER}:${secrets.sshPublicKey}`,
     },
     spot: placement.spot,

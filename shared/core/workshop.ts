@@ -80,6 +80,11 @@ export interface WorkshopSecrets {
   seatTokens: Record<string, string>;
   /** Per-seat reset counters (vm-control.ts), keyed by global seat number; absent: none yet. */
   seatResets?: Record<string, SeatReset>;
+  /**
+   * The instructor's read-only credential for every seat's terminal (`/vm/S/watch/`), distinct
+   * from the learners'; absent on workshops started before it existed.
+   */
+  viewerToken?: string;
 }
 
 /** `workshops/{id}/seats/{seat}`: created with create(), so a seat is never given twice. */

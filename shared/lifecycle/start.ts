@@ -27,7 +27,8 @@ function newSecrets(workshop: WorkshopRecord): WorkshopSecrets {
   for (const vm of workshop.vmPlan) readyTokens[instanceName(workshop.id, vm.index)] = newToken();
   const seatTokens: Record<string, string> = {};
   for (let seat = 1; seat <= workshop.seats; seat++) seatTokens[seat] = newToken();
-  return { sshPrivateKey: ssh.privateKey, sshPublicKey: ssh.publicKey, readyTokens, seatTokens };
+  const keys = { sshPrivateKey: ssh.privateKey, sshPublicKey: ssh.publicKey };
+  return { ...keys, readyTokens, seatTokens, viewerToken: newToken() };
 }
 
 /** 409 QUOTA_EXCEEDED when the owner's other active workshops leave no room for this one. */

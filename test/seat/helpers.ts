@@ -127,10 +127,10 @@ export class TermClient {
 
   static open(
     terminalUrl: string,
-    opts: { ack?: boolean; origin?: string; path?: string } = {},
+    opts: { ack?: boolean; origin?: string; path?: string; headers?: Record<string, string> } = {},
   ): Promise<TermClient> {
     const url = new URL(opts.path ?? 'ws', terminalUrl.replace(/^http/, 'ws'));
-    const ws = new WebSocket(url, { origin: opts.origin });
+    const ws = new WebSocket(url, { origin: opts.origin, headers: opts.headers });
     const client = new TermClient(ws, opts.ack ?? true);
     return new Promise((resolve, reject) => {
       ws.once('unexpected-response', (_req, res) => {

@@ -25,6 +25,7 @@ const secrets = {
   sshPublicKey: 'ssh-ed25519 AAAA clarateach',
   readyTokens: { 'ct-abcdefghijklmnop-1': 'ready1' },
   seatTokens,
+  viewerToken: 'viewer1',
 };
 const settings = {
   project: 'p1',
@@ -55,6 +56,7 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
   t.is(spec.metadata['ready-token'], 'ready1');
   t.is(spec.metadata['class-ends'], '2030-01-01T10:00:00.000Z');
   t.is(spec.metadata['clarateach-watcher'], settings.watcherScript);
+  t.is(spec.metadata['viewer-token'], 'viewer1');
   t.is(spec.metadata['ready-topic'], 'projects/p1/topics/vm.ready');
   t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
   t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');

@@ -6,6 +6,7 @@ import type { ClassClock } from '../clock/clock-source.ts';
 import type { Logger } from '../log.ts';
 import { originMatchesHost } from '../origin.ts';
 import { parseClientControl } from './protocol.ts';
+import { mayType, needsSameOrigin, roleOf, type Role } from './roles.ts';
 import { ShellSession, type PtyModule } from './shell-session.ts';
 
 export interface TerminalServerOptions {
@@ -61,7 +62,7 @@ export function createTerminalServer(opts: TerminalServerOptions) {
     return started;
   }
 
-  function onConnection(ws: WebSocket): void {
+  function onConnection(ws: WebSocket, role: Role): void {
     let shell: ShellSession;
     try {
       shell = currentSession();
@@ -73,7 +74,7 @@ export function createTerminalServer(opts: TerminalServerOptions) {
     const viewer = shell.attach(ws);
     if (opts.clock) ws.send(JSON.stringify({ type: 'clock', ...opts.clock.current() }));
     alive.set(ws, true);
-    log('INFO', 'viewer attached', { pid: shell.pid, viewers: shell.viewerCount });
+    log('INFO', 'viewer attached', { pid: shell.pid, viewers: shell.viewerCount, role });
     ws.on('pong', () => alive.set(ws, true));
     ws.on('error', (err) => log('WARNING', 'viewer socket error', { error: err.message }));
     ws.on('close', () => {
@@ -82,11 +83,11 @@ export function createTerminalServer(opts: TerminalServerOptions) {
     });
     ws.on('message', (data, isBinary) => {
       if (isBinary) {
-        shell.input(asBuffer(data));
+        if (mayType(role)) shell.input(asBuffer(data));
         return;
       }
       const msg = parseClientControl(asBuffer(data).toString('utf8'));
-      if (msg?.type === 'resize') shell.resize(msg.cols, msg.rows);
+      if (msg?.type === 'resize' && mayType(role)) shell.resize(msg.cols, msg.rows);
       else if (msg?.type === 'ack') shell.ack(viewer, msg.bytes);
     });
   }
@@ -139,14 +140,15 @@ export function createTerminalServer(opts: TerminalServerOptions) {
       refuse(socket, 404, 'NOT_FOUND', 'the terminal socket is at ws');
       return;
     }
-    if (!originMatchesHost(req.headers.origin, req.headers.host)) {
+    const role = roleOf(req.headers);
+    if (needsSameOrigin(role) && !originMatchesHost(req.headers.origin, req.headers.host)) {
       log('WARNING', 'websocket refused: origin does not match host', {
         origin: req.headers.origin,
       });
       refuse(socket, 403, 'FORBIDDEN_ORIGIN', 'the page must come from this host');
       return;
     }
-    wss.handleUpgrade(req, socket, head, onConnection);
+    wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, role));
   });
   server.on('clientError', (_err, socket) => refuse(socket, 400, 'BAD_REQUEST', 'bad request'));
 
