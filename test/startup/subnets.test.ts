@@ -64,7 +64,7 @@ async function reaches(container: string, host: string, port: number): Promise<b
 
 /** A TCP listener of the test's own on the seat network's gateway (the host's side of it). */
 async function listenOn(t: ExecutionContext, address: string): Promise<number> {
-  const server = net.createServer((s) => s.end('gateway\n'));
+  const server = net.createServer((s) => s.on('error', () => undefined).end('gateway\n'));
   await new Promise<void>((resolve) => server.listen(0, address, resolve));
   t.teardown(() => new Promise<void>((resolve) => server.close(() => resolve())));
   return (server.address() as net.AddressInfo).port;
