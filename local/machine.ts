@@ -19,6 +19,9 @@ const VM_NEEDS: Need[] = [
   { command: 'docker', pkg: 'docker.io' },
   { command: 'iptables', pkg: 'iptables' },
   { command: 'debootstrap', pkg: 'debootstrap' },
+  // The startup script's seat disks (mkfs.ext4) and subnet check (ip).
+  { command: 'mkfs.ext4', pkg: 'e2fsprogs' },
+  { command: 'ip', pkg: 'iproute2' },
 ];
 const BROWSER_NEED: Need = { command: 'chromium', pkg: 'chromium' };
 

@@ -1,10 +1,7 @@
 import { randomInt } from 'node:crypto';
 import dgram from 'node:dgram';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { processAlive } from './process-groups.ts';
+import { claim, release } from './claims.ts';
 
 /*
  * Ports picked here are bound later by another process (an emulator, Caddy, a container), seconds
@@ -16,6 +13,8 @@ import { processAlive } from './process-groups.ts';
 const SINGLE = { from: 24_000, to: 32_000 };
 const BLOCKS = { from: 10_000, to: 24_000 };
 
+/** Blocks are claimed across processes (local/claims.ts): Docker binds them seconds later. */
+const CLAIMS = 'port-blocks';
 /** Picked by this process and not given back: never handed out twice. */
 const picked = new Set<number>();
 const reservedBases = new Set<number>();
@@ -76,7 +75,7 @@ export async function pickPortBlock(
       udp.push(muxPortBase + i);
     }
     const free = await Promise.all([...tcp.map(tcpFree), ...udp.map(udpFree)]);
-    if (free.every(Boolean) && claim(portBase)) {
+    if (free.every(Boolean) && claim(CLAIMS, String(portBase))) {
       reservedBases.add(portBase);
       return { portBase, muxPortBase };
     }
@@ -88,34 +87,5 @@ export async function pickPortBlock(
 
 export function releasePortBlock(portBase: number): void {
   reservedBases.delete(portBase);
-  rmSync(claimFile(portBase), { force: true });
-}
-
-/*
- * A block is claimed across processes too: test files run side by side in processes of their
- * own, and a VM's ports are bound by Docker seconds after the check, so two processes could
- * otherwise both find the same block free. A claim is a file naming its process; one whose
- * process is gone is stale and taken over.
- */
-const CLAIMS = path.join(os.tmpdir(), 'clarateach-port-blocks');
-const claimFile = (portBase: number) => path.join(CLAIMS, String(portBase));
-
-function claim(portBase: number): boolean {
-  mkdirSync(CLAIMS, { recursive: true });
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(claimFile(portBase), String(process.pid), { flag: 'wx' });
-      return true;
-    } catch {
-      let owner = NaN;
-      try {
-        owner = Number(readFileSync(claimFile(portBase), 'utf8'));
-      } catch {
-        // released meanwhile: try again
-      }
-      if (Number.isInteger(owner) && owner > 0 && processAlive(owner)) return false;
-      rmSync(claimFile(portBase), { force: true });
-    }
-  }
-  return false;
+  release(CLAIMS, String(portBase));
 }

@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -8,6 +9,7 @@ import type { BootableInstance } from './compute-standin.ts';
 import { runCommand, type CommandResult } from './commands.ts';
 import { startMetadataServer, type MetadataServer } from './metadata-server.ts';
 import { freePort, pickPortBlock, releasePortBlock } from './ports.ts';
+import { pickSubnetPool, releaseSubnetPool } from './subnets.ts';
 import { killGroup, processGroupMembers, until } from './process-groups.ts';
 
 /** What the local Compute Engine stand-in knows of an inserted instance. */
@@ -16,6 +18,8 @@ export type InstanceToBoot = BootableInstance;
 export interface BootEnv {
   /** host:port of the Pub/Sub emulator; the script publishes `vm.ready` there over REST. */
   pubsubEmulatorHost: string;
+  /** The Docker daemon the VM uses (DOCKER_HOST); this process's when absent. */
+  dockerHost?: string;
   /** Extra environment for the startup script (e.g. shorter bounded waits in tests). */
   scriptEnv?: Record<string, string>;
 }
@@ -25,6 +29,8 @@ export interface BootedInstance {
   httpPort: number;
   /** Prefix of this instance's container, network and volume names on the shared daemon. */
   namePrefix: string;
+  /** The network its seat networks' subnets are cut from (CT_SEAT_SUBNET_POOL), its own. */
+  subnetPool: string;
   /** The iptables chain of its seat firewall (empty when the host's firewall is left alone). */
   firewallChain: string;
   /** The instance's private directory (removed by stop()). */
@@ -54,11 +60,24 @@ export interface BootedInstance {
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const REPO_SCRIPT = path.join(here, '..', 'startup', 'clarateach-startup.sh');
-/** Seats a VM can hold at most (sizing table: 20); port blocks are reserved for that many. */
+/** Seats a VM can hold at most (sizing table: 20); port blocks and seat subnet pools are
+ * reserved for that many. */
 const MAX_SEATS_PER_VM = 20;
 
 /** Firewalling seats needs root's iptables; elsewhere the seats run open, and the log says so. */
 const canFirewall = process.getuid?.() === 0;
+
+/** Mount points at or below `dir`, deepest first. */
+export function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
+    .split('\n')
+    .map((line) => line.split(' ')[4]?.replace(/\\040/g, ' '))
+    .filter(
+      (mountPoint): mountPoint is string =>
+        !!mountPoint && (mountPoint === dir || mountPoint.startsWith(`${dir}/`)),
+    )
+    .sort((a, b) => b.length - a.length);
+}
 
 interface ScriptRun {
   child: ChildProcess;
@@ -88,8 +107,15 @@ export async function bootInstance(
   const logPath = path.join(stateDir, 'clarateach-startup.log');
   await mkdir(vmDir, { recursive: true });
 
+  const basePath = `${path.dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`;
+  const dockerHost = env.dockerHost ?? process.env.DOCKER_HOST;
+  const dockerEnv: Record<string, string> = dockerHost ? { DOCKER_HOST: dockerHost } : {};
+  const toolEnv: NodeJS.ProcessEnv = { PATH: basePath, HOME: process.env.HOME, ...dockerEnv };
+  const docker = (...args: string[]) => runCommand('docker', args, toolEnv);
+
   let metadata: MetadataServer;
   let ports: { portBase: number; muxPortBase: number };
+  let subnetPool: string;
   try {
     metadata = await startMetadataServer({
       projectId: instance.project,
@@ -110,22 +136,25 @@ export async function bootInstance(
     await rm(stateDir, { recursive: true, force: true });
     throw error;
   }
+  try {
+    subnetPool = await pickSubnetPool(seatsReserved, docker);
+  } catch (error) {
+    releasePortBlock(ports.portBase);
+    await metadata.close();
+    await rm(stateDir, { recursive: true, force: true });
+    throw error;
+  }
   const { portBase, muxPortBase } = ports;
   const httpPort = await freePort();
 
-  // The very script a real VM runs: its `startup-script` metadata when the caller set one.
-  let scriptPath = REPO_SCRIPT;
-  const scriptText = instance.metadata['startup-script'];
-  if (scriptText) {
-    scriptPath = path.join(stateDir, 'startup-script.sh');
-    await writeFile(scriptPath, scriptText, { mode: 0o700 });
-  }
+  // The very script a real VM runs: its `startup-script` metadata when the caller set one. A copy
+  // of its own, as a VM's metadata is: bash reads a script as it runs, and an edit of the
+  // repository's file would otherwise change the running scripts (and every reboot of them).
+  const scriptPath = path.join(stateDir, 'startup-script.sh');
+  const scriptText = instance.metadata['startup-script'] || readFileSync(REPO_SCRIPT, 'utf8');
+  await writeFile(scriptPath, scriptText, { mode: 0o700 });
 
   const vmName = instance.metadata['vm-name'] || instance.name;
-  const basePath = `${path.dirname(process.execPath)}:${process.env.PATH ?? '/usr/bin:/bin'}`;
-  const dockerEnv: Record<string, string> = process.env.DOCKER_HOST
-    ? { DOCKER_HOST: process.env.DOCKER_HOST }
-    : {};
   const scriptEnv: NodeJS.ProcessEnv = {
     PATH: basePath,
     LANG: 'C.UTF-8',
@@ -146,17 +175,17 @@ export async function bootInstance(
     CT_PORT_BASE: String(portBase),
     CT_MUX_PORT_BASE: String(muxPortBase),
     CT_NAME_PREFIX: namePrefix,
+    CT_SEAT_SUBNET_POOL: subnetPool,
     // The local images are built here, not pulled: a pull of them could only fail.
     CT_PULL_POLICY: 'missing',
+    // Every local VM's seat disks are files on this machine's disk: small shares.
+    CT_HOME_SIZE: '128M',
     CT_DOCKER_WAIT: '30',
     CT_SEAT_WAIT: '240',
     CT_METADATA_RETRIES: '3',
     ...dockerEnv,
     ...env.scriptEnv,
   };
-  const toolEnv: NodeJS.ProcessEnv = { PATH: basePath, HOME: process.env.HOME, ...dockerEnv };
-  const docker = (...args: string[]) => runCommand('docker', args, toolEnv);
-
   const scriptPids: number[] = [];
   let current: ScriptRun | undefined;
   let stopping: Promise<void> | undefined;
@@ -223,6 +252,27 @@ export async function bootInstance(
       const out = await docker(...rmArgs, ...names);
       if (out.code !== 0) failures.push(out.stderr.trim());
     }
+    // The seats' disks (loop mounts, detached as they are unmounted), before the state dir goes.
+    for (const mountPoint of mountsUnder(vmDir)) {
+      const out = await runCommand('umount', [mountPoint], toolEnv);
+      if (out.code !== 0) failures.push(out.stderr.trim());
+    }
+    // The jumps to DOCKER-USER the script keeps first in FORWARD (two tagged copies take turns).
+    for (const tag of firewallChain ? ['a', 'b'] : []) {
+      const rule = [
+        'FORWARD',
+        '-i',
+        `ct${id}+`,
+        '-m',
+        'comment',
+        '--comment',
+        `${firewallChain}-${tag}`,
+      ];
+      while (
+        (await runCommand('iptables', ['-w', '-D', ...rule, '-j', 'DOCKER-USER'], toolEnv)).code ===
+        0
+      );
+    }
     // The chain, and the one a run cut short was filling (the script swaps `-N` in).
     for (const chain of firewallChain ? [firewallChain, `${firewallChain}-N`] : []) {
       const rule = ['DOCKER-USER', '-i', `ct${id}+`, '-j', chain];
@@ -240,6 +290,7 @@ export async function bootInstance(
   return {
     httpPort,
     namePrefix,
+    subnetPool,
     firewallChain,
     stateDir,
     logPath,
@@ -264,6 +315,7 @@ export async function bootInstance(
         } finally {
           await metadata.close();
           releasePortBlock(portBase);
+          releaseSubnetPool(subnetPool);
           await rm(stateDir, { recursive: true, force: true });
         }
       })();

@@ -37,6 +37,11 @@
 #   CT_FIREWALL_CHAIN     iptables chain of the seat rules (CLARATEACH-SEATS; at most 26 characters)
 #   CT_METADATA_ADDR      the metadata server's address, closed to seats (169.254.169.254)
 #   CT_PRIVATE_RANGES     address ranges closed to seats (the VPC's private ranges)
+#   CT_SEAT_SUBNET_POOL   IPv4 network the seat networks' subnets are cut from, a /28 per seat in
+#                         seat order (10.127.0.0/21: 128 seats, clear of Docker's own pools and of
+#                         GCE's auto-mode subnets, 10.128.0.0/9)
+#   CT_HOME_SIZE          a seat's disk share (1G): its home and its browser's profile and downloads
+#   CT_TMP_SIZE           size of each seat container's /tmp, in memory (256m)
 #   CT_PULL_POLICY        always: pull every image, falling back to a copy already present;
 #                         missing: pull only images not present (the local stack's own images)
 #   CT_PARALLEL           seats started side by side (6)
@@ -64,6 +69,9 @@ CT_BRIDGE_PREFIX=${CT_BRIDGE_PREFIX:-ctseat}
 CT_FIREWALL_CHAIN=${CT_FIREWALL_CHAIN:-CLARATEACH-SEATS}
 CT_METADATA_ADDR=${CT_METADATA_ADDR:-169.254.169.254}
 CT_PRIVATE_RANGES=${CT_PRIVATE_RANGES:-10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 100.64.0.0/10}
+CT_SEAT_SUBNET_POOL=${CT_SEAT_SUBNET_POOL:-10.127.0.0/21}
+CT_HOME_SIZE=${CT_HOME_SIZE:-1G}
+CT_TMP_SIZE=${CT_TMP_SIZE:-256m}
 CT_PULL_POLICY=${CT_PULL_POLICY:-always}
 CT_PARALLEL=${CT_PARALLEL:-6}
 CT_DOCKER_WAIT=${CT_DOCKER_WAIT:-120}
@@ -289,6 +297,150 @@ until docker info >/dev/null 2>&1; do
 done
 log "docker is up"
 
+# ---------------------------------------------------------------------------------------------
+# Seat isolation. Every seat has a bridge network of its own, with traffic between its containers
+# off, so no seat reaches another's (Docker isolates bridges from each other) and Caddy, on the
+# host, reaches each through its loopback ports. Traffic a seat routes out of the VM passes one
+# chain of ours, hooked into DOCKER-USER for every seat bridge: the metadata server (where the
+# seat tokens, the ready token and the VM's service-account token live) and the private ranges
+# (other classes' VMs) are closed, but for DNS to the host's resolvers (on GCE, the metadata
+# server itself), which Docker's embedded DNS sends from the seat's namespace. The internet stays
+# open for apt, git and pip. iptables rules do not survive a reboot: they are made again here, at
+# every boot, as soon as Docker answers and before the image pulls. No seat runs before: Docker may
+# restart seat containers at its own start (an unclean stop leaves them "failed"), but it cannot
+# until seat_volume has mounted their disks again, after this.
+# The chain is filled under a new name and swapped in, so a rerun on a running VM never leaves
+# the seats without rules, not even for a moment.
+seat_firewall() {
+  local ipt=$CT_IPTABLES chain=$CT_FIREWALL_CHAIN ns dest proto i
+  local next=$CT_FIREWALL_CHAIN-N jump=(DOCKER-USER -i "$CT_BRIDGE_PREFIX+" -j)
+  "$ipt" -w -N "$next" 2>/dev/null || "$ipt" -w -F "$next"
+  local -a resolvers
+  mapfile -t resolvers < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ {print $2}' /etc/resolv.conf)
+  for ns in "${resolvers[@]}"; do
+    for proto in udp tcp; do
+      "$ipt" -w -A "$next" -d "$ns" -p "$proto" --dport 53 -j RETURN
+    done
+  done
+  # A seat's own two containers reach each other (the seat's browser opens the learner's app on
+  # the workspace), though Docker's inter-container traffic is off: only within one seat bridge.
+  for ((i = 1; i <= seat_count; i++)); do
+    "$ipt" -w -A "$next" -i "$CT_BRIDGE_PREFIX$(seat_of "$i")" -o "$CT_BRIDGE_PREFIX$(seat_of "$i")" -j ACCEPT
+  done
+  for dest in "$CT_METADATA_ADDR" $CT_PRIVATE_RANGES; do
+    "$ipt" -w -A "$next" -d "$dest" -j REJECT --reject-with icmp-net-prohibited
+  done
+  # DOCKER-USER exists once dockerd runs; it is made here too, for a daemon that is starting.
+  "$ipt" -w -N DOCKER-USER 2>/dev/null || true
+  "$ipt" -w -I "${jump[@]}" "$next"
+  while "$ipt" -w -D "${jump[@]}" "$chain" 2>/dev/null; do :; done
+  if "$ipt" -w -F "$chain" 2>/dev/null; then "$ipt" -w -X "$chain"; fi
+  "$ipt" -w -E "$next" "$chain"
+  seat_firewall_first
+}
+# Docker puts each network's `-i BRIDGE ! -o BRIDGE -j ACCEPT` at the top of FORWARD when it makes
+# the network, and again when it restores it at its start, and only sometimes moves its jump to
+# DOCKER-USER back above them: a seat network made after it, or restored at a reboot, would skip
+# DOCKER-USER and this chain altogether. So a jump of ours to DOCKER-USER goes first in FORWARD,
+# again after every seat network exists and before its containers start. Two tagged copies take
+# turns (the new one in, then the old one out, under a lock: seats start side by side), so there
+# is no moment without one.
+seat_firewall_first() {
+  local ipt=$CT_IPTABLES tag old='' new=a
+  local -a jump=(FORWARD -i "$CT_BRIDGE_PREFIX+" -m comment --comment)
+  {
+    flock 9
+    for tag in a b; do
+      if "$ipt" -w -C "${jump[@]}" "$CT_FIREWALL_CHAIN-$tag" -j DOCKER-USER 2>/dev/null; then old=$tag; fi
+    done
+    [[ $old != a ]] || new=b
+    "$ipt" -w -I "${jump[@]:0:1}" 1 "${jump[@]:1}" "$CT_FIREWALL_CHAIN-$new" -j DOCKER-USER
+    if [[ -n $old ]]; then "$ipt" -w -D "${jump[@]}" "$CT_FIREWALL_CHAIN-$old" -j DOCKER-USER; fi
+  } 9>"$CT_STATE_DIR/firewall.lock"
+}
+if [[ -n $CT_IPTABLES ]]; then
+  ((${#CT_BRIDGE_PREFIX} >= 1 && ${#CT_BRIDGE_PREFIX} <= 9)) || fail "CT_BRIDGE_PREFIX must be 1..9 characters"
+  seat_firewall || fail "could not install the seat firewall"
+  log "seat firewall in place (chain $CT_FIREWALL_CHAIN)"
+else
+  log "warning: CT_IPTABLES is empty: seats are not firewalled"
+fi
+
+# ---------------------------------------------------------------------------------------------
+# Seat subnets. Docker's default pools hold about 31 networks, a /16 or /20 each: a VM (or the
+# local stack's shared Docker) would run out near 30 seats. Each seat network gets a /28 of
+# CT_SEAT_SUBNET_POOL instead (gateway, workspace, browser, room to spare), the i-th seat of this VM
+# the i-th /28: a rerun or a reboot finds the same subnet for every seat.
+SEAT_SUBNET_SIZE=16
+ip_to_int() {
+  local IFS=. a b c d
+  read -r a b c d <<<"$1"
+  echo $(((a << 24) | (b << 16) | (c << 8) | d))
+}
+int_to_ip() { echo "$(($1 >> 24 & 255)).$(($1 >> 16 & 255)).$(($1 >> 8 & 255)).$(($1 & 255))"; }
+# "FIRST LAST" addresses (as integers) of an IPv4 network a.b.c.d/n; fails on anything else.
+cidr_range() {
+  [[ $1 =~ ^([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})\.([0-9]{1,3})/([0-9]{1,2})$ ]] || return 1
+  local octet first size=$((1 << (32 - 10#${BASH_REMATCH[5]})))
+  for octet in "${BASH_REMATCH[@]:1:4}"; do ((10#$octet <= 255)) || return 1; done
+  ((10#${BASH_REMATCH[5]} <= 32)) || return 1
+  first=$(ip_to_int "${1%/*}")
+  echo "$((first & ~(size - 1))) $(((first & ~(size - 1)) + size - 1))"
+}
+# Whether network $1 shares an address with FIRST..LAST ($2, $3); anything but IPv4 does not.
+overlaps() {
+  local range other_first other_last
+  range=$(cidr_range "$1") || return 1
+  read -r other_first other_last <<<"$range"
+  ((other_first <= $3 && $2 <= other_last))
+}
+seat_subnet() {
+  local first
+  read -r first _ <<<"$(cidr_range "$CT_SEAT_SUBNET_POOL")"
+  echo "$(int_to_ip $((first + ($1 - 1) * SEAT_SUBNET_SIZE)))/28"
+}
+
+# The pool must hold a /28 per seat and overlap nothing else on this host: another Docker network
+# (this VM's own seat networks aside) or a route. Checked once, before any seat network is made.
+seat_pool_check() {
+  local pool=$CT_SEAT_SUBNET_POOL range first last need bits=32 line name subnet route
+  range=$(cidr_range "$pool") ||
+    fail "seat subnet pool CT_SEAT_SUBNET_POOL=$pool is not an IPv4 network such as 10.127.0.0/21"
+  read -r first last <<<"$range"
+  (($(ip_to_int "${pool%/*}") == first)) ||
+    fail "seat subnet pool CT_SEAT_SUBNET_POOL=$pool is not a network address (its first is $(int_to_ip "$first"))"
+  need=$((seat_count * SEAT_SUBNET_SIZE))
+  while (((1 << (32 - bits)) < need)); do bits=$((bits - 1)); done
+  local wants="$seat_count seats need $seat_count /28 subnets, $need addresses: a /$bits or larger"
+  ((first + need - 1 <= last)) ||
+    fail "seat subnet pool CT_SEAT_SUBNET_POOL=$pool is exhausted: it holds $(((last - first + 1) / SEAT_SUBNET_SIZE)) /28 subnets; $wants"
+  last=$((first + need - 1))
+  local -a networks
+  mapfile -t networks < <(docker network ls -q)
+  local -A ours=()
+  for name in $(docker network ls -q --filter "label=clarateach.vm=$vm_name" --format '{{.Name}}'); do
+    ours[$name]=1
+  done
+  while read -r name line; do
+    [[ -z ${ours[$name]:-} ]] || continue
+    for subnet in $line; do
+      ! overlaps "$subnet" "$first" "$last" ||
+        fail "seat subnet pool CT_SEAT_SUBNET_POOL=$pool overlaps Docker network $name ($subnet); $wants, free of every other network"
+    done
+  done < <(docker network inspect --format '{{.Name}}{{range .IPAM.Config}} {{.Subnet}}{{end}}' \
+    "${networks[@]}")
+  while read -r route; do
+    [[ $route != *" dev $CT_BRIDGE_PREFIX"* ]] || continue
+    subnet=${route%% *}
+    [[ $subnet == */* ]] || subnet+=/32
+    ! overlaps "$subnet" "$first" "$last" ||
+      fail "seat subnet pool CT_SEAT_SUBNET_POOL=$pool overlaps the host route '$route'; $wants, free of every other network"
+  done < <(ip -4 route show | grep -v '^default ')
+}
+
+seat_pool_check
+
+
 # COS's / is read-only and root's HOME is not writable: docker-credential-gcr and docker keep
 # their config under a writable HOME.
 export HOME=$CT_STATE_DIR
@@ -330,71 +482,64 @@ for image in "${!pulling[@]}"; do
 done
 ((pull_failed == 0)) || fail "could not pull every image"
 
-# ---------------------------------------------------------------------------------------------
-# Seat isolation. Every seat has a bridge network of its own, with traffic between its containers
-# off, so no seat reaches another's (Docker isolates bridges from each other) and Caddy, on the
-# host, reaches each through its loopback ports. Traffic a seat routes out of the VM passes one
-# chain of ours, hooked into DOCKER-USER for every seat bridge: the metadata server (where the
-# seat tokens, the ready token and the VM's service-account token live) and the private ranges
-# (other classes' VMs) are closed, but for DNS to the host's resolvers (on GCE, the metadata
-# server itself), which Docker's embedded DNS sends from the seat's namespace. The internet stays
-# open for apt, git and pip. iptables rules do not survive a reboot: they are made again here, at
-# every boot, before a seat container starts (seat containers restart on failure only, so Docker
-# does not start them at boot on its own).
-# The chain is filled under a new name and swapped in, so a rerun on a running VM never leaves
-# the seats without rules, not even for a moment.
-seat_firewall() {
-  local ipt=$CT_IPTABLES chain=$CT_FIREWALL_CHAIN ns dest proto
-  local next=$CT_FIREWALL_CHAIN-N jump=(DOCKER-USER -i "$CT_BRIDGE_PREFIX+" -j)
-  "$ipt" -w -N "$next" 2>/dev/null || "$ipt" -w -F "$next"
-  local -a resolvers
-  mapfile -t resolvers < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ {print $2}' /etc/resolv.conf)
-  for ns in "${resolvers[@]}"; do
-    for proto in udp tcp; do
-      "$ipt" -w -A "$next" -d "$ns" -p "$proto" --dport 53 -j RETURN
-    done
-  done
-  # A seat's own two containers reach each other (the seat's browser opens the learner's app on
-  # the workspace), though Docker's inter-container traffic is off: only within one seat bridge.
-  for ((i = 1; i <= seat_count; i++)); do
-    "$ipt" -w -A "$next" -i "$CT_BRIDGE_PREFIX$(seat_of "$i")" -o "$CT_BRIDGE_PREFIX$(seat_of "$i")" -j ACCEPT
-  done
-  for dest in "$CT_METADATA_ADDR" $CT_PRIVATE_RANGES; do
-    "$ipt" -w -A "$next" -d "$dest" -j REJECT --reject-with icmp-net-prohibited
-  done
-  # DOCKER-USER exists once dockerd runs; it is made here too, for a daemon that is starting.
-  "$ipt" -w -N DOCKER-USER 2>/dev/null || true
-  "$ipt" -w -I "${jump[@]}" "$next"
-  while "$ipt" -w -D "${jump[@]}" "$chain" 2>/dev/null; do :; done
-  if "$ipt" -w -F "$chain" 2>/dev/null; then "$ipt" -w -X "$chain"; fi
-  "$ipt" -w -E "$next" "$chain"
-}
-if [[ -n $CT_IPTABLES ]]; then
-  ((${#CT_BRIDGE_PREFIX} >= 1 && ${#CT_BRIDGE_PREFIX} <= 9)) || fail "CT_BRIDGE_PREFIX must be 1..9 characters"
-  seat_firewall || fail "could not install the seat firewall"
-  log "seat firewall in place (chain $CT_FIREWALL_CHAIN)"
-else
-  log "warning: CT_IPTABLES is empty: seats are not firewalled"
-fi
 
-# One network per seat; its bridge is named by seat so the firewall rule above matches it.
+# One network per seat, on its subnet; its bridge is named by seat so the firewall rule above
+# matches it. A network on another subnet (an earlier pool, or Docker's own before seat pools) is
+# made again, and the seat's containers with it (start_seat recreates them).
 seat_network() {
-  local seat=$1 name=${CT_NAME_PREFIX}seat-$1-net
-  if ! docker network inspect "$name" >/dev/null 2>&1; then
-    docker network create --driver bridge "${labels[@]}" \
+  local seat=$1 name=${CT_NAME_PREFIX}seat-$1-net subnet have
+  subnet=$(seat_subnet "$2")
+  have=$(docker network inspect --format '{{range .IPAM.Config}}{{.Subnet}}{{end}}' "$name" 2>/dev/null) ||
+    have=''
+  if [[ -n $have && $have != "$subnet" ]]; then
+    docker rm -f "${CT_NAME_PREFIX}seat-$seat" "${CT_NAME_PREFIX}seat-$seat-browser" >/dev/null 2>&1 || true
+    docker network rm "$name" >/dev/null || fail "could not remove network $name ($have)"
+    log "removed $name: its subnet $have is not $subnet"
+    have=''
+  fi
+  if [[ -z $have ]]; then
+    docker network create --driver bridge --subnet "$subnet" "${labels[@]}" \
       -o "com.docker.network.bridge.name=$CT_BRIDGE_PREFIX$seat" \
       -o com.docker.network.bridge.enable_icc=false "$name" >/dev/null ||
-      fail "could not create network $name"
+      fail "could not create network $name ($subnet, from seat subnet pool $CT_SEAT_SUBNET_POOL)"
   fi
   printf '%s' "$name"
 }
 
-# A seat's home is a volume, so a recreated container (a new image) keeps the learner's files.
+# A seat's disk share: an ext4 image of CT_HOME_SIZE under the state dir (fallocated, so the space
+# is the seat's), loop-mounted at the seat's directory. A learner who fills it gets ENOSPC; the VM's
+# disk, Docker and the other seats do not notice. Works wherever the kernel has loop devices and
+# ext4 (COS does; XFS project quotas and --storage-opt size need an XFS /var/lib/docker, which COS
+# does not have). Its `home` and `browser` directories are the seat's volumes (Docker copies the
+# image's home into each the first time), so a recreated container keeps the learner's files.
+# Mounts do not survive a reboot: until this function mounts it again, after the firewall, a
+# seat's volumes point at nothing and Docker cannot start its containers, not even the ones its
+# restart policy would start at daemon start.
 seat_volume() {
-  local name=${CT_NAME_PREFIX}seat-$1-home
-  docker volume inspect "$name" >/dev/null 2>&1 ||
-    docker volume create "${labels[@]}" "$name" >/dev/null || fail "could not create volume $name"
-  printf '%s' "$name"
+  local seat=$1 disk=$CT_STATE_DIR/seats/seat-$1 kind name
+  mkdir -p "$disk"
+  if [[ ! -f $disk.img ]]; then
+    { fallocate -l "$CT_HOME_SIZE" "$disk.img.new" && mkfs.ext4 -q -F -m 0 "$disk.img.new" &&
+      mv "$disk.img.new" "$disk.img"; } || fail "could not make seat $seat's disk of $CT_HOME_SIZE"
+  fi
+  if ! mountpoint -q "$disk"; then
+    mount -o loop,nosuid,nodev "$disk.img" "$disk" || fail "could not mount seat $seat's disk"
+  fi
+  for kind in home browser; do
+    mkdir -p "$disk/$kind"
+    name=${CT_NAME_PREFIX}seat-$seat-$kind
+    docker volume inspect "$name" >/dev/null 2>&1 ||
+      docker volume create "${labels[@]}" --opt type=none --opt o=bind --opt "device=$disk/$kind" \
+        "$name" >/dev/null || fail "could not create volume $name"
+  done
+}
+
+# The disk of a seat no longer on this VM (its volumes are gone): unmounted and deleted.
+remove_seat_disk() {
+  local disk=$1
+  if mountpoint -q "$disk"; then umount "$disk" || fail "could not unmount $disk"; fi
+  rm -rf "$disk" "$disk.img"
+  log "removed the disk of ${disk##*/}"
 }
 
 # What this VM last applied of a seat's resets: "GENERATION WIPE_GENERATION" (0 0 at first).
@@ -416,7 +561,10 @@ reset_seat() {
   ((gen > applied_gen || wipe > applied_wipe)) || return 0
   docker rm -f "${CT_NAME_PREFIX}seat-$seat" "${CT_NAME_PREFIX}seat-$seat-browser" >/dev/null 2>&1 || true
   if ((wipe > applied_wipe)); then
-    docker volume rm -f "${CT_NAME_PREFIX}seat-$seat-home" >/dev/null || fail "could not wipe the home of seat $seat"
+    docker volume rm -f "${CT_NAME_PREFIX}seat-$seat-home" "${CT_NAME_PREFIX}seat-$seat-browser" >/dev/null ||
+      fail "could not wipe the home of seat $seat"
+    # The homes live on the seat's own disk: a new, empty one is made by seat_volume.
+    remove_seat_disk "$CT_STATE_DIR/seats/seat-$seat"
   fi
   log "seat $seat reset to generation $gen (home wiped at generation $wipe)"
 }
@@ -479,18 +627,20 @@ instructions_file=$CT_STATE_DIR/instructions.md
   mv -f "$instructions_file.tmp" "$instructions_file"; } ||
   fail "could not write $instructions_file"
 start_seat() {
-  local i=$1 seat token net home mux
+  local i=$1 seat token net mux
   seat=$(seat_of "$i")
   token=${token_of[$seat]}
   reset_seat "$seat"
-  net=$(seat_network "$seat")
-  home=$(seat_volume "$seat")
+  net=$(seat_network "$seat" "$i")
+  if [[ -n $CT_IPTABLES ]]; then seat_firewall_first || fail "could not put the seat firewall first"; fi
+  seat_volume "$seat"
   # Seat ports listen on loopback only: learners reach them through Caddy and its token check.
   ensure_container "${CT_NAME_PREFIX}seat-$seat" \
     --network "$net" "${labels[@]}" "${hardening[@]}" "${workspace_caps[@]}" \
     --label "clarateach.seat=$seat" --label clarateach.role=workspace \
-    --hostname "seat-$seat" --network-alias workspace -v "$home:/home/learner" \
+    --hostname "seat-$seat" --network-alias workspace -v "${CT_NAME_PREFIX}seat-$seat-home:/home/learner" \
     -v "$instructions_file:/etc/clarateach/instructions.md:ro" -v "$clock_dir:/run/clarateach:ro" \
+    --read-only --tmpfs "/tmp:rw,exec,nosuid,nodev,size=$CT_TMP_SIZE" \
     -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
     -p "127.0.0.1:$(seat_port "$i" 4):3003" \
     -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
@@ -503,6 +653,8 @@ start_seat() {
   ensure_container "${CT_NAME_PREFIX}seat-$seat-browser" \
     --network "$net" "${labels[@]}" "${hardening[@]}" "${browser_caps[@]}" \
     --shm-size 2g --label "clarateach.seat=$seat" --label clarateach.role=browser \
+    -v "${CT_NAME_PREFIX}seat-$seat-browser:/home/neko" \
+    --tmpfs "/tmp:rw,nosuid,nodev,size=$CT_TMP_SIZE" \
     -p "127.0.0.1:$(seat_port "$i" 3):8080" \
     -p "$public_bind$mux:$mux/tcp" -p "$public_bind$mux:$mux/udp" \
     -e "NEKO_MEMBER_MULTIUSER_USER_PASSWORD=$token" \
@@ -551,6 +703,10 @@ for name in $(docker network ls -q --filter "label=clarateach.vm=$vm_name" --for
     docker network rm "$name" >/dev/null 2>&1 || docker volume rm "$name" >/dev/null
     log "removed $name"
   fi
+done
+for disk in "$CT_STATE_DIR"/seats/seat-*.img; do
+  disk=${disk%.img}
+  if [[ -f $disk.img && -z ${wanted[${CT_NAME_PREFIX}${disk##*/}]:-} ]]; then remove_seat_disk "$disk"; fi
 done
 
 # ---------------------------------------------------------------------------------------------

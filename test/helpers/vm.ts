@@ -12,7 +12,7 @@ import { ensureLocalImages, type LocalImages } from '../../local/images.ts';
 import { prepareMachine } from '../../local/machine.ts';
 import { runCommand } from '../../local/commands.ts';
 import { processAlive } from '../../local/process-groups.ts';
-import { bootInstance, type BootedInstance } from '../../local/vm-runner.ts';
+import { bootInstance, mountsUnder, type BootedInstance } from '../../local/vm-runner.ts';
 
 export interface VmReady {
   workshopId: string;
@@ -161,6 +161,10 @@ export async function leftovers(vm: BootedInstance): Promise<string[]> {
     ...(await docker('network', 'ls', '--format', '{{.Name}}')).split('\n'),
     ...(await docker('volume', 'ls', '--format', '{{.Name}}')).split('\n'),
   ].filter((name) => name.startsWith(vm.namePrefix));
+  // The seats' disks: no mount, no loop device on an image of the VM's.
+  names.push(...mountsUnder(vm.stateDir));
+  const loops = await runCommand('losetup', ['-a']);
+  names.push(...loops.stdout.split('\n').filter((line) => line.includes(vm.stateDir)));
   if (vm.firewallChain) {
     const rules = await runCommand('iptables', ['-w', '-S']);
     names.push(...rules.stdout.split('\n').filter((rule) => rule.includes(vm.firewallChain)));
@@ -174,7 +178,11 @@ export async function stopAndCheckNothingLeft(t: ExecutionContext, vm: BootedIns
   await vm.stop();
   const alive = [...new Set([...before, ...vm.pids()])].filter(processAlive);
   t.deepEqual(alive, [], 'every process of the instance is gone');
-  t.deepEqual(await leftovers(vm), [], 'no container, network, volume or firewall rule is left');
+  t.deepEqual(
+    await leftovers(vm),
+    [],
+    'no container, network, volume, disk or firewall rule is left',
+  );
   t.false(existsSync(vm.stateDir), 'the state dir is removed');
 }
 
