@@ -387,7 +387,11 @@ test('an organization policy that forbids external IPs stops deploy.sh before an
   t.not(run.code, 0);
   t.regex(run.stderr, /constraints\/compute\.vmExternalIpAccess \(deny\) keeps the workshop VMs/);
   t.regex(run.stderr, /Fix: .*gcloud org-policies reset compute\.vmExternalIpAccess --project=p/);
-  t.deepEqual(mutations(run).map(words), ['services enable'], 'nothing but the APIs was touched');
+  t.deepEqual(
+    mutations(run).map((c) => words(c).split(' ').slice(0, 2).join(' ')),
+    ['services enable'],
+    'nothing but the APIs was touched',
+  );
 });
 
 test('other organization policies warn, or stop when they rule the region out', async (t) => {
