@@ -141,14 +141,36 @@ die() {
   printf 'deploy.sh: %s\n' "$*" >&2
   exit 1
 }
+# Runs a command that changes something; while a new project's rights are still propagating
+# (Eventarc's service agent, the build account's roles) it fails with one of PROPAGATING and is
+# tried again, a bounded number of times. Any other failure fails at once.
+PROPAGATING='Eventarc Service Agent|permissions are propagated|missing permission on the build service account|may not exist|iam.serviceAccounts.actAs'
+run_propagating() { # WHAT COMMAND...
+  local what=$1 attempt
+  shift
+  for attempt in 1 2 3 4 5; do
+    if run "$@" 2>"$WORK/run.err"; then
+      cat "$WORK/run.err" >&2
+      return 0
+    fi
+    cat "$WORK/run.err" >&2
+    if ((attempt == 5)) || ! grep -qiE "$PROPAGATING" "$WORK/run.err"; then
+      return 1
+    fi
+    echo "  (the project's new rights are not in effect yet, retrying: $what)"
+    sleep "$((attempt * DEPLOY_RETRY_SECONDS))"
+  done
+}
+
 # The first line of a sha256 over the arguments and stdin, short enough for a label value.
 fingerprint() { sha256sum | cut -c1-40; }
 json_field() { # FIELD: prints FIELD of the JSON object on stdin, or nothing
   node -e 'let s="";process.stdin.on("data",(d)=>(s+=d)).on("end",()=>{let v;try{v=JSON.parse(s)[process.argv[1]]}catch{}console.log(v??"")})' "$1"
 }
 
-# Adds an IAM binding unless the policy has it already. A principal created a moment ago may not be
-# visible to IAM yet ("does not exist"): that is retried a few times; any other error fails.
+# Adds an IAM binding unless the policy has it already. A principal or resource created a moment
+# ago may not be visible to IAM yet ("does not exist", "or it may not exist", a PERMISSION_DENIED
+# that says rights are still propagating): that is retried a few times; any other error fails.
 # KIND is the gcloud command group (`projects`, `pubsub topics`, ...), as one word list.
 grant() { # KIND RESOURCE MEMBER ROLE [flags...]
   local kind=$1 resource=$2 member=$3 role=$4 policy attempt out
@@ -171,7 +193,7 @@ grant() { # KIND RESOURCE MEMBER ROLE [flags...]
       --role="$role" "${extra[@]}" 2>&1 >/dev/null); then
       return 0
     fi
-    if ((attempt == 5)) || ! grep -qiE 'does not exist|NOT_FOUND' <<<"$out"; then
+    if ((attempt == 5)) || ! grep -qiE 'does not exist|NOT_FOUND|may not exist|propagat' <<<"$out"; then
       printf '%s\n' "$out" >&2
       return 1
     fi
@@ -202,9 +224,10 @@ revoke() { # KIND RESOURCE MEMBER ROLE [flags...]: removes a binding when it is 
 FN_ROLES=(roles/datastore.user roles/pubsub.publisher roles/compute.instanceAdmin.v1
   roles/compute.viewer)
 VM_ROLES=(roles/logging.logWriter)
-# What a build needs: write its logs, read the staged sources, push to the one image repository
-# (granted on that repository below).
-BUILD_ROLES=(roles/logging.logWriter roles/storage.objectViewer)
+# What a build needs, per "Configure the build service account" (Cloud Run): Cloud Run Builder on
+# the project (logs, staged sources, build images); the mirrored images are pushed to the one
+# image repository (artifactregistry.writer, granted on that repository below).
+BUILD_ROLES=(roles/run.builder)
 project_roles() { # grant|revoke: every account's project roles
   local role
   for role in "${FN_ROLES[@]}"; do "$1" projects "$GCP_PROJECT" "serviceAccount:$FN_SA" "$role"; done
@@ -263,17 +286,59 @@ destroy() {
 }
 
 # ---- deploy --------------------------------------------------------------------------------------
+# The effective organization policy on CONSTRAINT, summed up: `deny` (no value allowed), `values
+# A !B ...` (allowed A, denied B), or nothing (all allowed, no policy, or unreadable).
+org_policy() { # CONSTRAINT
+  local policy
+  policy=$(ask '{}' g org-policies describe "$1" --effective --format=json) || {
+    echo "  (could not read the organization policy $1; going on)" >&2
+    return 0
+  }
+  # shellcheck disable=SC2016 # JavaScript
+  node -e '
+    const rules = JSON.parse(require("fs").readFileSync(0, "utf8") || "{}").spec?.rules ?? [];
+    if (rules.some((r) => r.denyAll)) console.log("deny");
+    else if (!rules.some((r) => r.allowAll)) {
+      const allowed = rules.flatMap((r) => r.values?.allowedValues ?? []);
+      const denied = rules.flatMap((r) => r.values?.deniedValues ?? []).map((v) => `!${v}`);
+      if (allowed.length + denied.length > 0) console.log(["values", ...allowed, ...denied].join(" "));
+    }' <<<"$policy"
+}
+
+# Before anything is created: the organization policies that would break a class. VMs need an
+# external address (learners reach Caddy on it), the region must be an allowed location, and the
+# portal account must be a member IAM may grant to.
+preflight() {
+  step "Organization policies"
+  local ip locations sharing
+  ip=$(org_policy compute.vmExternalIpAccess)
+  [[ -z $ip ]] || die "the organization policy constraints/compute.vmExternalIpAccess (${ip}) keeps the workshop VMs from having external IP addresses, which learners connect to. Fix: have an organization policy administrator allow them for this project, e.g. gcloud org-policies reset compute.vmExternalIpAccess --project=$GCP_PROJECT"
+  locations=$(org_policy gcp.resourceLocations)
+  [[ $locations != deny ]] || die "the organization policy constraints/gcp.resourceLocations allows no location. Fix: have it allow $REGION (e.g. in:$REGION-locations)"
+  if [[ $locations == values* ]]; then
+    [[ " $locations " != *" !in:$REGION-locations "* && " $locations " != *" !$REGION "* ]] ||
+      die "the organization policy constraints/gcp.resourceLocations denies $REGION. Fix: set GCP_REGION to an allowed region, or have the policy allow $REGION"
+    [[ " $locations " == *" in:$REGION-locations "* || " $locations " == *" $REGION "* ]] ||
+      echo "  warning: constraints/gcp.resourceLocations allows only: ${locations#values }. Check that $REGION is among them (or set GCP_REGION)" >&2
+  fi
+  sharing=$(org_policy iam.allowedPolicyMemberDomains)
+  [[ $sharing != deny ]] || die "the organization policy constraints/iam.allowedPolicyMemberDomains allows no member. Fix: have it allow the organization of $PORTAL_SERVICE_ACCOUNT"
+  [[ $sharing != values* ]] ||
+    echo "  warning: constraints/iam.allowedPolicyMemberDomains allows only members of: ${sharing#values }. The portal account $PORTAL_SERVICE_ACCOUNT must belong to one of them, or granting it run.invoker fails" >&2
+}
+
 deploy() {
   step "APIs"
   local apis=(compute.googleapis.com cloudfunctions.googleapis.com run.googleapis.com
     eventarc.googleapis.com pubsub.googleapis.com firestore.googleapis.com
     firebaserules.googleapis.com cloudscheduler.googleapis.com artifactregistry.googleapis.com
-    cloudbuild.googleapis.com iam.googleapis.com) enabled missing=() api
+    cloudbuild.googleapis.com iam.googleapis.com orgpolicy.googleapis.com) enabled missing=() api
   enabled=$(ask '' g services list --enabled --format='value(config.name)' || true)
   for api in "${apis[@]}"; do
     grep -qxF "$api" <<<"$enabled" || missing+=("$api")
   done
   ((${#missing[@]} == 0)) || run g services enable "${missing[@]}"
+  preflight
   # Pub/Sub's service agent may not exist yet in a new project; this creates it (or names it).
   local pubsub_agent
   pubsub_agent=$(ask '<pubsub-service-agent>' g beta services identity create \
@@ -337,6 +402,15 @@ firestore_step() {
   step "Firestore, its indexes and its rules"
   exists firestore databases describe --database='(default)' ||
     run g firestore databases create --location="$REGION" --type=firestore-native
+  # A new database may take a moment to answer; indexes created before it does fail.
+  local attempt
+  if [[ $DRY_RUN != true ]]; then
+    for attempt in 1 2 3 4 5 6 7 8 9 10; do
+      exists firestore databases describe --database='(default)' && break
+      ((attempt < 10)) || die "the Firestore database (default) did not appear"
+      sleep "$IAM_RETRY_SECONDS"
+    done
+  fi
   # Indexes: create those the database lacks (listed as JSON; `__name__` is implied).
   local existing missing
   existing=$(ask '' g firestore indexes composite list --format=json) || existing='[]'
@@ -352,12 +426,25 @@ firestore_step() {
       console.log([i.collectionGroup, i.queryScope.toLowerCase(), ...i.fields.map((f) =>
         `--field-config=field-path=${f.fieldPath},order=${f.order.toLowerCase()}`)].join(" "));
     }' <<<"$existing")
-  local group scope fields
+  # One at a time, each waited for: on a new database, back-to-back creates can meet 409 contention
+  # ("too much contention", "underlying data changed"), which is retried a few times.
+  local group scope fields out
   while read -r group scope fields; do
     [[ -n $group ]] || continue
-    # shellcheck disable=SC2086 # one --field-config per word
-    run g firestore indexes composite create --collection-group="$group" \
-      --query-scope="$scope" $fields --async
+    for attempt in 1 2 3 4 5; do
+      # shellcheck disable=SC2086 # one --field-config per word
+      if out=$(run g firestore indexes composite create --collection-group="$group" \
+        --query-scope="$scope" $fields 2>&1 >/dev/null); then
+        break
+      fi
+      if ((attempt == 5)) ||
+        ! grep -qiE 'contention|underlying data changed|ABORTED|409' <<<"$out"; then
+        printf '%s\n' "$out" >&2
+        return 1
+      fi
+      echo "  (index creation met contention, retrying: $group)"
+      sleep "$((attempt * IAM_RETRY_SECONDS))"
+    done
   done <<<"$missing"
   # Documents that delete themselves at `expiresAt`: join rate-limit counters once their window
   # is over, and recorded VM boots (what a scheduled class's lead is learned from) once old.
@@ -430,9 +517,10 @@ images_step() {
     unset IFS
     printf '  build config: %s\n' "$(cat "$WORK/cloudbuild.json")"
     if [[ ${steps[0]} == *'"build"'* ]]; then
-      run g builds submit images/workspace --config="$WORK/cloudbuild.json"
+      run_propagating 'builds submit' g builds submit images/workspace \
+        --config="$WORK/cloudbuild.json"
     else
-      run g builds submit --no-source --config="$WORK/cloudbuild.json"
+      run_propagating 'builds submit' g builds submit --no-source --config="$WORK/cloudbuild.json"
     fi
   fi
   digest() { # IMAGE:TAG: prints IMAGE@sha256:...
@@ -551,39 +639,31 @@ functions_step() { # PUBSUB_AGENT
   deploy_event sweep workshop.sweep 540s --no-retry "$1"
 }
 
-# Deploys a function unless its label says it runs this very source and these very flags; retries
-# the first trigger deploy of a new project while Eventarc's service agent gets its rights; then
-# lets only the given account invoke it.
+# Deploys a function unless it is ACTIVE and its label says it runs this very source and these very
+# flags (a failed deploy may leave a FAILED function that keeps its label: that one is deployed
+# again); retries while a new project's rights propagate; then lets only the given account invoke
+# the function's Cloud Run service.
 deploy_fn() { # NAME INVOKER FLAGS...
-  local name=$1 invoker=$2 spec current attempt
+  local name=$1 invoker=$2 spec current service
   local args=(functions deploy "$name" "${COMMON[@]}" --entry-point="$name" "${@:3}")
   spec=$(printf '%s\n' "${args[@]}" "$SOURCE_HASH" | fingerprint)
   current=$(ask '' g functions describe "$name" --region="$REGION" \
-    --format="value(labels.$SPEC_LABEL)") || current=''
-  if [[ $current != "$spec" ]]; then
-    for attempt in 1 2 3 4 5; do
-      if run g "${args[@]}" --update-labels="$SPEC_LABEL=$spec" 2>"$WORK/deploy.err"; then
-        cat "$WORK/deploy.err" >&2
-        break
-      fi
-      cat "$WORK/deploy.err" >&2
-      if ((attempt == 5)) || ! grep -qiE 'Eventarc Service Agent|permissions are propagated' \
-        "$WORK/deploy.err"; then
-        return 1
-      fi
-      echo "  (Eventarc's service agent is not ready yet, retrying: functions deploy $name)"
-      sleep "$((attempt * DEPLOY_RETRY_SECONDS))"
-    done
+    --format="value(state,labels.$SPEC_LABEL)") || current=''
+  if [[ $current != "ACTIVE"$'\t'"$spec" ]]; then
+    run_propagating "functions deploy $name" g "${args[@]}" --update-labels="$SPEC_LABEL=$spec" ||
+      return 1
   fi
-  # A 2nd gen function is served by the Cloud Run service of the same name, in lower case.
-  grant "run services" "${name,,}" "serviceAccount:$invoker" roles/run.invoker \
-    --region="$REGION"
+  service=$(ask "${name,,}" g functions describe "$name" --region="$REGION" \
+    --format='value(serviceConfig.service.basename())') || service=''
+  [[ -n $service ]] || die "function $name has no Cloud Run service; see: gcloud functions describe $name --region=$REGION"
+  grant "run services" "$service" "serviceAccount:$invoker" roles/run.invoker --region="$REGION"
 }
 
 deploy_event() { # NAME TOPIC TIMEOUT --retry|--no-retry PUBSUB_AGENT
   # Eventarc pushes as the functions' own account, which therefore may invoke the function.
+  # Pub/Sub and Eventarc deliveries count as internal traffic: nothing else may reach them.
   deploy_fn "$1" "$FN_SA" --trigger-topic="$2" --trigger-service-account="$FN_SA" \
-    --timeout="$3" "$4"
+    --ingress-settings=internal-only --timeout="$3" "$4"
   [[ $4 == --retry ]] || return 0
   # Poison messages stop after 20 attempts and land in the dead-letter topic, not in a 24 h loop.
   local trigger sub policy

@@ -16,7 +16,8 @@
  * failures that Compute reports in the finished operation (stock-outs, a missing image) arrive in
  * `operation.error.errors[{code, message}]`. Faults can be injected in-process or over HTTP:
  *
- *   POST   /_standin/faults      {op, kind, times?, zone?, spot?} (or an array of them)
+ *   POST   /_standin/faults      {op, kind, times?, zone?, spot?} (or an array of them); op is
+ *                         insert, delete, get, list or regions (regions.get: http503 only)
  *   DELETE /_standin/faults
  *   GET    /_standin/instances   {instances: InstanceRecord[]}
  *   GET    /_standin/requests    {requests: StandinRequest[]}

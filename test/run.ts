@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
@@ -14,6 +16,10 @@ import { prepareMachine } from '../local/machine.ts';
  * and started when missing, the VM images built once), one pair of emulators for the whole run,
  * then ava with its arguments. Each test file still works in a project of its own
  * (test/helpers/emulators.ts); a file run on its own with `npx ava` starts a pair for itself.
+ *
+ * A test that cannot run here for want of a tool (test/helpers/prerequisites.ts) is skipped and
+ * listed at the end, and the run then fails; CLARATEACH_ALLOW_SKIPS=1 lets it pass all the same.
+ * In CI (CI=true) such a test fails instead.
  */
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
@@ -27,7 +33,9 @@ try {
   process.exit(1);
 }
 
-const env = { ...process.env };
+const skipDir = mkdtempSync(path.join(tmpdir(), 'clarateach-skips-'));
+const skipLog = path.join(skipDir, 'skipped.jsonl');
+const env: NodeJS.ProcessEnv = { ...process.env, CLARATEACH_SKIP_LOG: skipLog };
 let emulators: Emulator[] = [];
 if (!(env.FIRESTORE_EMULATOR_HOST && env.PUBSUB_EMULATOR_HOST) && !missingEmulatorPrerequisite()) {
   try {
@@ -49,4 +57,33 @@ const code = await new Promise<number>((resolve) => {
   child.on('exit', (status, signal) => resolve(status ?? (signal ? 1 : 0)));
 });
 await Promise.all(emulators.map((e) => e.stop()));
-process.exit(code);
+process.exit(reportSkips(code));
+
+/** Lists what was skipped and why; a skip fails a passing run unless CLARATEACH_ALLOW_SKIPS=1. */
+function reportSkips(code: number): number {
+  let lines: string[] = [];
+  try {
+    lines = readFileSync(skipLog, 'utf8').split('\n').filter(Boolean);
+  } catch {
+    // nothing was skipped
+  }
+  rmSync(skipDir, { recursive: true, force: true });
+  if (lines.length === 0) return code;
+  const byReason = new Map<string, string[]>();
+  for (const line of lines) {
+    const { title, missing } = JSON.parse(line) as { title: string; missing: string };
+    byReason.set(missing, [...(byReason.get(missing) ?? []), title]);
+  }
+  console.error(`\nnpm test: ${lines.length} test(s) SKIPPED for want of a prerequisite:`);
+  for (const [missing, titles] of byReason) {
+    console.error(`  ${titles.length} because ${missing}, e.g. "${titles[0]}"`);
+  }
+  if (process.env.CLARATEACH_ALLOW_SKIPS === '1') {
+    console.error('npm test: CLARATEACH_ALLOW_SKIPS=1, so the skips do not fail the run');
+    return code;
+  }
+  console.error(
+    'npm test: failing because tests were skipped (CLARATEACH_ALLOW_SKIPS=1 allows it)',
+  );
+  return code || 1;
+}

@@ -7,6 +7,7 @@ const ALLOWED_FAULTS: Record<FaultOp, FaultKind[]> = {
   delete: ['quota', 'http503', 'never-done'],
   get: ['quota', 'http503'],
   list: ['quota', 'http503'],
+  regions: ['http503'],
 };
 
 export interface QueuedFault {

@@ -1,6 +1,7 @@
 /** Routing: a request's method and path to the control endpoints or a Compute method. */
 import { ApiError, notServed } from './errors.ts';
 import { control } from './control.ts';
+import { rejectFault } from './faults.ts';
 import { aggregatedList, get, insert, list, remove } from './instances.ts';
 import { setMetadata } from './metadata.ts';
 import { findOperation, waitOperation } from './operations.ts';
@@ -29,6 +30,7 @@ export async function route(
     const project = decodeURIComponent(p[1] as string);
     checkProject(standin, project, p[3] === undefined ? 'instances' : 'regions', method);
     if (p[3] === undefined) return [200, aggregatedList(standin, project, query)];
+    rejectFault(standin.faults.take('regions'), '');
     return [200, regionJson(standin, project, decodeURIComponent(p[3]))];
   }
   const m = ROUTE.exec(path);

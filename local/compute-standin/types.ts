@@ -46,7 +46,7 @@ export interface InstanceRecord {
   resource: Record<string, unknown>;
 }
 
-export type FaultOp = 'insert' | 'delete' | 'get' | 'list';
+export type FaultOp = 'insert' | 'delete' | 'get' | 'list' | 'regions';
 export type FaultKind = 'quota' | 'stockout' | 'invalid-image' | 'http503' | 'never-done';
 
 export interface Fault {

@@ -542,6 +542,20 @@ test('regions.get serves the quotas set over HTTP, with usage of the region only
   await deleteAll(t, s);
 });
 
+test('a regions fault makes regions.get answer 503, then it answers again', async (t) => {
+  const s = await standin(t);
+  const region = `/compute/v1/projects/${P}/regions/us-central1`;
+  t.is((await call(s, 'POST', '/_standin/faults', { op: 'regions', kind: 'quota' })).status, 400);
+  t.is(
+    (await call(s, 'POST', '/_standin/faults', { op: 'regions', kind: 'http503', times: 1 }))
+      .status,
+    200,
+  );
+  const failed = await call(s, 'GET', region);
+  t.is(failed.status, 503);
+  t.is((await call(s, 'GET', region)).status, 200);
+});
+
 test('faults can be limited to a zone and to Spot inserts', async (t) => {
   const s = await standin(t);
   const bad = await call(s, 'POST', '/_standin/faults', { op: 'get', kind: 'http503', spot: true });

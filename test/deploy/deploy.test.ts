@@ -1,4 +1,4 @@
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import {
@@ -80,8 +80,14 @@ test('deploy.sh deploys every registered function, retries events, never dev ide
       `projects/${PROJECT}/serviceAccounts/${BUILD_SA}`,
     ]);
     t.deepEqual(flag(deploy, 'docker-repository'), [REPO_PATH]);
-    if (kind === 'http') t.deepEqual(flag(deploy, 'no-allow-unauthenticated'), [''], name);
-    else if (name !== 'sweep') t.deepEqual(flag(deploy, 'retry'), [''], name);
+    if (kind === 'http') {
+      t.deepEqual(flag(deploy, 'no-allow-unauthenticated'), [''], name);
+      t.deepEqual(flag(deploy, 'ingress-settings'), [], name);
+    } else {
+      // Pub/Sub and Eventarc deliveries are internal: nothing else reaches an event function.
+      t.deepEqual(flag(deploy, 'ingress-settings'), ['internal-only'], name);
+      if (name !== 'sweep') t.deepEqual(flag(deploy, 'retry'), [''], name);
+    }
   }
   t.false(run.lines.some((c) => c.includes('AUTH_MODE=dev')));
   t.true(run.lines.some((c) => c.includes('AUTH_MODE=token')));
@@ -309,6 +315,114 @@ test('a second run puts right what was changed by hand, and only that', async (t
   t.deepEqual(flag(rule!, 'target-service-accounts'), [VM_SA]);
 });
 
+test('a failed first deploy leaves a FAILED function with its label, which the next run deploys again', async (t) => {
+  const state = newState();
+  const join = 'functions deploy join';
+  const first = await runDeploy(
+    { FAKE_FAIL: join, FAKE_FAIL_MESSAGE: 'INVALID_ARGUMENT: Build failed: npm ERR!' },
+    { state },
+  );
+  t.not(first.code, 0);
+  t.is(callsOf(first.calls, 'run services add-iam-policy-binding join').length, 0);
+  const second = await runDeploy({}, { state });
+  t.is(second.code, 0, second.stderr);
+  t.is(callsOf(second.calls, join).length, 1, 'the FAILED function is deployed again');
+  t.is(callsOf(second.calls, 'functions deploy workshops').length, 0, 'an ACTIVE one is not');
+  const invoker = callsOf(second.calls, 'run services add-iam-policy-binding join');
+  t.is(invoker.length, 1);
+  t.deepEqual(flag(invoker[0]!, 'member'), [`serviceAccount:${PORTAL_SA}`]);
+});
+
+test('the invoker grant names the Cloud Run service the function reports, and stops when it is gone', async (t) => {
+  const state = newState();
+  t.is((await runDeploy({}, { state })).code, 0);
+  const services = callsOf((await runDeploy({}, { state })).calls, 'run services get-iam-policy');
+  t.deepEqual(services.map((c) => words(c).split(' ')[3]).sort(), [
+    'join',
+    'onvmready',
+    'onworkshopended',
+    'onworkshopstarted',
+    'sweep',
+    'workshops',
+  ]);
+  rmSync(join(state, 'res', 'run_services_join'));
+  const gone = await runDeploy({}, { state });
+  t.not(gone.code, 0);
+  t.regex(gone.stderr, /NOT_FOUND: Resource 'join' was not found/);
+});
+
+test('index creates wait for the database, go one at a time and retry 409 contention', async (t) => {
+  const contention = 'ABORTED: too much contention on these datastore entities. please try again.';
+  const run = await runDeploy({
+    FAKE_FAIL: 'firestore indexes composite create',
+    FAKE_FAIL_TIMES: '2',
+    FAKE_FAIL_MESSAGE: contention,
+  });
+  t.is(run.code, 0, run.stderr);
+  const creates = callsOf(run.calls, 'firestore indexes composite create');
+  const indexes = JSON.parse(readFileSync(join(REPO, 'firestore.indexes.json'), 'utf8')) as {
+    indexes: unknown[];
+  };
+  t.is(creates.length, indexes.indexes.length + 2);
+  for (const create of creates) t.deepEqual(flag(create, 'async'), [], 'each create is waited for');
+  t.regex(run.stdout, /index creation met contention, retrying/);
+  const firstCreate = run.calls.findIndex((c) => words(c).startsWith('firestore indexes'));
+  const dbCreate = run.calls.findIndex((c) => words(c) === 'firestore databases create');
+  t.true(
+    run.calls
+      .slice(dbCreate + 1, firstCreate)
+      .some((c) => words(c) === 'firestore databases describe'),
+    'the new database is looked for before its indexes',
+  );
+  const slow = await runDeploy({
+    FAKE_FAIL: 'firestore databases describe',
+    FAKE_FAIL_TIMES: '3',
+  });
+  t.is(slow.code, 0, slow.stderr);
+  t.is(callsOf(slow.calls, 'firestore databases describe').length, 4);
+});
+
+test('an organization policy that forbids external IPs stops deploy.sh before anything is made', async (t) => {
+  const state = newState();
+  mkdirSync(join(state, 'org-policies'));
+  writeFileSync(
+    join(state, 'org-policies', 'compute.vmExternalIpAccess.json'),
+    JSON.stringify({
+      name: `projects/123456789012/policies/compute.vmExternalIpAccess`,
+      spec: { rules: [{ denyAll: true }] },
+    }),
+  );
+  const run = await runDeploy({}, { state });
+  t.not(run.code, 0);
+  t.regex(run.stderr, /constraints\/compute\.vmExternalIpAccess \(deny\) keeps the workshop VMs/);
+  t.regex(run.stderr, /Fix: .*gcloud org-policies reset compute\.vmExternalIpAccess --project=p/);
+  t.deepEqual(
+    mutations(run).map((c) => words(c).split(' ').slice(0, 2).join(' ')),
+    ['services enable'],
+    'nothing but the APIs was touched',
+  );
+});
+
+test('other organization policies warn, or stop when they rule the region out', async (t) => {
+  const state = newState();
+  mkdirSync(join(state, 'org-policies'));
+  const policy = (name: string, values: Record<string, string[]>) =>
+    writeFileSync(
+      join(state, 'org-policies', `${name}.json`),
+      JSON.stringify({ name: `projects/1/policies/${name}`, spec: { rules: [{ values }] } }),
+    );
+  policy('gcp.resourceLocations', { allowedValues: ['in:europe-locations'] });
+  policy('iam.allowedPolicyMemberDomains', { allowedValues: ['C0abc123'] });
+  const warned = await runDeploy({}, { state });
+  t.is(warned.code, 0, warned.stderr);
+  t.regex(warned.stderr, /gcp.resourceLocations allows only: in:europe-locations/);
+  t.regex(warned.stderr, /allowedPolicyMemberDomains allows only members of: C0abc123/);
+  policy('gcp.resourceLocations', { deniedValues: ['in:us-central1-locations'] });
+  const denied = await runDeploy({}, { state });
+  t.not(denied.code, 0);
+  t.regex(denied.stderr, /gcp.resourceLocations denies us-central1/);
+});
+
 test('an index the database has is not created again; a missing one is', async (t) => {
   const state = newState();
   t.is((await runDeploy({}, { state })).code, 0);
@@ -365,6 +479,33 @@ test('a deploy names its audience and instructors: neither is assumed, and it st
     t.regex(run.stderr, message);
     t.deepEqual(run.lines, [], `${unset}: no call was made`);
   }
+});
+
+test('an IAM binding refused while rights propagate ("or it may not exist") is retried', async (t) => {
+  const binding = `iam service-accounts add-iam-policy-binding ${VM_SA}`;
+  const run = await runDeploy({
+    FAKE_FAIL: binding,
+    FAKE_FAIL_TIMES: '2',
+    FAKE_FAIL_MESSAGE: `PERMISSION_DENIED: Permission 'iam.serviceAccounts.setIamPolicy' denied on resource (or it may not exist).`,
+  });
+  t.is(run.code, 0, run.stderr);
+  t.is(callsOf(run.calls, binding).length, 3);
+});
+
+test('the first build is retried while the build account roles propagate', async (t) => {
+  const run = await runDeploy({
+    FAKE_FAIL: 'builds submit',
+    FAKE_FAIL_TIMES: '2',
+    FAKE_FAIL_MESSAGE: `PERMISSION_DENIED: The caller does not have permission to act as service account projects/p/serviceAccounts/clarateach-build@p.iam.gserviceaccount.com (iam.serviceAccounts.actAs)`,
+  });
+  t.is(run.code, 0, run.stderr);
+  t.is(callsOf(run.calls, 'builds submit').length, 3);
+  const other = await runDeploy({
+    FAKE_FAIL: 'builds submit',
+    FAKE_FAIL_MESSAGE: 'INVALID_ARGUMENT: invalid build step',
+  });
+  t.not(other.code, 0);
+  t.is(callsOf(other.calls, 'builds submit').length, 1);
 });
 
 test('an IAM binding that fails for another reason stops deploy.sh at once', async (t) => {
@@ -486,7 +627,7 @@ test('images: the workspace is built and Caddy and Neko mirrored by the build ac
   }
 });
 
-test('the build account may write logs, read staged sources and push to the one repository, nothing more', async (t) => {
+test('the build account has Cloud Run Builder and may push to the one repository, nothing more', async (t) => {
   const run = await fresh();
   t.is(callsOf(run.calls, 'iam service-accounts create clarateach-build').length, 1);
   const member = `serviceAccount:${BUILD_SA}`;
@@ -494,8 +635,7 @@ test('the build account may write logs, read staged sources and push to the one 
     .filter((c) => words(c).includes('add-iam-policy-binding') && flag(c, 'member')[0] === member)
     .map((c) => [words(c).replace(/ add-iam-policy-binding /, ' '), flag(c, 'role')[0]]);
   t.deepEqual(grants, [
-    [`projects ${PROJECT}`, 'roles/logging.logWriter'],
-    [`projects ${PROJECT}`, 'roles/storage.objectViewer'],
+    [`projects ${PROJECT}`, 'roles/run.builder'],
     [`artifacts repositories ${REPO_PATH}`, 'roles/artifactregistry.writer'],
   ]);
 });
@@ -524,7 +664,10 @@ test('the first trigger deploy of a new project is retried while Eventarc gets i
   });
   t.is(run.code, 0, run.stderr);
   t.is(callsOf(run.calls, fn).length, 3);
-  t.regex(run.stdout, /Eventarc's service agent is not ready yet/);
+  t.regex(
+    run.stdout,
+    /new rights are not in effect yet, retrying: functions deploy onWorkshopStarted/,
+  );
   t.is(callsOf(run.calls, 'functions deploy').length, registered.length + 2);
 });
 

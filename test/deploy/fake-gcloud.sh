@@ -13,7 +13,10 @@
 # Settings:
 #   FAKE_FAIL=SUBSTRING: a call whose command line contains SUBSTRING fails with
 #     "ERROR: (gcloud.fake) $FAKE_FAIL_MESSAGE" on stderr and status 1, the first FAKE_FAIL_TIMES
-#     times (default: always).
+#     times (default: always). A failed `functions deploy` leaves the function FAILED, with the
+#     flags and labels it was given but no Cloud Run service, as Cloud Functions does.
+#   org-policies/CONSTRAINT.json in the state: the effective policy `org-policies describe`
+#     prints (default: one with no rules).
 #   FAKE_NO_TRIGGER=1: functions report no Eventarc trigger.
 #   FAKE_CUSTOM_VPC=1: networks are custom-mode.
 #   FAKE_INSTANCES: what `compute instances list` prints (NAME<TAB>ZONE lines).
@@ -34,6 +37,11 @@ if [[ -n ${FAKE_FAIL:-} && $args == *"$FAKE_FAIL"* ]]; then
   failed=$(cat "$count_file" 2>/dev/null || echo 0)
   if [[ -z ${FAKE_FAIL_TIMES:-} ]] || ((failed < FAKE_FAIL_TIMES)); then
     echo $((failed + 1)) >"$count_file"
+    if [[ " $args " == *' functions deploy '* ]]; then
+      fn=$(sed -E 's/(^|.* )functions deploy ([^ ]+).*/\2/' <<<"$args")
+      { printf '%s\n' "$@" | grep -E '^--'; echo state=FAILED; } >>"$state/res/functions_$fn"
+      rm -f "$state/res/run_services_${fn,,}"
+    fi
     echo "ERROR: (gcloud.fake) ${FAKE_FAIL_MESSAGE:-PERMISSION_DENIED: fake failure}" >&2
     exit 1
   fi
@@ -83,12 +91,7 @@ field() { # a field of `--format=value(...)`, answered from what was recorded
     grep -hE '^--(update-)?labels=' "$file" | sed -E 's/^--(update-)?labels=//' | tr ',' '\n' |
       sed -n "s/^$k=//p" | tail -n 1
     ;;
-  eventTrigger.trigger)
-    [[ -n ${FAKE_NO_TRIGGER:-} || -z $(recorded trigger-topic) ]] ||
-      printf 'projects/p/locations/us-central1/triggers/%s-123456' "$name"
-    ;;
   transport.pubsub.subscription) printf 'projects/p/subscriptions/eventarc-us-central1-%s-sub-789' "$name" ;;
-  serviceConfig.uri) printf 'https://%s-abc-uc.a.run.app' "$name" ;;
   image_summary.digest) printf 'sha256:%s' "$(printf '%s' "$key" | sha256sum | cut -c1-64)" ;;
   state) grep -qx 'state=PAUSED' "$file" && printf PAUSED || printf ENABLED ;;
   pubsubTarget.topicName) recorded topic ;;
@@ -98,6 +101,39 @@ field() { # a field of `--format=value(...)`, answered from what was recorded
     recorded "$k"
     ;;
   esac
+}
+# A 2nd gen function as `functions describe --format=json` prints it (the Cloud Functions v2
+# Function resource: name, state, labels, buildConfig, serviceConfig, eventTrigger).
+function_json() {
+  local lower=${name,,} labels topic trigger='' ingress=ALLOW_ALL retry=DO_NOT_RETRY service_config
+  labels=$(grep -hE '^--(update-)?labels=' "$file" | sed -E 's/^--(update-)?labels=//' |
+    tr ',' '\n' | awk -F= '{ v[$1] = $2 } END { n = 0; for (k in v) printf "%s\"%s\":\"%s\"", (n++ ? "," : ""), k, v[k] }')
+  topic=$(recorded trigger-topic)
+  [[ $(recorded ingress-settings) != internal-only ]] || ingress=ALLOW_INTERNAL_ONLY
+  ! grep -qx -- --retry "$file" || retry=RETRY
+  if [[ -n $topic && -z ${FAKE_NO_TRIGGER:-} ]]; then
+    trigger=",\"eventTrigger\":{\"trigger\":\"projects/p/locations/us-central1/triggers/$name-123456\",\"triggerRegion\":\"us-central1\",\"eventType\":\"google.cloud.pubsub.topic.v1.messagePublished\",\"pubsubTopic\":\"projects/p/topics/$topic\",\"serviceAccountEmail\":\"$(recorded trigger-service-account)\",\"retryPolicy\":\"RETRY_POLICY_$retry\"}"
+  fi
+  service_config="\"serviceConfig\":{\"ingressSettings\":\"$ingress\",\"serviceAccountEmail\":\"$(recorded service-account)\""
+  # A failed deploy leaves no service; the service itself may be gone (`run services` answers).
+  grep -qx state=FAILED "$file" ||
+    service_config+=",\"service\":\"projects/p/locations/us-central1/services/$lower\",\"uri\":\"https://$lower-abc-uc.a.run.app\""
+  printf '{"name":"projects/p/locations/us-central1/functions/%s","environment":"GEN_2","state":"%s","labels":{%s},"buildConfig":{"runtime":"%s","entryPoint":"%s"},%s}%s}\n' \
+    "$name" "$(grep -qx state=FAILED "$file" && echo FAILED || echo ACTIVE)" "$labels" \
+    "$(recorded runtime)" "$(recorded entry-point)" "$service_config" "$trigger"
+}
+# `--format=value(a.b,c.basename())` over a JSON document on stdin: tab-separated, '' for a missing one.
+project_value() { # FIELDS
+  # shellcheck disable=SC2016 # JavaScript
+  node -e '
+    const doc = JSON.parse(require("fs").readFileSync(0, "utf8"));
+    console.log(process.argv[1].split(",").map((f) => {
+      const base = f.endsWith(".basename()");
+      let v = f.replace(/\.basename\(\)$/, "").split(".").reduce((o, k) => o?.[k], doc);
+      if (v === undefined || v === null) return "";
+      v = String(v);
+      return base ? v.split("/").at(-1) : v;
+    }).join("\t"));' "$1"
 }
 exists() {
   case $key in
@@ -110,12 +146,29 @@ remember() { printf '%s\n' "${flags[@]}" >>"$file"; }
 case "$verb" in
 print-access-token) echo fake-token ;;
 describe)
+  if [[ $key == org-policies_* ]]; then
+    if [[ -f $state/org-policies/$name.json ]]; then
+      cat "$state/org-policies/$name.json"
+    else
+      printf '{"name":"projects/123456789012/policies/%s","spec":{}}\n' "$name"
+    fi
+    exit 0
+  fi
+  ;;&
+describe)
   exists || {
     echo "ERROR: (gcloud.fake) NOT_FOUND: $key" >&2
     exit 1
   }
   format=$(flag format)
-  if [[ $format == value\(*\) ]]; then
+  if [[ $key == functions_* ]]; then
+    if [[ $format == json ]]; then
+      function_json
+    elif [[ $format == value\(*\) ]]; then
+      inner=${format#value(}
+      function_json | project_value "${inner%)}"
+    fi
+  elif [[ $format == value\(*\) ]]; then
     inner=${format#value(}
     inner=${inner%)}
     out=()
@@ -160,6 +213,10 @@ create | deploy)
     exit 1
   fi
   remember
+  if [[ $verb == deploy && $key == functions_* ]]; then
+    sed -i '/^state=FAILED$/d' "$file"
+    touch "$state/res/run_services_${name,,}"
+  fi
   ;;
 update)
   if [[ $key == firestore_fields_* ]]; then
@@ -188,6 +245,12 @@ delete)
   rm -f "$file"
   awk -F'\t' -v k="$key" '$1 != k' "$state/iam" >"$state/iam.new" && mv "$state/iam.new" "$state/iam"
   ;;
+get-iam-policy | add-iam-policy-binding)
+  if [[ $key == run_services_* ]] && ! exists; then
+    echo "ERROR: (gcloud.run.services.$verb) NOT_FOUND: Resource '$name' was not found" >&2
+    exit 1
+  fi
+  ;;&
 get-iam-policy)
   awk -F'\t' -v k="$key" 'BEGIN { printf "{\"bindings\":[" }
     $1 == k { printf "%s{\"role\":\"%s\",\"members\":[\"%s\"]}", (n++ ? "," : ""), $3, $2 }

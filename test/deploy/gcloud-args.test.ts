@@ -12,6 +12,7 @@ import {
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join } from 'node:path';
 import test from 'ava';
+import { unrunnable } from '../helpers/prerequisites.ts';
 import { newState, runDeploy, tamper, words, type DeployRun } from './harness.ts';
 
 /**
@@ -22,7 +23,8 @@ import { newState, runDeploy, tamper, words, type DeployRun } from './harness.ts
  * as it does when --set-env-vars and --update-env-vars are both given.
  */
 
-const PER_CALL_TIMEOUT_MS = 30_000;
+// Generous: a timeout fails the test, and this machine may be shared and slow.
+const PER_CALL_TIMEOUT_MS = 120_000;
 const PARALLEL = 2;
 
 function onPath(name: string): string | undefined {
@@ -231,20 +233,15 @@ if (realGcloud) {
     t.is(badOutcome!.verdict, 'rejected-arguments', badOutcome!.stderr);
     t.regex(badOutcome!.stderr, /At most one of .*--set-env-vars/);
     t.is(goodOutcome!.verdict, 'needs-credentials', goodOutcome!.stderr);
+    // Anything but "needs credentials" is a failure: a timeout or an odd error proves nothing
+    // about the arguments, so it must not pass for an accepted command line.
     for (const o of outcomes) {
-      const line = `gcloud ${o.args.join(' ')}`;
-      t.not(o.verdict, 'rejected-arguments', `${line}\n${o.stderr}`);
-      if (o.verdict !== 'needs-credentials')
-        t.log(`${o.verdict} (${o.status}): ${line}\n${o.stderr}`);
+      t.is(o.verdict, 'needs-credentials', `gcloud ${o.args.join(' ')} (${o.status})\n${o.stderr}`);
     }
-    // Guard against a vacuous pass (a broken gcloud that fails every call the same odd way).
-    t.true(
-      outcomes.filter((o) => o.verdict === 'needs-credentials').length >= outcomes.length / 2,
-      'most calls got as far as needing credentials',
-    );
   });
 } else {
-  test.skip('the real gcloud accepts deploy.sh arguments (skipped: the Google Cloud CLI `gcloud` is not on PATH)', (t) => {
-    t.fail();
-  });
+  unrunnable(
+    'the real gcloud accepts deploy.sh arguments',
+    'the Google Cloud CLI `gcloud` is not on PATH',
+  );
 }

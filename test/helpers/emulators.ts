@@ -5,6 +5,7 @@ import {
   startEmulatorPair,
   type Emulator,
 } from '../../local/emulators.ts';
+import { unrunnable } from './prerequisites.ts';
 
 export interface EmulatorEnv {
   firestoreHost: string;
@@ -18,9 +19,12 @@ const missing =
     ? null
     : missingEmulatorPrerequisite();
 
-/** A `test` whose tests are all skipped and whose hooks never run: for machines without emulators. */
-function skippingTest(): TestFn {
-  const skip = (title: string) => test.skip(title, () => undefined);
+/**
+ * A `test` whose hooks never run and whose tests cannot run (test/helpers/prerequisites.ts: each
+ * fails in CI, and is a recorded skip elsewhere): for machines without emulators.
+ */
+function skippingTest(reason: string): TestFn {
+  const skip = (title: string) => unrunnable(title, reason);
   const hook = Object.assign(() => undefined, { always: () => undefined, skip: () => undefined });
   return Object.assign(skip, {
     serial: skip,
@@ -34,8 +38,8 @@ function skippingTest(): TestFn {
   }) as unknown as TestFn;
 }
 
-/** `test` where the official emulators can run; where they cannot, every test is skipped. */
-export const emulatorTest: TestFn = missing ? skippingTest() : test;
+/** `test` where the official emulators can run; where they cannot, no test runs (see above). */
+export const emulatorTest: TestFn = missing ? skippingTest(missing) : test;
 
 let started: Promise<EmulatorEnv> | undefined;
 const owned: Emulator[] = [];

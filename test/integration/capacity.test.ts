@@ -139,6 +139,21 @@ test.serial(
   },
 );
 
+test.serial('quotas that cannot be read do not block the start', async (t) => {
+  // Quotas that refuse the class at the check, were they readable; regions.get answers 503.
+  stack.standin.setQuotas(REGION, { CPUS: 0 });
+  stack.standin.injectFault({ op: 'regions', kind: 'http503', times: Infinity });
+  const ws = await create({ seats: 2 });
+  const before = stack.standin.requests.length;
+  const started = await stack.api('POST', `/workshops/${ws.id}/start`);
+  t.is(started.status, 202, started.text);
+  const paths = stack.standin.requests.slice(before).map((r) => r.path.split('?')[0]);
+  t.true(paths.includes(`/compute/v1/projects/${stack.projectId}/regions/${REGION}`));
+  // The start went on (the region refuses the inserts themselves); the class is ended.
+  t.is((await stack.api('DELETE', `/workshops/${ws.id}`)).status, 202);
+  await eventually('no VM left', () => stack.instancesOf(ws.id).length === 0);
+});
+
 test.serial('over the region quota: 409 QUOTA_EXCEEDED before any insert', async (t) => {
   stack.standin.setQuotas(REGION, { CPUS: 16, IN_USE_ADDRESSES: 8, PREEMPTIBLE_CPUS: 0 });
   const ws = await create({ seats: 60 });

@@ -1,4 +1,6 @@
+import { randomInt } from 'node:crypto';
 import { emulatorTest as test } from '../helpers/emulators.ts';
+import { inCI } from '../helpers/prerequisites.ts';
 import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { DEV_USER } from '../../shared/identity.ts';
 import { TOPICS } from '../../shared/topics.ts';
@@ -7,10 +9,24 @@ import { TOPICS } from '../../shared/topics.ts';
  * A seeded fuzz of both HTTP functions (DESIGN.md §5): a thousand generated requests for each,
  * every route, every kind of malformed input. Whatever comes in, the answer is below 500 and every error
  * is `{error: {code: UPPER_SNAKE, message}}`; no rejected request leaves a record behind, and
- * nothing pollutes Object.prototype. The PRNG is seeded, so a failure replays exactly.
+ * nothing pollutes Object.prototype. The PRNG is seeded, so a failure replays exactly: the seed
+ * is printed, CLARATEACH_FUZZ_SEED=<hex> replays it, and in CI (CI=true) every run takes a new one.
  */
 
-const SEED = 0x5eed_c1a7;
+const SEED = fuzzSeed();
+console.error(
+  `fuzz: seed ${SEED.toString(16)} (replay with CLARATEACH_FUZZ_SEED=${SEED.toString(16)})`,
+);
+
+function fuzzSeed(): number {
+  const given = process.env.CLARATEACH_FUZZ_SEED;
+  if (given) {
+    if (!/^[0-9a-f]{1,8}$/i.test(given))
+      throw new Error(`CLARATEACH_FUZZ_SEED must be hex: ${given}`);
+    return parseInt(given, 16);
+  }
+  return inCI ? randomInt(2 ** 32) : 0x5eed_c1a7;
+}
 /** Requests per HTTP function. */
 const REQUESTS = 1_000;
 const REQUEST_TIMEOUT_MS = 15_000;
