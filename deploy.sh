@@ -626,9 +626,9 @@ functions_step() { # PUBSUB_AGENT
       --timeout=60s
     # --browser-api: anyone may reach the function; the ID token still gates every instructor call.
     if [[ $BROWSER_API == true ]]; then
-      grant "run services" "$fn" allUsers roles/run.invoker --region="$REGION"
+      grant "run services" "$DEPLOYED_SERVICE" allUsers roles/run.invoker --region="$REGION"
     elif [[ $DRY_RUN == false ]]; then # a dry run shows a first deploy: nothing to take back
-      revoke "run services" "$fn" allUsers roles/run.invoker --region="$REGION"
+      revoke "run services" "$DEPLOYED_SERVICE" allUsers roles/run.invoker --region="$REGION"
     fi
   done
   deploy_event onWorkshopStarted workshop.started 540s --retry "$1"
@@ -642,7 +642,7 @@ functions_step() { # PUBSUB_AGENT
 # Deploys a function unless it is ACTIVE and its label says it runs this very source and these very
 # flags (a failed deploy may leave a FAILED function that keeps its label: that one is deployed
 # again); retries while a new project's rights propagate; then lets only the given account invoke
-# the function's Cloud Run service.
+# the function's Cloud Run service, whose name it leaves in DEPLOYED_SERVICE.
 deploy_fn() { # NAME INVOKER FLAGS...
   local name=$1 invoker=$2 spec current service
   local args=(functions deploy "$name" "${COMMON[@]}" --entry-point="$name" "${@:3}")
@@ -657,6 +657,7 @@ deploy_fn() { # NAME INVOKER FLAGS...
     --format='value(serviceConfig.service.basename())') || service=''
   [[ -n $service ]] || die "function $name has no Cloud Run service; see: gcloud functions describe $name --region=$REGION"
   grant "run services" "$service" "serviceAccount:$invoker" roles/run.invoker --region="$REGION"
+  DEPLOYED_SERVICE=$service
 }
 
 deploy_event() { # NAME TOPIC TIMEOUT --retry|--no-retry PUBSUB_AGENT

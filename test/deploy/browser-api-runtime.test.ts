@@ -13,6 +13,7 @@ test.before(async () => {
   Object.assign(process.env, {
     AUTH_MODE: 'token',
     ID_TOKEN_AUDIENCES: 'console-client-id',
+    INSTRUCTORS: '@school.example',
     CONSOLE_ORIGINS: `${LISTED}, http://localhost:5173/`,
   });
   stack = await startTestStack();
