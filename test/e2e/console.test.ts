@@ -45,7 +45,7 @@ async function joinAs(page: Page, code: string, name: string, shot: string): Pro
   await page.fill('#name', name);
   await screenshot(page, shot);
   await page.click('button[type="submit"]');
-  await page.waitForURL(/\/vm\/\d+\/terminal\//);
+  await page.waitForURL(/\/vm\/\d+\//); // the workspace page (its terminal is in it)
   await page.waitForSelector('#status[data-state="connected"]', WAIT);
 }
 

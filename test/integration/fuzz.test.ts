@@ -735,11 +735,14 @@ test.serial('no rejected request left a record behind', async (t) => {
   }
 
   // The seats held are exactly what the accepted joins took and the accepted frees gave back.
-  const joined = results.filter((r) => r.request.kind === 'join' && r.status === 200);
+  // A join is a POST; a browser's GET of /join is the join page.
+  const isJoin = (r: (typeof results)[number]) =>
+    r.request.kind === 'join' && r.request.method === 'POST';
+  const joined = results.filter((r) => isJoin(r) && r.status === 200);
   const held = new Set<number>();
   for (const r of results) {
     if (r.status !== 200) continue;
-    if (r.request.kind === 'join') held.add(JSON.parse(r.text).seat);
+    if (isJoin(r)) held.add(JSON.parse(r.text).seat);
     if (r.request.kind === 'free-seat') held.delete(Number(r.request.path.split('/')[4]));
   }
   const seats = (await store.db.collectionGroup('seats').get()).docs;
@@ -747,10 +750,17 @@ test.serial('no rejected request left a record behind', async (t) => {
     [...new Set(seats.map((d) => d.ref.parent.parent!.id))],
     joined.length > 0 ? [fixtures.ready.id] : [],
   );
+  // A freed seat's record stays, marked freeing, until its VM confirms the reset (none here).
+  const freeing = seats.filter((d) => d.data().freeing !== undefined);
   t.deepEqual(
-    seats.map((d) => Number(d.id)).sort((a, b) => a - b),
+    seats
+      .filter((d) => d.data().freeing === undefined)
+      .map((d) => Number(d.id))
+      .sort((a, b) => a - b),
     [...held].sort((a, b) => a - b),
   );
+  const freed = results.filter((r) => r.request.kind === 'free-seat' && r.status === 200);
+  t.is(freeing.length, new Set(freed.map((r) => r.request.path.split('/')[4])).size);
   t.is((await store.addressSlots(fixtures.ready.id).get()).size, held.size, 'one slot per seat');
   const tokens = await store.db.collection('seatTokens').get();
   t.is(tokens.size, joined.length, 'one token record per accepted join');

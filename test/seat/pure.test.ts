@@ -132,9 +132,16 @@ test('parseSeatConfig reads the environment with the documented defaults', (t) =
     home: '/home/learner',
     terminalPort: 3001,
     filesPort: 3002,
+    workspacePort: 3003,
     uploadMaxBytes: 100 * 1024 * 1024,
     shell: '/bin/bash',
     host: '0.0.0.0',
+    className: '',
+    seat: '',
+    instructionFiles: {
+      workshop: '/etc/clarateach/instructions.md',
+      image: '/opt/workshop/instructions.md',
+    },
   });
   t.like(
     parseSeatConfig({
