@@ -45,7 +45,8 @@ export function roomView(
   hands: readonly HandRecord[],
   viewerToken: string | undefined,
 ): RoomView {
-  const held = new Map(seats.map((s) => [s.seat, s]));
+  // A freed seat stays on record, `freeing`, until its VM has reset it: nobody holds it.
+  const held = new Map(seats.filter((s) => s.freeing === undefined).map((s) => [s.seat, s]));
   const up = new Map(
     hands.filter((h) => held.get(h.seat)?.tokenHash === h.tokenHash).map((h) => [h.seat, h]),
   );

@@ -167,7 +167,8 @@ test.serial(
     const within = await Promise.all(Array.from({ length: 50 }, () => window.miss(MISS_LIMIT)));
     const n = within.filter(Boolean).length;
     t.log(`${n} of 50 within the limit of ${MISS_LIMIT}`);
-    t.true(n >= 1 && n <= MISS_LIMIT, `${n} within`);
+    // Increment, then read: all 50 increments may land before any read (then none is within).
+    t.true(n <= MISS_LIMIT, `${n} within`);
     t.is(await window.count(), 50);
   },
 );

@@ -1,5 +1,5 @@
 import { emulatorTest as test } from '../helpers/emulators.ts';
-import { startTestStack, type TestStack } from '../helpers/stack.ts';
+import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { validators } from '../../shared/schemas.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
@@ -18,6 +18,7 @@ const OTHER = { 'x-clarateach-user': 'other@school.example' };
 async function readyClass(seats: number) {
   const ws = (await stack.api('POST', '/workshops', { name: 'Room', seats })).body;
   await stack.api('POST', `/workshops/${ws.id}/start`);
+  await eventually('instances', () => stack.instancesOf(ws.id).length === Math.ceil(seats / 20));
   for (const report of await stack.readyReports(ws.id)) {
     await stack.push(TOPICS.vmReady, report);
   }
