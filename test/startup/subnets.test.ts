@@ -54,21 +54,40 @@ async function seatNetworks(vm: BootedInstance, vmName: string) {
   return networks;
 }
 
-/** Whether `container` opens a TCP connection to host:port (3 s at most). */
-async function reaches(container: string, host: string, port: number): Promise<boolean> {
+/** Whether `container` opens a TCP connection to host:port (`seconds` at most). */
+async function reaches(
+  container: string,
+  host: string,
+  port: number,
+  seconds = 3,
+): Promise<boolean> {
   const probe = container.endsWith('-browser')
-    ? ['busybox', 'nc', '-z', '-w', '3', host, String(port)]
-    : ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`];
+    ? ['busybox', 'nc', '-z', '-w', String(seconds), host, String(port)]
+    : ['timeout', String(seconds), 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`];
   return (await runCommand('docker', ['exec', container, ...probe])).code === 0;
 }
 
 /**
- * An open path, tried up to three times: one 3-second probe can miss on a loaded machine. A closed
- * path is always probed once, with `reaches`, so this never hides a rule that lets traffic through.
+ * An open path, tried up to three times for 10 s each: under a load of 20 and more, three 3-second
+ * probes in a row have missed a path that was open (its rules were all in place when dumped). A
+ * closed path is always probed once, with `reaches`, so this never hides a rule that lets traffic
+ * through. When the path stays closed, the host's rules and routes are printed as evidence.
  */
 async function reachesOpen(container: string, host: string, port: number): Promise<boolean> {
   for (let attempt = 0; attempt < 3; attempt++) {
-    if (await reaches(container, host, port)) return true;
+    if (await reaches(container, host, port, 10)) return true;
+  }
+  const pid = (await docker('inspect', '-f', '{{.State.Pid}}', container)).trim();
+  for (const [command, args] of [
+    ['iptables', ['-L', '-v', '-x', '-n']],
+    ['iptables', ['-t', 'nat', '-L', 'POSTROUTING', '-v', '-x', '-n']],
+    ['ip', ['route']],
+    ['ip', ['neigh']],
+    ['nsenter', ['-t', pid, '-n', 'ip', 'addr']],
+    ['nsenter', ['-t', pid, '-n', 'ip', 'route']],
+  ] as const) {
+    const out = await runCommand(command, [...args]);
+    console.error(`${command} ${args.join(' ')}:\n${out.stdout}${out.stderr}`);
   }
   return false;
 }
