@@ -613,8 +613,13 @@ is_uint "$mem_kb" || fail "cannot read MemTotal from /proc/meminfo"
 seat_memory=$((mem_kb * 85 / 100 / seat_count / 1024))m
 hardening=(--security-opt no-new-privileges --cpu-shares 1024
   --memory "$seat_memory" --memory-swap "$seat_memory" --restart on-failure:5)
-# The workspace needs no capability at all: it runs as `learner` on ports above 1024.
-workspace_caps=(--cap-drop ALL --pids-limit 512)
+# The seat server runs as root (real id) and works as `learner` (effective ids), so nothing the
+# learner runs can signal, trace or read it; it needs SETUID and SETGID to start the shell as
+# `learner` in every id, and nothing else (no-new-privileges still holds for the shell). Docker
+# lets any user bind any port in a container; 1024 keeps the ports below it root's again. The
+# server holds 3001..3003 for the container's whole life (tini ends the container with it).
+workspace_caps=(--cap-drop ALL --cap-add SETUID --cap-add SETGID --pids-limit 512
+  --sysctl net.ipv4.ip_unprivileged_port_start=1024)
 # Neko's supervisord starts as root and drops to its user, and its X server and PulseAudio
 # chown their sockets: it needs to change users and ownership, nothing else.
 browser_caps=(--cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add CHOWN

@@ -224,6 +224,8 @@ test.serial('a learner follows the instructions, edits, saves and opens their ap
   // The app gets no cookie: never the seat's credential.
   await docker(
     'exec',
+    '-u',
+    'learner',
     '-d',
     workspaceA,
     'python3',

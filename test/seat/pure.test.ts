@@ -142,7 +142,15 @@ test('parseSeatConfig reads the environment with the documented defaults', (t) =
       workshop: '/etc/clarateach/instructions.md',
       image: '/opt/workshop/instructions.md',
     },
+    user: undefined,
   });
+  t.deepEqual(parseSeatConfig({ HOME: '/h', SEAT_UID: '1000', SEAT_GID: '1001' }).user, {
+    uid: 1000,
+    gid: 1001,
+  });
+  t.throws(() => parseSeatConfig({ HOME: '/h', SEAT_UID: '1000' }));
+  t.throws(() => parseSeatConfig({ HOME: '/h', SEAT_UID: '0', SEAT_GID: '0' }));
+  t.throws(() => parseSeatConfig({ HOME: '/h', SEAT_UID: 'learner', SEAT_GID: '1000' }));
   t.like(
     parseSeatConfig({
       HOME: '/h',

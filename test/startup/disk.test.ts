@@ -19,7 +19,7 @@ test('a full home gives its learner ENOSPC; the other seats and Caddy keep answe
   t.like(ready, { state: 'ready', seatsReady: 2 }, ready?.error);
   const [seat1, seat2] = [`${vm.namePrefix}seat-1`, `${vm.namePrefix}seat-2`];
   const inSeat = (container: string, script: string) =>
-    runCommand('docker', ['exec', container, 'bash', '-c', script]);
+    runCommand('docker', ['exec', '-u', 'learner', container, 'bash', '-c', script]);
 
   // The learner's home came with the image's dotfiles, and is the seat's 64 MB share.
   t.is((await inSeat(seat1, 'test -f ~/.bashrc')).code, 0, 'the image’s home was copied in');

@@ -178,15 +178,26 @@ test('seat containers are hardened, and a fork bomb in one leaves the others ans
       `${c.name} has no Docker socket`,
     );
     if (c.port === 3001) {
-      t.deepEqual(host.CapAdd ?? [], [], 'the workspace adds none back');
-      t.is(inspect.Config.User, 'learner');
+      // The server starts the learner's shell under the learner's ids: see seat-server-reach.
+      const added = (host.CapAdd as string[]).map((cap) => cap.replace(/^CAP_/, '')).sort();
+      t.deepEqual(added, ['SETGID', 'SETUID'], 'the workspace adds back only what setuid needs');
+      t.is(host.Sysctls['net.ipv4.ip_unprivileged_port_start'], '1024');
       t.is(host.PidsLimit, 512);
     }
   }
 
   const [seat1, seat2] = [`${vm.namePrefix}seat-1`, `${vm.namePrefix}seat-2`];
   // The classic bomb, in the background of seat 1; the pids limit holds it.
-  await docker('exec', '-d', seat1, 'bash', '-c', 'bomb() { bomb | bomb & }; bomb');
+  await docker(
+    'exec',
+    '-u',
+    'learner',
+    '-d',
+    seat1,
+    'bash',
+    '-c',
+    'bomb() { bomb | bomb & }; bomb',
+  );
   const pids = async () =>
     Number(
       await docker('exec', seat1, 'cat', '/sys/fs/cgroup/pids/pids.current').catch(() =>

@@ -123,7 +123,7 @@ vmTest('running the script again keeps the containers and the learner’s files'
   t.is((await messages.forVm(plan.vmName, 1))[0]?.state, 'ready');
   const boot1 = await containers();
   t.deepEqual(Object.keys(boot1).sort(), names);
-  await docker('exec', seat1, 'sh', '-c', 'echo "my work" > ~/notes.txt');
+  await docker('exec', '-u', 'learner', seat1, 'sh', '-c', 'echo "my work" > ~/notes.txt');
 
   // A second run while everything still runs.
   await vm.reboot();

@@ -62,7 +62,7 @@ vmTest(
 
     // Learner A works in seat 3: a file, and a shell that printed something.
     const oldToken = plan.tokens.get(3)!;
-    await docker('exec', seatA, 'sh', '-c', 'echo "A was here" > ~/a.txt');
+    await docker('exec', '-u', 'learner', seatA, 'sh', '-c', 'echo "A was here" > ~/a.txt');
     const terminal = await openTerminal(vm.httpPort, 3, oldToken);
     terminal.ws.send(Buffer.from('echo TRACE-OF-A\r'));
     await eventually('the shell answers', () => terminal.output().includes('TRACE-OF-A'));
@@ -98,7 +98,7 @@ vmTest(
     next.ws.close();
 
     // Seat 4 is reset keeping its home, then wiping it; the same credential lets it in.
-    await docker('exec', seatB, 'sh', '-c', 'echo "B keeps" > ~/b.txt');
+    await docker('exec', '-u', 'learner', seatB, 'sh', '-c', 'echo "B keeps" > ~/b.txt');
     set({ 'seat-resets': '3:1:1 4:1:0' });
     t.like((await messages.forVm(plan.vmName, 3))[2], { state: 'ready', seatResets: '3:1 4:1' });
     t.not(await docker('inspect', '--format', '{{.Id}}', seatB), idBefore, 'a fresh container');

@@ -1,3 +1,5 @@
+import type { SeatUser } from './privileges.ts';
+
 /** The seat server's settings, read from the environment once at start. */
 export interface SeatConfig {
   home: string;
@@ -10,6 +12,8 @@ export interface SeatConfig {
   className: string;
   seat: string;
   instructionFiles: { workshop: string; image: string };
+  /** SEAT_UID and SEAT_GID: the learner's ids, for a server started as root (the container). */
+  user?: SeatUser;
 }
 
 export const DEFAULT_UPLOAD_MAX_BYTES = 100 * 1024 * 1024;
@@ -19,6 +23,20 @@ function port(value: string | undefined, fallback: number, name: string): number
   const n = Number(value);
   if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number`);
   return n;
+}
+
+function id(value: string, name: string): number {
+  const n = Number(value);
+  if (!/^[0-9]+$/.test(value) || n < 1 || n > 0xfffffffe) {
+    throw new Error(`${name} must be a user or group id above 0`);
+  }
+  return n;
+}
+
+function learner(env: NodeJS.ProcessEnv): SeatUser | undefined {
+  if (!env.SEAT_UID && !env.SEAT_GID) return undefined;
+  if (!env.SEAT_UID || !env.SEAT_GID) throw new Error('SEAT_UID and SEAT_GID go together');
+  return { uid: id(env.SEAT_UID, 'SEAT_UID'), gid: id(env.SEAT_GID, 'SEAT_GID') };
 }
 
 /** Pure: environment in, settings out; a malformed value stops the server at start. */
@@ -45,5 +63,6 @@ export function parseSeatConfig(env: NodeJS.ProcessEnv): SeatConfig {
       workshop: env.CLARATEACH_INSTRUCTIONS_FILE || '/etc/clarateach/instructions.md',
       image: env.WORKSHOP_INSTRUCTIONS_FILE || '/opt/workshop/instructions.md',
     },
+    user: learner(env),
   };
 }

@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { ServerResponse } from 'node:http';
 import type { Logger } from '../log.ts';
 import { attachmentDisposition } from '../http-util.ts';
+import { spawnAsLearner } from '../privileges.ts';
 
 /** Pure: the tar arguments for a folder. Symlinks are stored as links (no -h), never followed. */
 export function tarArgs(folder: string): string[] {
@@ -23,7 +24,10 @@ export function tarArgs(folder: string): string[] {
  * keeping a truncated archive.
  */
 export function streamFolderArchive(folder: string, res: ServerResponse, log: Logger): void {
-  const tar = spawn('tar', tarArgs(folder), { stdio: ['ignore', 'pipe', 'pipe'] });
+  // As the learner in every id: a child of root (real id) could take root's capabilities back.
+  const tar = spawnAsLearner((ids) =>
+    spawn('tar', tarArgs(folder), { stdio: ['ignore', 'pipe', 'pipe'], ...ids }),
+  );
   let stderr = '';
   tar.stderr.on('data', (d: Buffer) => {
     stderr = (stderr + d.toString('utf8')).slice(-500);

@@ -1,6 +1,7 @@
 import type { IPty } from '@lydell/node-pty';
 import { WebSocket } from 'ws';
 import type { Logger } from '../log.ts';
+import { spawnAsLearner } from '../privileges.ts';
 import { killSession } from './kill.ts';
 import type { ServerControl } from './protocol.ts';
 import { ReplayBuffer } from './replay-buffer.ts';
@@ -56,15 +57,18 @@ export class ShellSession {
   private paused = false;
 
   constructor(ptyModule: PtyModule, opts: ShellOptions) {
-    this.pty = ptyModule.spawn(opts.shell, ['-l'], {
-      name: 'xterm-256color',
-      cols: 80,
-      rows: 24,
-      cwd: opts.home,
-      env: { ...opts.env, HOME: opts.home, TERM: 'xterm-256color', COLORTERM: 'truecolor' },
-      // Raw bytes: the replay buffer trims them itself, and xterm decodes split characters.
-      encoding: null,
-    });
+    this.pty = spawnAsLearner((ids) =>
+      ptyModule.spawn(opts.shell, ['-l'], {
+        name: 'xterm-256color',
+        cols: 80,
+        rows: 24,
+        cwd: opts.home,
+        env: { ...opts.env, HOME: opts.home, TERM: 'xterm-256color', COLORTERM: 'truecolor' },
+        // Raw bytes: the replay buffer trims them itself, and xterm decodes split characters.
+        encoding: null,
+        ...ids,
+      }),
+    );
     this.pid = this.pty.pid;
     this.pty.onData((data) => this.onOutput(data as unknown as Buffer));
     this.done = new Promise((resolve) => {
