@@ -186,6 +186,27 @@ export async function stopAndCheckNothingLeft(t: ExecutionContext, vm: BootedIns
   t.false(existsSync(vm.stateDir), 'the state dir is removed');
 }
 
+// --- probes from inside a seat --------------------------------------------------------------------
+
+/** Whether `container` (a seat's workspace or browser: both have bash) opens a TCP connection to
+ * host:port, 3 s at most. A refusal, a rejection and a timeout all count as not reaching. */
+export async function seatReaches(container: string, host: string, port: number): Promise<boolean> {
+  const probe = ['timeout', '3', 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`];
+  return (await runCommand('docker', ['exec', container, ...probe])).code === 0;
+}
+
+/**
+ * An open path, tried up to three times: one 3-second probe can miss on a loaded machine. A closed
+ * path is always probed once, with `seatReaches`, so this never hides a rule that lets traffic
+ * through.
+ */
+export async function seatReachesOpen(container: string, host: string, port: number) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await seatReaches(container, host, port)) return true;
+  }
+  return false;
+}
+
 // --- HTTP through the VM's Caddy ----------------------------------------------------------------
 
 export async function get(vm: BootedInstance, pathAndQuery: string, cookie?: string) {
