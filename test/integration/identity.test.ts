@@ -1,6 +1,6 @@
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { AUDIENCE, newRsaKey, startTestIssuer, type TestIssuer } from '../helpers/id-tokens.ts';
-import { captureLogs, leakedSecrets } from '../helpers/log-capture.ts';
+import { captureOutput, leakedSecrets } from '../helpers/log-capture.ts';
 import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
 
 /**
@@ -10,7 +10,7 @@ import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts'
 let stack: TestStack;
 let issuer: TestIssuer;
 let other: TestIssuer;
-const logs = captureLogs();
+const logs = captureOutput();
 const tokens = new Map<string, string>();
 
 const ALICE = 'alice@school.example';
@@ -319,6 +319,6 @@ test.serial("an issuer's keys out of reach is 503, not a verdict on the token", 
 test.serial('the keys are fetched once and cached; no token ever reaches a log', (t) => {
   t.is(issuer.fetches(), 1);
   t.is(other.fetches(), 1);
-  t.true(logs.length > 0, 'the functions logged');
+  t.true(logs.structured.length > 0, 'the functions logged');
   t.deepEqual(leakedSecrets(logs, tokens), []);
 });
