@@ -37,6 +37,7 @@
 #   CT_FIREWALL_CHAIN     iptables chain of the seat rules (CLARATEACH-SEATS; at most 26 characters)
 #   CT_METADATA_ADDR      the metadata server's address, closed to seats (169.254.169.254)
 #   CT_PRIVATE_RANGES     address ranges closed to seats (the VPC's private ranges)
+#   CT_RESOLV_CONF        the host's resolver list: DNS to its nameservers stays open (/etc/resolv.conf)
 #   CT_SEAT_SUBNET_POOL   IPv4 network the seat networks' subnets are cut from, a /28 per seat in
 #                         seat order (10.127.0.0/21: 128 seats, clear of Docker's own pools and of
 #                         GCE's auto-mode subnets, 10.128.0.0/9)
@@ -69,6 +70,7 @@ CT_BRIDGE_PREFIX=${CT_BRIDGE_PREFIX:-ctseat}
 CT_FIREWALL_CHAIN=${CT_FIREWALL_CHAIN:-CLARATEACH-SEATS}
 CT_METADATA_ADDR=${CT_METADATA_ADDR:-169.254.169.254}
 CT_PRIVATE_RANGES=${CT_PRIVATE_RANGES:-10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 100.64.0.0/10}
+CT_RESOLV_CONF=${CT_RESOLV_CONF:-/etc/resolv.conf}
 CT_SEAT_SUBNET_POOL=${CT_SEAT_SUBNET_POOL:-10.127.0.0/21}
 CT_HOME_SIZE=${CT_HOME_SIZE:-1G}
 CT_TMP_SIZE=${CT_TMP_SIZE:-256m}
@@ -316,7 +318,7 @@ seat_firewall() {
   local next=$CT_FIREWALL_CHAIN-N jump=(DOCKER-USER -i "$CT_BRIDGE_PREFIX+" -j)
   "$ipt" -w -N "$next" 2>/dev/null || "$ipt" -w -F "$next"
   local -a resolvers
-  mapfile -t resolvers < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ {print $2}' /etc/resolv.conf)
+  mapfile -t resolvers < <(awk '$1 == "nameserver" && $2 ~ /^[0-9.]+$/ {print $2}' "$CT_RESOLV_CONF")
   for ns in "${resolvers[@]}"; do
     for proto in udp tcp; do
       "$ipt" -w -A "$next" -d "$ns" -p "$proto" --dport 53 -j RETURN

@@ -2,9 +2,11 @@
 // veth pair to this host (or to another namespace, where a private dockerd runs) and routed like
 // the world beyond a VM's NIC, not like a Docker bridge (which Docker's own isolation would close
 // anyway). It holds a public address, a metadata stand-in (outside the private ranges, as
-// 169.254.169.254 is) and a private address, each answering TCP and counting who connected.
+// 169.254.169.254 is, and a DNS resolver as on GCE) and a private address, each answering TCP and
+// counting who connected.
 import { spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import type { ExecutionContext } from 'ava';
 import { runCommand } from '../../local/commands.ts';
 
@@ -17,7 +19,8 @@ export interface Outside {
   privateIp: string;
   /** The port every address answers on. */
   port: number;
-  /** Connections accepted so far on `address`. */
+  /** Connections accepted so far on `address` (TCP on `port`), or DNS queries ('dns/udp',
+   * 'dns/tcp') answered by the resolver on `metadataIp`. */
   hits(address: string): number;
 }
 
@@ -54,9 +57,10 @@ export async function outside(t: ExecutionContext, near?: string): Promise<Outsi
       'exec',
       ns,
       process.execPath,
-      '-e',
-      `require('net').createServer((s) => { console.log(s.localAddress); s.end('outside\\n'); })` +
-        `.listen(${port}, '0.0.0.0', () => console.log('listening'))`,
+      '--import=tsx',
+      fileURLToPath(new URL('outside-server.ts', import.meta.url)),
+      String(port),
+      metadataIp,
     ],
     { stdio: ['ignore', 'pipe', 'ignore'] },
   );

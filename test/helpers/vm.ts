@@ -186,6 +186,41 @@ export async function stopAndCheckNothingLeft(t: ExecutionContext, vm: BootedIns
   t.false(existsSync(vm.stateDir), 'the state dir is removed');
 }
 
+// --- probes from inside a seat --------------------------------------------------------------------
+
+/** Whether `container` (a seat's workspace or browser: both have bash) opens a TCP connection to
+ * host:port, `seconds` at most. A refusal, a rejection and a timeout all count as not reaching. */
+export async function seatReaches(
+  container: string,
+  host: string,
+  port: number,
+  seconds = 3,
+): Promise<boolean> {
+  const probe = ['timeout', String(seconds), 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`];
+  return (await runCommand('docker', ['exec', container, ...probe])).code === 0;
+}
+
+/**
+ * An open path, tried up to three times for 10 s each: under a load of 20 and more, three 3-second
+ * probes in a row have missed a path that was open (its rules were all in place when dumped). A
+ * closed path is always probed once, with `seatReaches`, so this never hides a rule that lets
+ * traffic through. A path that stays closed prints the host's rules and routes as evidence.
+ */
+export async function seatReachesOpen(container: string, host: string, port: number) {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await seatReaches(container, host, port, 10)) return true;
+  }
+  for (const [command, args] of [
+    ['iptables', ['-L', '-v', '-x', '-n']],
+    ['iptables', ['-t', 'nat', '-L', 'POSTROUTING', '-v', '-x', '-n']],
+    ['ip', ['route']],
+  ] as const) {
+    const out = await runCommand(command, [...args]);
+    console.error(`${command} ${args.join(' ')}:\n${out.stdout}${out.stderr}`);
+  }
+  return false;
+}
+
 // --- HTTP through the VM's Caddy ----------------------------------------------------------------
 
 export async function get(vm: BootedInstance, pathAndQuery: string, cookie?: string) {

@@ -1,6 +1,5 @@
-import { randomInt } from 'node:crypto';
 import { emulatorTest as test } from '../helpers/emulators.ts';
-import { inCI } from '../helpers/prerequisites.ts';
+import { fuzzSeed, mulberry32 } from '../helpers/fuzz-seed.ts';
 import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { DEV_USER } from '../../shared/identity.ts';
 import { TOPICS } from '../../shared/topics.ts';
@@ -13,20 +12,7 @@ import { TOPICS } from '../../shared/topics.ts';
  * is printed, CLARATEACH_FUZZ_SEED=<hex> replays it, and in CI (CI=true) every run takes a new one.
  */
 
-const SEED = fuzzSeed();
-console.error(
-  `fuzz: seed ${SEED.toString(16)} (replay with CLARATEACH_FUZZ_SEED=${SEED.toString(16)})`,
-);
-
-function fuzzSeed(): number {
-  const given = process.env.CLARATEACH_FUZZ_SEED;
-  if (given) {
-    if (!/^[0-9a-f]{1,8}$/i.test(given))
-      throw new Error(`CLARATEACH_FUZZ_SEED must be hex: ${given}`);
-    return parseInt(given, 16);
-  }
-  return inCI ? randomInt(2 ** 32) : 0x5eed_c1a7;
-}
+const SEED = fuzzSeed('fuzz', 0x5eed_c1a7);
 /** Requests per HTTP function. */
 const REQUESTS = 1_000;
 const REQUEST_TIMEOUT_MS = 15_000;
@@ -35,18 +21,6 @@ const POLLUTION_KEYS = ['polluted', 'isAdmin', 'admin', 'x', 'fuzz'];
 
 const protoBefore = Object.getOwnPropertyNames(Object.prototype).sort();
 const arrayProtoBefore = Object.getOwnPropertyNames(Array.prototype).sort();
-
-/** mulberry32: a tiny, fast, well-mixed 32-bit PRNG; the same seed gives the same requests. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const random = mulberry32(SEED);
 const int = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));

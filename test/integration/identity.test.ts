@@ -1,6 +1,7 @@
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { AUDIENCE, newRsaKey, startTestIssuer, type TestIssuer } from '../helpers/id-tokens.ts';
-import { captureLogs, leakedSecrets } from '../helpers/log-capture.ts';
+import { fuzzSeed, mulberry32 } from '../helpers/fuzz-seed.ts';
+import { captureOutput, leakedSecrets } from '../helpers/log-capture.ts';
 import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
 
 /**
@@ -10,7 +11,7 @@ import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts'
 let stack: TestStack;
 let issuer: TestIssuer;
 let other: TestIssuer;
-const logs = captureLogs();
+const logs = captureOutput();
 const tokens = new Map<string, string>();
 
 const ALICE = 'alice@school.example';
@@ -213,19 +214,9 @@ test.serial('only admins get the SSH key', async (t) => {
   });
 });
 
-/** mulberry32, seeded: the same malformed tokens every run. */
-function seeded(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 test.serial('1,000 malformed ID tokens and auth headers: no 5xx, nothing written', async (t) => {
-  const random = seeded(0x1d70c3);
+  const seed = fuzzSeed('token fuzz', 0x1d70c3);
+  const random = mulberry32(seed);
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
   const enc = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url');
   const valid = issuer.mint({ email: ALICE, hd: SCHOOL });
@@ -301,7 +292,7 @@ test.serial('1,000 malformed ID tokens and auth headers: no 5xx, nothing written
     if (res.status >= 400) t.regex(res.body?.error?.code ?? '', /^[A-Z_]+$/);
     if (res.status === 201) created++;
   }
-  t.log([...statuses].map(([s, c]) => `${s}×${c}`).join(', '));
+  t.log(`seed ${seed.toString(16)}: ${[...statuses].map(([s, c]) => `${s}×${c}`).join(', ')}`);
   t.true((statuses.get(401) ?? 0) > 900, 'almost every one is refused as unauthenticated');
   t.is(
     (await stack.services.store.workshops().get()).size,
@@ -319,6 +310,6 @@ test.serial("an issuer's keys out of reach is 503, not a verdict on the token", 
 test.serial('the keys are fetched once and cached; no token ever reaches a log', (t) => {
   t.is(issuer.fetches(), 1);
   t.is(other.fetches(), 1);
-  t.true(logs.length > 0, 'the functions logged');
+  t.true(logs.structured.length > 0, 'the functions logged');
   t.deepEqual(leakedSecrets(logs, tokens), []);
 });

@@ -11,6 +11,8 @@ import {
   docker,
   instanceFor,
   readyMessages,
+  seatReaches,
+  seatReachesOpen,
   stopAndCheckNothingLeft,
 } from '../helpers/vm.ts';
 import { runCommand } from '../../local/commands.ts';
@@ -52,44 +54,6 @@ async function seatNetworks(vm: BootedInstance, vmName: string) {
     networks[name.slice(vm.namePrefix.length)] = { id: id!, subnet: subnet!, gateway };
   }
   return networks;
-}
-
-/** Whether `container` opens a TCP connection to host:port (`seconds` at most). */
-async function reaches(
-  container: string,
-  host: string,
-  port: number,
-  seconds = 3,
-): Promise<boolean> {
-  const probe = container.endsWith('-browser')
-    ? ['busybox', 'nc', '-z', '-w', String(seconds), host, String(port)]
-    : ['timeout', String(seconds), 'bash', '-c', `exec 3<>/dev/tcp/${host}/${port}`];
-  return (await runCommand('docker', ['exec', container, ...probe])).code === 0;
-}
-
-/**
- * An open path, tried up to three times for 10 s each: under a load of 20 and more, three 3-second
- * probes in a row have missed a path that was open (its rules were all in place when dumped). A
- * closed path is always probed once, with `reaches`, so this never hides a rule that lets traffic
- * through. When the path stays closed, the host's rules and routes are printed as evidence.
- */
-async function reachesOpen(container: string, host: string, port: number): Promise<boolean> {
-  for (let attempt = 0; attempt < 3; attempt++) {
-    if (await reaches(container, host, port, 10)) return true;
-  }
-  const pid = (await docker('inspect', '-f', '{{.State.Pid}}', container)).trim();
-  for (const [command, args] of [
-    ['iptables', ['-L', '-v', '-x', '-n']],
-    ['iptables', ['-t', 'nat', '-L', 'POSTROUTING', '-v', '-x', '-n']],
-    ['ip', ['route']],
-    ['ip', ['neigh']],
-    ['nsenter', ['-t', pid, '-n', 'ip', 'addr']],
-    ['nsenter', ['-t', pid, '-n', 'ip', 'route']],
-  ] as const) {
-    const out = await runCommand(command, [...args]);
-    console.error(`${command} ${args.join(' ')}:\n${out.stdout}${out.stderr}`);
-  }
-  return false;
 }
 
 /** A TCP listener of the test's own on the seat network's gateway (the host's side of it). */
@@ -144,12 +108,11 @@ test('two VMs of 20 seats share one Docker, each seat on a /28 of its own; a rer
       `${vm.namePrefix}seat-${seat}-browser`,
     ];
     const port = await listenOn(t, gateway);
-    // The workspace's bash tells an open port; the browser stand-in's busybox only a closed one.
-    t.true(await reachesOpen(workspace, gateway, port), `${workspace} → its gateway`);
-    t.true(await reachesOpen(workspace, world.publicIp, world.port), `${workspace} → the internet`);
     for (const c of [workspace, browser]) {
-      t.false(await reaches(c, world.privateIp, world.port), `${c} → a private address`);
-      t.false(await reaches(c, world.metadataIp, world.port), `${c} → the metadata server`);
+      t.true(await seatReachesOpen(c, gateway, port), `${c} → its gateway`);
+      t.true(await seatReachesOpen(c, world.publicIp, world.port), `${c} → the internet`);
+      t.false(await seatReaches(c, world.privateIp, world.port), `${c} → a private address`);
+      t.false(await seatReaches(c, world.metadataIp, world.port), `${c} → the metadata server`);
     }
     const dns = await runCommand('docker', ['exec', workspace, 'getent', 'hosts', browser]);
     t.is(dns.code, 0, `${workspace} resolves its browser through Docker's DNS`);
