@@ -32,12 +32,15 @@ const APPLY_MS = 180_000;
  * a reset replaces the shell behind the open page, which reconnects by itself.
  */
 async function untilNewShell(page: Page): Promise<void> {
+  let probe = 0;
   await eventually(
     'a new shell in the page',
     async () => {
+      probe++; // each probe its own line: an answer already on the screen does not count
       await page.click('.xterm');
-      await typeLine(page, 'echo "mark=[$MARK]"');
-      return Boolean(await waitForTerminalText(page, /^mark=\[\]$/m, 3_000).catch(() => false));
+      await typeLine(page, `echo "probe${probe}=[$MARK]"`);
+      const answer = new RegExp(`^probe${probe}=\\[\\]$`, 'm');
+      return Boolean(await waitForTerminalText(page, answer, 3_000).catch(() => false));
     },
     APPLY_MS,
   );
