@@ -28,19 +28,21 @@ interface Joined {
 const APPLY_MS = 180_000;
 
 /**
- * Asks the shell for a variable set in the old shell until a new shell answers (its value gone):
- * a reset replaces the shell behind the open page, which reconnects by itself.
+ * Asks the shell, in one line, for a variable set in the old shell and for ~/b.txt, until a new
+ * shell answers (the variable gone): a reset replaces the shell behind the open page, which
+ * reconnects by itself. Returns what the new shell found of the file.
  */
-async function untilNewShell(page: Page): Promise<void> {
+async function untilNewShell(page: Page): Promise<string> {
   let probe = 0;
-  await eventually(
+  return eventually(
     'a new shell in the page',
     async () => {
       probe++; // each probe its own line: an answer already on the screen does not count
       await page.click('.xterm');
-      await typeLine(page, `echo "probe${probe}=[$MARK]"`);
-      const answer = new RegExp(`^probe${probe}=\\[\\]$`, 'm');
-      return Boolean(await waitForTerminalText(page, answer, 3_000).catch(() => false));
+      await typeLine(page, `echo "probe${probe}=[$MARK]:$(cat ~/b.txt 2>/dev/null || echo gone)"`);
+      const answer = new RegExp(`^probe${probe}=\\[\\]:(.*)$`, 'm');
+      const found = await waitForTerminalText(page, answer, 3_000).catch(() => undefined);
+      return found?.[1];
     },
     APPLY_MS,
   );
