@@ -581,6 +581,8 @@ chmod 755 "$clock_dir"
 #
 # It starts before the seats: on a rerun for a freed seat, the old credential is refused (and
 # Caddy's restart closes the old learner's open sockets) before the seat's containers are redone.
+# Every container, network and volume of this VM carries these (what a cleanup looks for).
+labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
 caddyfile=$CT_STATE_DIR/Caddyfile
 caddy_name=${CT_NAME_PREFIX}clarateach-caddy
 # The backticks are Caddyfile quoting for the CEL expressions, not shell substitutions.
@@ -701,7 +703,6 @@ ensure_container() {
   log "created $name"
 }
 
-labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
 # Bounds per container, so one learner's runaway process or fork bomb cannot take the VM (and
 # every other seat) down: each may use up to a seat's share of 85% of the memory, an equal CPU
 # weight, and a bounded number of processes (threads count: Firefox needs many).
