@@ -574,17 +574,147 @@ mkdir -p "$clock_dir"
 chmod 755 "$clock_dir"
 
 # ---------------------------------------------------------------------------------------------
+# Containers. Each carries a hash of its settings: an unchanged container is kept (learners keep
+# their files across reboots) and started if it is not running; a changed one is recreated.
+declare -A wanted=()
+ensure_container() {
+  local name=$1 want have
+  shift
+  want=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
+  have=$(docker inspect --format '{{index .Config.Labels "clarateach.config"}} {{.State.Running}}' \
+    "$name" 2>/dev/null || true)
+  case $have in
+  "$want true")
+    log "keeping $name"
+    return 0
+    ;;
+  "$want false")
+    docker start "$name" >/dev/null || fail "container $name did not start again"
+    log "started existing $name"
+    return 0
+    ;;
+  "") ;;
+  *)
+    docker rm -f "$name" >/dev/null
+    log "removed outdated $name"
+    ;;
+  esac
+  docker run -d --name "$name" --label "clarateach.config=$want" "$@" >/dev/null ||
+    fail "container $name (image ${*: -1}) did not start"
+  log "created $name"
+}
+
+labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
+# Bounds per container, so one learner's runaway process or fork bomb cannot take the VM (and
+# every other seat) down: each may use up to a seat's share of 85% of the memory, an equal CPU
+# weight, and a bounded number of processes (threads count: Firefox needs many).
+mem_kb=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB$/\1/p' /proc/meminfo)
+is_uint "$mem_kb" || fail "cannot read MemTotal from /proc/meminfo"
+seat_memory=$((mem_kb * 85 / 100 / seat_count / 1024))m
+hardening=(--security-opt no-new-privileges --cpu-shares 1024
+  --memory "$seat_memory" --memory-swap "$seat_memory" --restart on-failure:5)
+# The workspace needs no capability at all: it runs as `learner` on ports above 1024.
+workspace_caps=(--cap-drop ALL --pids-limit 512)
+# Neko's supervisord starts as root and drops to its user, and its X server and PulseAudio
+# chown their sockets: it needs to change users and ownership, nothing else.
+browser_caps=(--cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add CHOWN
+  --cap-add FOWNER --cap-add DAC_OVERRIDE --cap-add KILL --pids-limit 2048)
+public_bind=${CT_HTTP_BIND:+$CT_HTTP_BIND:}
+# The class's instructions, one file for every seat of the VM, mounted read-only; not secret, and
+# the seat server reads it as the learner (the script's umask would keep it to root).
+instructions_file=$CT_STATE_DIR/instructions.md
+{ printf '%s' "$instructions" >"$instructions_file.tmp" && chmod 644 "$instructions_file.tmp" &&
+  mv -f "$instructions_file.tmp" "$instructions_file"; } ||
+  fail "could not write $instructions_file"
+start_seat() {
+  local i=$1 seat token net mux
+  seat=$(seat_of "$i")
+  token=${token_of[$seat]}
+  reset_seat "$seat"
+  net=$(seat_network "$seat" "$i")
+  if [[ -n $CT_IPTABLES ]]; then seat_firewall_first || fail "could not put the seat firewall first"; fi
+  seat_volume "$seat"
+  # Seat ports listen on loopback only: learners reach them through Caddy and its token check.
+  ensure_container "${CT_NAME_PREFIX}seat-$seat" \
+    --network "$net" "${labels[@]}" "${hardening[@]}" "${workspace_caps[@]}" \
+    --label "clarateach.seat=$seat" --label clarateach.role=workspace \
+    --hostname "seat-$seat" --network-alias workspace -v "${CT_NAME_PREFIX}seat-$seat-home:/home/learner" \
+    -v "$instructions_file:/etc/clarateach/instructions.md:ro" -v "$clock_dir:/run/clarateach:ro" \
+    --read-only --tmpfs "/tmp:rw,exec,nosuid,nodev,size=$CT_TMP_SIZE" \
+    -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
+    -p "127.0.0.1:$(seat_port "$i" 4):3003" \
+    -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
+    -e "CLARATEACH_CLASS_NAME=$workshop_name" \
+    "$workspace_image"
+  # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp),
+  # with the VM's external IP as its NAT address. Neko v3's names only: any v2 name switches v3
+  # into legacy mode. Firefox needs more than docker's 64 MB of /dev/shm.
+  mux=$(mux_port "$i")
+  ensure_container "${CT_NAME_PREFIX}seat-$seat-browser" \
+    --network "$net" "${labels[@]}" "${hardening[@]}" "${browser_caps[@]}" \
+    --shm-size 2g --label "clarateach.seat=$seat" --label clarateach.role=browser \
+    -v "${CT_NAME_PREFIX}seat-$seat-browser:/home/neko" \
+    --tmpfs "/tmp:rw,nosuid,nodev,size=$CT_TMP_SIZE" \
+    -p "127.0.0.1:$(seat_port "$i" 3):8080" \
+    -p "$public_bind$mux:$mux/tcp" -p "$public_bind$mux:$mux/udp" \
+    -e "NEKO_MEMBER_MULTIUSER_USER_PASSWORD=$token" \
+    -e "NEKO_MEMBER_MULTIUSER_ADMIN_PASSWORD=$token" \
+    -e "NEKO_WEBRTC_TCPMUX=$mux" -e "NEKO_WEBRTC_UDPMUX=$mux" \
+    -e "NEKO_WEBRTC_NAT1TO1=$external_ip" -e NEKO_SERVER_PROXY=true \
+    "$neko_image"
+  printf '%s %s\n' "${reset_gen[$seat]:-0}" "${wipe_gen[$seat]:-0}" >"$seats_dir/$seat"
+}
+
+# Seats start side by side (a few at a time): one after another, a 20-seat VM waits on 40
+# sequential `docker run`s.
+starting=()
+seats_failed=0
+for ((i = 1; i <= seat_count; i++)); do
+  seat=$(seat_of "$i")
+  wanted[${CT_NAME_PREFIX}seat-$seat]=1
+  wanted[${CT_NAME_PREFIX}seat-$seat-browser]=1
+  start_seat "$i" &
+  starting+=($!)
+  if ((${#starting[@]} >= CT_PARALLEL)); then
+    wait "${starting[0]}" || seats_failed=1
+    starting=("${starting[@]:1}")
+  fi
+done
+for pid in "${starting[@]}"; do wait "$pid" || seats_failed=1; done
+((seats_failed == 0)) || fail "not every seat container started"
+
+# Anything else of this VM (seats from an earlier configuration) goes; Caddy is recreated below.
+caddy_name=${CT_NAME_PREFIX}clarateach-caddy
+wanted[$caddy_name]=1
+existing=$(docker ps -a --filter "label=clarateach.vm=$vm_name" --format '{{.Names}}')
+for name in $existing; do
+  if [[ -z ${wanted[$name]:-} ]]; then
+    docker rm -f "$name" >/dev/null
+    log "removed $name"
+  fi
+done
+for ((i = 1; i <= seat_count; i++)); do
+  wanted[${CT_NAME_PREFIX}seat-$(seat_of "$i")-net]=1
+  wanted[${CT_NAME_PREFIX}seat-$(seat_of "$i")-home]=1
+done
+for name in $(docker network ls -q --filter "label=clarateach.vm=$vm_name" --format '{{.Name}}') \
+  $(docker volume ls -q --filter "label=clarateach.vm=$vm_name"); do
+  if [[ -z ${wanted[$name]:-} ]]; then
+    docker network rm "$name" >/dev/null 2>&1 || docker volume rm "$name" >/dev/null
+    log "removed $name"
+  fi
+done
+for disk in "$CT_STATE_DIR"/seats/seat-*.img; do
+  disk=${disk%.img}
+  if [[ -f $disk.img && -z ${wanted[${CT_NAME_PREFIX}${disk##*/}]:-} ]]; then remove_seat_disk "$disk"; fi
+done
+
+# ---------------------------------------------------------------------------------------------
 # Caddy: /health, and per seat /vm/S/{terminal,files,browser}* proxied (prefix stripped), and
 # everything else under /vm/S/ to the workspace page (the page, its scripts, /app/PORT/), only when
 # the seat's token comes as ?t= or as the ct_seat_S cookie. A good ?t= also sets the cookie, so
 # the app's follow-up requests (assets, websockets) get in without it.
-#
-# It starts before the seats: on a rerun for a freed seat, the old credential is refused (and
-# Caddy's restart closes the old learner's open sockets) before the seat's containers are redone.
-# Every container, network and volume of this VM carries these (what a cleanup looks for).
-labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
 caddyfile=$CT_STATE_DIR/Caddyfile
-caddy_name=${CT_NAME_PREFIX}clarateach-caddy
 # The backticks are Caddyfile quoting for the CEL expressions, not shell substitutions.
 # shellcheck disable=SC2016
 render_caddyfile() {
@@ -671,140 +801,6 @@ else
     "$caddy_image" caddy run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
   log "started $caddy_name on port $CT_HTTP_PORT"
 fi
-
-# ---------------------------------------------------------------------------------------------
-# Containers. Each carries a hash of its settings: an unchanged container is kept (learners keep
-# their files across reboots) and started if it is not running; a changed one is recreated.
-declare -A wanted=()
-ensure_container() {
-  local name=$1 want have
-  shift
-  want=$(printf '%s\n' "$@" | sha256sum | cut -c1-16)
-  have=$(docker inspect --format '{{index .Config.Labels "clarateach.config"}} {{.State.Running}}' \
-    "$name" 2>/dev/null || true)
-  case $have in
-  "$want true")
-    log "keeping $name"
-    return 0
-    ;;
-  "$want false")
-    docker start "$name" >/dev/null || fail "container $name did not start again"
-    log "started existing $name"
-    return 0
-    ;;
-  "") ;;
-  *)
-    docker rm -f "$name" >/dev/null
-    log "removed outdated $name"
-    ;;
-  esac
-  docker run -d --name "$name" --label "clarateach.config=$want" "$@" >/dev/null ||
-    fail "container $name (image ${*: -1}) did not start"
-  log "created $name"
-}
-
-# Bounds per container, so one learner's runaway process or fork bomb cannot take the VM (and
-# every other seat) down: each may use up to a seat's share of 85% of the memory, an equal CPU
-# weight, and a bounded number of processes (threads count: Firefox needs many).
-mem_kb=$(sed -n 's/^MemTotal:[[:space:]]*\([0-9]*\) kB$/\1/p' /proc/meminfo)
-is_uint "$mem_kb" || fail "cannot read MemTotal from /proc/meminfo"
-seat_memory=$((mem_kb * 85 / 100 / seat_count / 1024))m
-hardening=(--security-opt no-new-privileges --cpu-shares 1024
-  --memory "$seat_memory" --memory-swap "$seat_memory" --restart on-failure:5)
-# The workspace needs no capability at all: it runs as `learner` on ports above 1024.
-workspace_caps=(--cap-drop ALL --pids-limit 512)
-# Neko's supervisord starts as root and drops to its user, and its X server and PulseAudio
-# chown their sockets: it needs to change users and ownership, nothing else.
-browser_caps=(--cap-drop ALL --cap-add SETUID --cap-add SETGID --cap-add CHOWN
-  --cap-add FOWNER --cap-add DAC_OVERRIDE --cap-add KILL --pids-limit 2048)
-public_bind=${CT_HTTP_BIND:+$CT_HTTP_BIND:}
-# The class's instructions, one file for every seat of the VM, mounted read-only; not secret, and
-# the seat server reads it as the learner (the script's umask would keep it to root).
-instructions_file=$CT_STATE_DIR/instructions.md
-{ printf '%s' "$instructions" >"$instructions_file.tmp" && chmod 644 "$instructions_file.tmp" &&
-  mv -f "$instructions_file.tmp" "$instructions_file"; } ||
-  fail "could not write $instructions_file"
-start_seat() {
-  local i=$1 seat token net mux
-  seat=$(seat_of "$i")
-  token=${token_of[$seat]}
-  reset_seat "$seat"
-  net=$(seat_network "$seat" "$i")
-  if [[ -n $CT_IPTABLES ]]; then seat_firewall_first || fail "could not put the seat firewall first"; fi
-  seat_volume "$seat"
-  # Seat ports listen on loopback only: learners reach them through Caddy and its token check.
-  ensure_container "${CT_NAME_PREFIX}seat-$seat" \
-    --network "$net" "${labels[@]}" "${hardening[@]}" "${workspace_caps[@]}" \
-    --label "clarateach.seat=$seat" --label clarateach.role=workspace \
-    --hostname "seat-$seat" --network-alias workspace -v "${CT_NAME_PREFIX}seat-$seat-home:/home/learner" \
-    -v "$instructions_file:/etc/clarateach/instructions.md:ro" -v "$clock_dir:/run/clarateach:ro" \
-    --read-only --tmpfs "/tmp:rw,exec,nosuid,nodev,size=$CT_TMP_SIZE" \
-    -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
-    -p "127.0.0.1:$(seat_port "$i" 4):3003" \
-    -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
-    -e "CLARATEACH_CLASS_NAME=$workshop_name" \
-    "$workspace_image"
-  # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp),
-  # with the VM's external IP as its NAT address. Neko v3's names only: any v2 name switches v3
-  # into legacy mode. Firefox needs more than docker's 64 MB of /dev/shm.
-  mux=$(mux_port "$i")
-  ensure_container "${CT_NAME_PREFIX}seat-$seat-browser" \
-    --network "$net" "${labels[@]}" "${hardening[@]}" "${browser_caps[@]}" \
-    --shm-size 2g --label "clarateach.seat=$seat" --label clarateach.role=browser \
-    -v "${CT_NAME_PREFIX}seat-$seat-browser:/home/neko" \
-    --tmpfs "/tmp:rw,nosuid,nodev,size=$CT_TMP_SIZE" \
-    -p "127.0.0.1:$(seat_port "$i" 3):8080" \
-    -p "$public_bind$mux:$mux/tcp" -p "$public_bind$mux:$mux/udp" \
-    -e "NEKO_MEMBER_MULTIUSER_USER_PASSWORD=$token" \
-    -e "NEKO_MEMBER_MULTIUSER_ADMIN_PASSWORD=$token" \
-    -e "NEKO_WEBRTC_TCPMUX=$mux" -e "NEKO_WEBRTC_UDPMUX=$mux" \
-    -e "NEKO_WEBRTC_NAT1TO1=$external_ip" -e NEKO_SERVER_PROXY=true \
-    "$neko_image"
-  printf '%s %s\n' "${reset_gen[$seat]:-0}" "${wipe_gen[$seat]:-0}" >"$seats_dir/$seat"
-}
-
-# Seats start side by side (a few at a time): one after another, a 20-seat VM waits on 40
-# sequential `docker run`s.
-starting=()
-seats_failed=0
-for ((i = 1; i <= seat_count; i++)); do
-  seat=$(seat_of "$i")
-  wanted[${CT_NAME_PREFIX}seat-$seat]=1
-  wanted[${CT_NAME_PREFIX}seat-$seat-browser]=1
-  start_seat "$i" &
-  starting+=($!)
-  if ((${#starting[@]} >= CT_PARALLEL)); then
-    wait "${starting[0]}" || seats_failed=1
-    starting=("${starting[@]:1}")
-  fi
-done
-for pid in "${starting[@]}"; do wait "$pid" || seats_failed=1; done
-((seats_failed == 0)) || fail "not every seat container started"
-
-# Anything else of this VM (seats from an earlier configuration) goes; Caddy was started above.
-wanted[$caddy_name]=1
-existing=$(docker ps -a --filter "label=clarateach.vm=$vm_name" --format '{{.Names}}')
-for name in $existing; do
-  if [[ -z ${wanted[$name]:-} ]]; then
-    docker rm -f "$name" >/dev/null
-    log "removed $name"
-  fi
-done
-for ((i = 1; i <= seat_count; i++)); do
-  wanted[${CT_NAME_PREFIX}seat-$(seat_of "$i")-net]=1
-  wanted[${CT_NAME_PREFIX}seat-$(seat_of "$i")-home]=1
-done
-for name in $(docker network ls -q --filter "label=clarateach.vm=$vm_name" --format '{{.Name}}') \
-  $(docker volume ls -q --filter "label=clarateach.vm=$vm_name"); do
-  if [[ -z ${wanted[$name]:-} ]]; then
-    docker network rm "$name" >/dev/null 2>&1 || docker volume rm "$name" >/dev/null
-    log "removed $name"
-  fi
-done
-for disk in "$CT_STATE_DIR"/seats/seat-*.img; do
-  disk=${disk%.img}
-  if [[ -f $disk.img && -z ${wanted[${CT_NAME_PREFIX}${disk##*/}]:-} ]]; then remove_seat_disk "$disk"; fi
-done
 
 # ---------------------------------------------------------------------------------------------
 # Checks, bounded by CT_SEAT_WAIT: Caddy's /health, and for every seat its four routes through
