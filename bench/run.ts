@@ -12,6 +12,7 @@ import { bootToReady } from './boot.ts';
 import { classesOnDocker } from './classes.ts';
 import { coldStart, deployedNode } from './cold-start.ts';
 import { controlPlane } from './control-plane.ts';
+import { vmControl } from './vm-control.ts';
 import { joinBurst } from './join-burst.ts';
 import { startBenchStack, type BenchStack } from './stack.ts';
 import { renderTable, unmeasured, type Row } from './stats.ts';
@@ -67,7 +68,7 @@ await part('page weight', 60, () => pageWeights());
 await part('watch', 60, (cleanups) => watchEcho(cleanups));
 
 let env: Awaited<ReturnType<typeof startEmulatorPair>> | undefined;
-if (['sweep', 'join', 'control', 'boot', 'classes'].some(wanted)) {
+if (['sweep', 'join', 'control', 'vm', 'boot', 'classes'].some(wanted)) {
   await part('emulators', 120, async () => {
     env = await startEmulatorPair(projectId);
     process.env.FIRESTORE_EMULATOR_HOST = env.firestoreHost;
@@ -92,6 +93,7 @@ if (env) {
     await part('control plane', 120, (cleanups) => controlPlane(s, cleanups));
     await s.stop().catch((error: unknown) => say(`stopping the stack: ${message(error)}`));
   }
+  await part('vm control', 1200, (cleanups) => vmControl(emulators, cleanups));
   await part('boot-to-ready', 480, (cleanups) => bootToReady(emulators, cleanups));
   await part('classes on real Docker', 3600, (cleanups) => classesOnDocker(emulators, cleanups));
   await Promise.all(env.emulators.map((e) => e.stop()));

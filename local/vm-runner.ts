@@ -47,6 +47,8 @@ export interface BootedInstance {
    * on a real reboot, so the script finds its containers stopped.
    */
   reboot(opts?: { powerCycle?: boolean }): Promise<void>;
+  /** Its metadata server's base URL (…/computeMetadata/v1), as the guest sees it. */
+  metadataUrl: string;
   /** The instance's new metadata (`instances.setMetadata`), served by its metadata server. */
   setMetadata(metadata: Record<string, string>): void;
   /** Every process started for this instance's script runs so far. */
@@ -305,6 +307,7 @@ export async function bootInstance(
       }
       startRun();
     },
+    metadataUrl: metadata.url,
     setMetadata: (next) => metadata.setAttributes(next),
     pids: () => [...new Set([...scriptPids, ...scriptPids.flatMap(processGroupMembers)])],
     stop() {

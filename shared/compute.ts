@@ -35,6 +35,8 @@ export interface InstanceInfo extends InstanceRef {
   externalIp?: string;
   internalIp?: string;
   createdAt?: string;
+  /** The instance metadata's items, as keys and values. */
+  metadata: Record<string, string>;
 }
 
 export interface ComputeSettings {
@@ -131,6 +133,7 @@ function toInfo(instance: IInstance, zone = zoneName(instance.zone)): InstanceIn
     zone,
     status: instance.status ?? 'UNKNOWN',
     labels: { ...(instance.labels ?? {}) },
+    metadata: metadataItems(instance),
   };
   if (instance.id !== undefined && instance.id !== null && String(instance.id) !== '') {
     info.id = String(instance.id);
@@ -141,6 +144,12 @@ function toInfo(instance: IInstance, zone = zoneName(instance.zone)): InstanceIn
   if (nic?.networkIP) info.internalIp = nic.networkIP;
   if (instance.creationTimestamp) info.createdAt = instance.creationTimestamp;
   return info;
+}
+
+function metadataItems(instance: IInstance): Record<string, string> {
+  return Object.fromEntries(
+    (instance.metadata?.items ?? []).map((item) => [item.key ?? '', item.value ?? '']),
+  );
 }
 
 /** `(labels.app = "clarateach") AND (labels.workshop = "abc")`, after checking the label syntax. */
@@ -361,10 +370,7 @@ export class ComputeProvisioner {
         if (classified.kind === 'not-found') return false;
         throw classified;
       }
-      const current = Object.fromEntries(
-        (instance.metadata?.items ?? []).map((item) => [item.key ?? '', item.value ?? '']),
-      );
-      const next = await update(current);
+      const next = await update(metadataItems(instance));
       if (!next) return true;
       let operation: IOperation;
       try {

@@ -64,6 +64,14 @@ export function controlMetadata(
   };
 }
 
+/** Whether a VM's metadata already holds every wanted control value. */
+export function controlApplied(
+  wanted: Record<string, string>,
+  current: Record<string, string>,
+): boolean {
+  return Object.entries(wanted).every(([key, value]) => current[key] === value);
+}
+
 /** Pure: the `seatResets` of a VM's ready report ("SEAT:GENERATION …") as seat → generation. */
 export function parseAppliedResets(text: string | undefined): Map<number, number> {
   const applied = new Map<number, number>();

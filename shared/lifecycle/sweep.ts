@@ -3,6 +3,7 @@ import { instanceName } from '../core/ids.ts';
 import { hashToken, newToken } from '../core/secrets.ts';
 import { APP_LABEL } from '../core/vm-spec.ts';
 import { mayHaveVms } from '../core/state.ts';
+import { controlApplied, controlMetadata } from '../core/vm-control.ts';
 import { addMinutes, type WorkshopRecord } from '../core/workshop.ts';
 import type { InstanceInfo } from '../compute.ts';
 import { log } from '../log.ts';
@@ -10,6 +11,7 @@ import type { Services } from '../services.ts';
 import { TOPICS } from '../topics.ts';
 import { requestEnd } from './end.ts';
 import { startScheduled } from './start.ts';
+import { pushVmControl } from './vm-control.ts';
 import { HttpError } from '../http.ts';
 
 /** How many due workshops of each kind one sweep handles; the next sweep takes the rest. */
@@ -30,6 +32,8 @@ export interface SweepReport {
   redrivenStarts: string[];
   leakedDeleted: string[];
   lostVms: string[];
+  /** VMs whose control metadata disagreed with Firestore, told again. */
+  controlRepushed: string[];
   /** Documents read from Firestore by this sweep: it must grow with due work, not history. */
   documentsRead: number;
 }
@@ -48,6 +52,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
     redrivenStarts: [],
     leakedDeleted: [],
     lostVms: [],
+    controlRepushed: [],
     documentsRead: 0,
   };
   const query = async (q: FirebaseFirestore.Query<WorkshopRecord>) => {
@@ -167,6 +172,29 @@ export async function sweep(s: Services): Promise<SweepReport> {
       else report.redrivenStarts.push(w.id);
       await s.bus.publish(TOPICS.workshopStarted, { workshopId: w.id });
     }
+  }
+  // 7. A running VM whose control metadata (seat credentials, resets, class end) is not what
+  // Firestore wants, e.g. after a setMetadata that failed once the change was committed: tell it
+  // again. The list above carries each VM's metadata; the push re-reads and writes only a change.
+  for (const w of ready) {
+    const running = w.vmPlan.flatMap((plan) => {
+      const instance = existing.get(instanceName(w.id, plan.index));
+      return instance && !DOWN_STATES.has(instance.status) ? [{ plan, instance }] : [];
+    });
+    if (running.length === 0) continue;
+    const secrets = await s.store.getSecrets(w.id);
+    report.documentsRead += 1;
+    if (!secrets) continue;
+    const behind = running
+      .filter(
+        ({ plan, instance }) =>
+          !controlApplied(controlMetadata(w, plan, secrets), instance.metadata),
+      )
+      .map(({ instance }) => instance.name);
+    if (behind.length === 0) continue;
+    await pushVmControl(s, w.id, behind);
+    report.controlRepushed.push(...behind);
+    log.warn('a VM missed a control change; told again', { workshopId: w.id, vmNames: behind });
   }
   log.info('sweep done', { ...report });
   return report;

@@ -1,5 +1,5 @@
 import { instanceName } from '../core/ids.ts';
-import { controlMetadata } from '../core/vm-control.ts';
+import { controlApplied, controlMetadata } from '../core/vm-control.ts';
 import { log } from '../log.ts';
 import type { Services } from '../services.ts';
 
@@ -29,7 +29,7 @@ export async function pushVmControl(
         const plan = workshop?.vmPlan.find((p) => instanceName(workshopId, p.index) === vm.name);
         if (!workshop || !secrets || !plan) return null;
         const wanted = controlMetadata(workshop, plan, secrets);
-        if (Object.entries(wanted).every(([key, value]) => current[key] === value)) return null;
+        if (controlApplied(wanted, current)) return null;
         return { ...current, ...wanted };
       });
       log.info('vm control pushed', { workshopId, vmName: vm.name });

@@ -1,34 +1,14 @@
 import { readFileSync } from 'node:fs';
+import { readyClass, useChromiumStack } from '../helpers/chromium-stack.ts';
 import { emulatorTest as test } from '../helpers/emulators.ts';
-import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
-import { docker } from '../helpers/vm.ts';
-import {
-  launchChromium,
-  openTerminal,
-  screenshot,
-  typeLine,
-  waitForTerminalText,
-  type SeatBrowser,
-} from '../seat/browser.ts';
-import { prepareMachine } from '../../local/machine.ts';
+import { openTerminal, screenshot, typeLine, waitForTerminalText } from '../seat/browser.ts';
 
 /**
  * Two learners, as people: each joins through /join, opens the terminal it was given in headless
  * Chromium (through the VM's Caddy, on real Docker), and types into it; one uploads a file on the
  * files page, reads it in the terminal and downloads it back.
  */
-let stack: TestStack;
-let browser: SeatBrowser;
-
-test.before(async () => {
-  await prepareMachine({ browser: true, say: () => undefined });
-  stack = await startTestStack({ boot: true });
-  browser = await launchChromium();
-});
-test.after.always(async () => {
-  await browser?.close();
-  await stack?.close();
-});
+const e2e = useChromiumStack(test);
 
 interface Joined {
   seat: number;
@@ -39,10 +19,9 @@ interface Joined {
 test.serial(
   'two learners join, each types in its own terminal, and files go both ways',
   async (t) => {
-    const ws = (await stack.api('POST', '/workshops', { name: 'Learners in Chromium', seats: 2 }))
-      .body;
-    await stack.api('POST', `/workshops/${ws.id}/start`);
-    await stack.untilStatus(ws.id, 'ready');
+    t.timeout(900_000); // a class boots on a machine shared with other test runs
+    const { stack, browser } = e2e;
+    const ws = await readyClass(t, stack, { name: 'Learners in Chromium', seats: 2 });
 
     const joined: Joined[] = [];
     for (const name of ['Ada', 'Grace']) {
@@ -97,14 +76,6 @@ test.serial(
     t.log(await screenshot(pages[1]!, 'e2e-terminal-other-seat'));
 
     for (const page of [...pages, files]) await page.close();
-    await stack.api('DELETE', `/workshops/${ws.id}`);
-    await stack.untilStatus(ws.id, 'ended');
-    t.deepEqual(stack.standin.instances(), []);
-    const booted = stack.local.booted.map((vm) => vm.namePrefix);
-    await eventually('no container of the class left', async () => {
-      const names = await docker('ps', '-a', '--format', '{{.Names}}');
-      return !names.split('\n').some((n) => booted.some((prefix) => n.startsWith(prefix)));
-    });
-    t.pass();
+    await ws.end();
   },
 );

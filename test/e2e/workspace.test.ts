@@ -1,15 +1,9 @@
 import type { Page } from 'playwright-core';
+import { readyClass, useChromiumStack } from '../helpers/chromium-stack.ts';
 import { emulatorTest as test } from '../helpers/emulators.ts';
-import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { eventually } from '../helpers/stack.ts';
 import { docker } from '../helpers/vm.ts';
-import {
-  launchChromium,
-  screenshot,
-  typeLine,
-  waitForTerminalText,
-  type SeatBrowser,
-} from '../seat/browser.ts';
-import { prepareMachine } from '../../local/machine.ts';
+import { screenshot, typeLine, waitForTerminalText } from '../seat/browser.ts';
 
 /**
  * The workspace page as a learner uses it, in headless Chromium through /join and the VM's Caddy
@@ -18,18 +12,7 @@ import { prepareMachine } from '../../local/machine.ts';
  * own web app in the App tab and in the seat's browser container, and no way to it from another
  * seat.
  */
-let stack: TestStack;
-let browser: SeatBrowser;
-
-test.before(async () => {
-  await prepareMachine({ browser: true, say: () => undefined });
-  stack = await startTestStack({ boot: true });
-  browser = await launchChromium();
-});
-test.after.always(async () => {
-  await browser?.close();
-  await stack?.close();
-});
+const e2e = useChromiumStack(test);
 
 const INSTRUCTIONS = [
   '# Step 1',
@@ -89,34 +72,12 @@ async function editorType(page: Page, text: string): Promise<void> {
 
 test.serial('a learner follows the instructions, edits, saves and opens their app', async (t) => {
   t.timeout(900_000); // a class boots on a machine shared with other test runs
-  const created = await stack.api('POST', '/workshops', {
+  const { stack, browser } = e2e;
+  const ws = await readyClass(t, stack, {
     name: 'Workspace in Chromium',
     seats: 2,
     instructions: INSTRUCTIONS,
   });
-  t.is(created.status, 201);
-  const ws = created.body;
-  await stack.api('POST', `/workshops/${ws.id}/start`);
-  // Two seats boot on a shared machine: wait as long as the startup script's own seat check may.
-  const ready = await eventually(
-    'the class ready or failed',
-    async () => {
-      const w = await stack.workshop(ws.id);
-      return ['ready', 'failed'].includes(w.status) ? w : undefined;
-    },
-    300_000,
-  );
-  t.is(ready.status, 'ready', JSON.stringify(ready.error));
-  // Ends the class even when a step fails, so no VM outlives the test.
-  const end = async () => {
-    await stack.api('DELETE', `/workshops/${ws.id}`);
-    await eventually(
-      'the class ended',
-      async () => (await stack.workshop(ws.id)).status === 'ended',
-      300_000,
-    );
-  };
-  t.teardown(end);
   const joined: Joined[] = [];
   for (const name of ['Ada', 'Grace']) {
     const res = await stack.api<Joined>('POST', '/join', { code: ws.joinCode, name });
@@ -262,11 +223,5 @@ test.serial('a learner follows the instructions, edits, saves and opens their ap
   t.log(await screenshot(page, 'workspace-phone'));
   await page.close();
 
-  await end();
-  t.deepEqual(stack.standin.instances(), []);
-  const booted = stack.local.booted.map((vm) => vm.namePrefix);
-  await eventually('no container of the class left', async () => {
-    const names = await docker('ps', '-a', '--format', '{{.Names}}');
-    return !names.split('\n').some((n) => booted.some((prefix) => n.startsWith(prefix)));
-  });
+  await ws.end();
 });

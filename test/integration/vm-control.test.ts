@@ -1,5 +1,9 @@
+import sinon from 'sinon';
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, fromLearner, startTestStack, type TestStack } from '../helpers/stack.ts';
+import { ComputeError } from '../../shared/core/compute-errors.ts';
+import { controlMetadata } from '../../shared/core/vm-control.ts';
+import { sweep } from '../../shared/lifecycle/sweep.ts';
 import { TOPICS } from '../../shared/topics.ts';
 
 /**
@@ -12,6 +16,7 @@ let stack: TestStack;
 test.before(async () => {
   stack = await startTestStack();
 });
+test.afterEach.always(() => sinon.restore());
 
 const owner = { 'x-clarateach-user': 'teacher@school.example' };
 
@@ -134,3 +139,48 @@ test.serial('an extension reaches every VM; concurrent frees and resets all land
   for (const j of resets) t.true(entries.has(`${j.seat}:1:0`), `seat ${j.seat} in ${[...entries]}`);
   await end(ws.id);
 });
+
+test.serial(
+  'a VM that missed a change (setMetadata failed) is told again by the sweep, once',
+  async (t) => {
+    const ws = await readyWorkshop(4);
+    const a = (await stack.api('POST', '/join', { code: ws.joinCode, name: 'A' }, fromLearner(1)))
+      .body as { seat: number };
+    const before = { ...metadataOf(ws.id) };
+    // Compute fails the writes of a free and an extension, after Firestore has committed them.
+    const compute = stack.services.compute;
+    sinon
+      .stub(compute, 'updateMetadata')
+      .rejects(new ComputeError('transient', 'HTTP_503', 'instances.setMetadata: 503', 503));
+    await stack.api('DELETE', `/workshops/${ws.id}/seats/${a.seat}`, undefined, owner);
+    await stack.api('POST', `/workshops/${ws.id}/extend`, { minutes: 30 }, owner);
+    sinon.restore();
+    t.deepEqual(metadataOf(ws.id), before, 'the VM was told nothing');
+    const [workshop, secrets] = await Promise.all([
+      stack.services.store.getWorkshop(ws.id),
+      stack.services.store.getSecrets(ws.id),
+    ]);
+    t.not(workshop!.expiresAt, before['class-ends'], 'the extension was committed');
+
+    // The setMetadata writes since `mark`, from the stand-in's request log.
+    const mark = stack.standin.requests.at(-1);
+    const writes = () =>
+      stack.standin.requests
+        .slice(stack.standin.requests.indexOf(mark!) + 1)
+        .filter((r) => r.path.includes('/setMetadata')).length;
+    const first = await sweep(stack.services);
+    const [instance] = stack.instancesOf(ws.id);
+    t.deepEqual(first.controlRepushed, [instance!.name]);
+    t.is(writes(), 1, 'one write');
+    t.like(instance!.metadata, controlMetadata(workshop!, workshop!.vmPlan[0]!, secrets!));
+    t.is(instance!.metadata['class-ends'], workshop!.expiresAt);
+    t.is(instance!.metadata['seat-resets'], `${a.seat}:1:1`);
+    t.not(instance!.metadata['seat-tokens'], before['seat-tokens']);
+
+    // Agreeing now, the next sweep writes nothing.
+    const second = await sweep(stack.services);
+    t.deepEqual(second.controlRepushed, []);
+    t.is(writes(), 1, 'no further write');
+    await end(ws.id);
+  },
+);

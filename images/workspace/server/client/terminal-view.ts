@@ -13,13 +13,26 @@ import type { ClockMessage } from './clock.ts';
 const ACK_EVERY = 5_000;
 const MAX_BACKOFF_MS = 10_000;
 
-export type TerminalState = 'connecting' | 'connected' | 'reconnecting' | 'exited';
+export type TerminalState = 'connecting' | 'connected' | 'reconnecting' | 'exited' | 'closed';
 
 export interface TerminalView {
   /** Types text into the shell, as if the learner had typed it. */
   type(text: string): boolean;
   fit(): void;
   focus(): void;
+}
+
+/**
+ * Whether the seat's proxy now refuses this page's credential (403 on the terminal's own page):
+ * the seat was freed or the credential replaced, and reconnecting cannot help.
+ */
+async function accessRefused(socketUrl: URL): Promise<boolean> {
+  try {
+    const res = await fetch(new URL('./', socketUrl), { method: 'HEAD', cache: 'no-store' });
+    return res.status === 403;
+  } catch {
+    return false; // the VM is not answering: keep trying
+  }
 }
 
 export function mountTerminal(
@@ -55,6 +68,7 @@ export function mountTerminal(
   let socket: WebSocket | null = null;
   let failures = 0;
   let exited = false;
+  let closed = false;
 
   const sendControl = (msg: object): void => {
     if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
@@ -97,10 +111,15 @@ export function mountTerminal(
         }
       });
     };
-    ws.onclose = () => {
+    ws.onclose = async () => {
       if (socket !== ws) return;
       socket = null;
       if (exited) return;
+      if (await accessRefused(socketUrl)) {
+        closed = true;
+        onStatus('closed', 'this seat was closed: your access to it has ended');
+        return;
+      }
       const delay = Math.min(MAX_BACKOFF_MS, 500 * 2 ** failures++) * (0.75 + Math.random() / 2);
       onStatus('reconnecting', `reconnecting in ${Math.ceil(delay / 1000)} s…`);
       setTimeout(connect, delay);
@@ -114,6 +133,7 @@ export function mountTerminal(
   };
 
   term.onData((data) => {
+    if (closed) return;
     if (exited) {
       if (data !== '\r') return;
       exited = false;
