@@ -61,6 +61,7 @@ const tileText = (console: Page, seat: number) =>
 test.serial(
   'an instructor runs a class of 3 from the console; learners join from the join page',
   async (t) => {
+    t.timeout(900_000); // a class boots, and a seat is reset, on a machine shared with other runs
     const instructor = await (
       await browser.newContext({ viewport: { width: 1280, height: 900 } })
     ).newPage();
