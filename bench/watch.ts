@@ -9,7 +9,8 @@ import { buildPages, pageSizes } from '../web/bundle.ts';
 import { fromLearner } from './stack.ts';
 import { median, percentile, type Row } from './stats.ts';
 
-const SAMPLES = 30;
+// Enough that p95 is not the second-worst keystroke of a shared, noisy machine.
+const SAMPLES = 100;
 const READY_WITHIN_MS = 10 * 60_000;
 const kb = (bytes: number) => `${(bytes / 1024).toFixed(1)} KiB`;
 
@@ -187,10 +188,11 @@ export async function watchEcho(
     watched.push(b - key);
   }
   const ratio = percentile(watched, 95) / percentile(own, 95);
+  const medianRatio = median(watched) / median(own);
   return [
     {
       what: `watch: keystroke → echo rendered in the instructor's grid, Chromium through Caddy's viewer route, ${SAMPLES} keystrokes (median, p95)`,
-      measured: `${median(watched).toFixed(0)} ms, ${percentile(watched, 95).toFixed(0)} ms (${ratio.toFixed(2)}× own p95)`,
+      measured: `${median(watched).toFixed(0)} ms, ${percentile(watched, 95).toFixed(0)} ms (${medianRatio.toFixed(2)}×, ${ratio.toFixed(2)}× own)`,
       baseline: `learner's own workspace page: ${median(own).toFixed(0)} ms, ${percentile(own, 95).toFixed(0)} ms`,
       target: 'p95 ≤ 1.5× own',
       verdict: ratio <= 1.5 ? 'met' : 'missed',
