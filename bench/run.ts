@@ -65,10 +65,9 @@ const nodeVersion = spawnSync(deployedNode(), ['--version'], { encoding: 'utf8' 
 await part('cold start', 180, () => coldStart());
 await part('workspace page', 300, (cleanups) => workspacePage(cleanups));
 await part('page weight', 60, () => pageWeights());
-await part('watch', 60, (cleanups) => watchEcho(cleanups));
 
 let env: Awaited<ReturnType<typeof startEmulatorPair>> | undefined;
-if (['sweep', 'join', 'control', 'vm', 'boot', 'classes'].some(wanted)) {
+if (['sweep', 'join', 'control', 'vm', 'watch', 'boot', 'classes'].some(wanted)) {
   await part('emulators', 120, async () => {
     env = await startEmulatorPair(projectId);
     process.env.FIRESTORE_EMULATOR_HOST = env.firestoreHost;
@@ -94,6 +93,7 @@ if (env) {
     await s.stop().catch((error: unknown) => say(`stopping the stack: ${message(error)}`));
   }
   await part('vm control', 1200, (cleanups) => vmControl(emulators, cleanups));
+  await part('watch', 900, (cleanups) => watchEcho(emulators, cleanups));
   await part('boot-to-ready', 480, (cleanups) => bootToReady(emulators, cleanups));
   await part('classes on real Docker', 3600, (cleanups) => classesOnDocker(emulators, cleanups));
   await Promise.all(env.emulators.map((e) => e.stop()));

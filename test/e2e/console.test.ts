@@ -14,7 +14,8 @@ import { prepareMachine } from '../../local/machine.ts';
 /**
  * A class run from the browser, as people would, on the local stack and real Docker: the
  * instructor's console at `/`, two learners on the join page (a laptop and a phone), the watch
- * grid, a viewer socket that cannot type, a hand raised and cleared, a seat freed, the class ended.
+ * grid, a viewer socket that cannot type, a hand raised and cleared, a seat reset (its home wiped),
+ * a seat freed, the class ended.
  */
 let stack: TestStack;
 let browser: Browser;
@@ -60,6 +61,7 @@ const tileText = (console: Page, seat: number) =>
 test.serial(
   'an instructor runs a class of 3 from the console; learners join from the join page',
   async (t) => {
+    t.timeout(900_000); // a class boots, and a seat is reset, on a machine shared with other runs
     const instructor = await (
       await browser.newContext({ viewport: { width: 1280, height: 900 } })
     ).newPage();
@@ -136,6 +138,26 @@ test.serial(
     await screenshot(instructor, 'console-hand');
     await instructor.click(`[data-clear="${graceSeat}"]`);
     await instructor.waitForSelector(`[data-clear="${graceSeat}"]`, { state: 'detached' });
+
+    // The instructor resets Ada's seat, wiping her home: her terminal comes back, in a new
+    // container, without the file she made; the grid's tile follows the new shell.
+    await typeLine(ada, 'touch ~/made-before-reset && echo "ma""de"');
+    await waitForTerminalText(ada, /^made$/m);
+    await instructor.click(`[data-reset="${adaSeat}"]`);
+    await instructor.waitForSelector('#reset[open]');
+    t.true(await instructor.isDisabled('#reset-confirm'), 'keep or wipe: nothing chosen for them');
+    await screenshot(instructor, 'console-reset');
+    await instructor.check('#reset input[value="wipe"]');
+    await instructor.click('#reset-confirm');
+    await ada.waitForSelector('#status[data-state="reconnecting"]', WAIT);
+    await ada.waitForSelector('#status[data-state="connected"]', WAIT);
+    await ada.click('.xterm');
+    await typeLine(ada, 'ls ~/made-before-reset 2>/dev/null || echo "wi""ped"');
+    await waitForTerminalText(ada, /^wiped$/m);
+    await eventually('the grid follows the new shell', async () =>
+      /^wiped\s*$/m.test(await tileText(instructor, adaSeat)),
+    );
+    t.true(await instructor.isHidden('#error'));
 
     // The instructor frees Grace's seat, then ends the class.
     await instructor.click(`[data-free="${graceSeat}"]`);

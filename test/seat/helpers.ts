@@ -1,3 +1,4 @@
+import type { ExecutionContext } from 'ava';
 import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -41,6 +42,35 @@ export function startSeat(
     env: { ...process.env, CLARATEACH_SEAT: '5' },
     ...opts,
   });
+}
+
+/**
+ * A seat of the test's own in a fresh home (shell state never leaks between tests); the clients
+ * opened through `open`, the seat and the home go when the test ends.
+ */
+export async function withSeat(
+  t: ExecutionContext,
+  prefix = 'seat-term-',
+): Promise<{
+  seat: SeatServer;
+  home: string;
+  clients: TermClient[];
+  open: typeof TermClient.open;
+}> {
+  const home = await tempDir(prefix);
+  const seat = await startSeat({ home: home.dir });
+  const clients: TermClient[] = [];
+  t.teardown(async () => {
+    await Promise.all(clients.map((c) => c.close()));
+    await seat.close();
+    await home.remove();
+  });
+  const open: typeof TermClient.open = async (url, opts) => {
+    const c = await TermClient.open(url, opts);
+    clients.push(c);
+    return c;
+  };
+  return { seat, home: home.dir, clients, open };
 }
 
 export interface RawResponse {

@@ -2,32 +2,12 @@ import test from 'ava';
 import { readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { HIGH_WATERMARK, MAX_BATCH } from '../../images/workspace/server/terminal/shell-session.ts';
-import type { SeatServer } from '../../images/workspace/server/seat-server.ts';
-import { TermClient, eventually, startSeat, tempDir } from './helpers.ts';
+import { TermClient, eventually, startSeat, tempDir, withSeat } from './helpers.ts';
 
 /**
  * The terminal over its WebSocket, from Node: one real login shell in a real pty per seat.
  * Each test has a seat of its own, so the shell state of one never leaks into another.
  */
-
-async function withSeat(
-  t: import('ava').ExecutionContext,
-): Promise<{ seat: SeatServer; clients: TermClient[]; open: typeof TermClient.open }> {
-  const home = await tempDir('seat-term-');
-  const seat = await startSeat({ home: home.dir });
-  const clients: TermClient[] = [];
-  t.teardown(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await seat.close();
-    await home.remove();
-  });
-  const open: typeof TermClient.open = async (url, opts) => {
-    const c = await TermClient.open(url, opts);
-    clients.push(c);
-    return c;
-  };
-  return { seat, clients, open };
-}
 
 function alive(pid: number): boolean {
   try {

@@ -2,7 +2,7 @@ import test from 'ava';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { mayType, roleOf } from '../../images/workspace/server/terminal/roles.ts';
-import { TermClient, startSeat, tempDir } from './helpers.ts';
+import { TermClient, withSeat } from './helpers.ts';
 
 /**
  * The instructor's read-only view of a seat's terminal, on the seat server itself: a socket that
@@ -20,22 +20,13 @@ test('only exactly "viewer" is a viewer; a viewer may not type', (t) => {
 });
 
 test('a viewer sees the learner type, and its keystrokes and resizes change nothing', async (t) => {
-  const home = await tempDir('seat-watch-');
-  const seat = await startSeat({ home: home.dir });
-  const clients: TermClient[] = [];
-  t.teardown(async () => {
-    await Promise.all(clients.map((c) => c.close()));
-    await seat.close();
-    await home.remove();
-  });
-  const learner = await TermClient.open(seat.terminalUrl);
-  clients.push(learner);
+  const { seat, home, open } = await withSeat(t, 'seat-watch-');
+  const learner = await open(seat.terminalUrl);
   // The console opens the socket from its own origin: the viewer's credential is no cookie.
-  const viewer = await TermClient.open(seat.terminalUrl, {
+  const viewer = await open(seat.terminalUrl, {
     headers: VIEWER,
     origin: 'http://console.example',
   });
-  clients.push(viewer);
   t.is(viewer.pid, learner.pid, 'the viewer watches the learner’s shell');
 
   learner.type('echo "wat""ched"\r');
@@ -53,7 +44,7 @@ test('a viewer sees the learner type, and its keystrokes and resizes change noth
   const done = await learner.waitFor(/(\d+ \d+)\r\n([^\r\n]*) \[done\]/);
   t.is(done[1], '24 80', 'the pty keeps the learner’s size');
   t.regex(done[2]!, /No such file/);
-  t.false(existsSync(path.join(home.dir, 'viewer-was-here')));
+  t.false(existsSync(path.join(home, 'viewer-was-here')));
   t.notRegex(learner.output, /touch viewer-was-here/, 'the viewer’s keys never reached the shell');
 
   // Without the role, another origin is refused as before (the learner's cookie guard).

@@ -298,12 +298,39 @@ function roomParts(id: string, r: Room): HTMLElement[] {
             button('Free seat', () => api('DELETE', `/${id}/seats/${s.seat}`), {
               'data-free': String(s.seat),
             }),
+            ' ',
+            resetButton(id, s.seat, s.learner!.name),
           ),
         ),
       ),
     ),
-    // TODO(issue 17): a Reset button here, calling POST /workshops/{id}/seats/{n}/reset.
   ];
+}
+
+/**
+ * A seat's reset asks first, and asks what becomes of the learner's home: nothing is preselected,
+ * so the instructor cannot wipe a learner's files by confirming a default.
+ */
+function resetButton(id: string, seat: number, name: string): HTMLElement {
+  const b = el('button', { type: 'button', 'data-reset': String(seat) }, 'Reset seat');
+  b.addEventListener('click', () => {
+    const dialog = $('reset') as HTMLDialogElement;
+    const form = dialog.querySelector('form')!;
+    const confirm = $('reset-confirm') as HTMLButtonElement;
+    form.reset();
+    confirm.disabled = true;
+    confirm.textContent = `Reset seat ${seat}`;
+    $('reset-title').textContent = `Reset seat ${seat} (${name})?`;
+    form.onchange = () => (confirm.disabled = false);
+    dialog.onclose = () => {
+      if (dialog.returnValue !== 'reset') return;
+      const keepHome = (form.elements.namedItem('home') as RadioNodeList).value === 'keep';
+      act(() => api('POST', `/${id}/seats/${seat}/reset`, { keepHome }));
+    };
+    dialog.returnValue = '';
+    dialog.showModal();
+  });
+  return b;
 }
 
 async function openGrid(): Promise<void> {

@@ -1,4 +1,7 @@
-import { Terminal } from '@xterm/xterm';
+import {
+  mountTerminal,
+  type TerminalView,
+} from '../../images/workspace/server/client/terminal-view.ts';
 import type { RoomSeat } from './console.ts';
 
 /**
@@ -6,7 +9,10 @@ import type { RoomSeat } from './console.ts';
  * (the class's viewer credential; the seat server drops anything a viewer sends but acks). A click
  * enlarges a seat. Loaded only when the instructor opens it.
  */
-const ACK_EVERY = 5_000;
+
+// The learner's terminal is wider than a tile: the tile shows 80 columns small, and a click
+// makes the tile bigger, not the terminal (a viewer cannot resize the learner's shell).
+const LOOK = { fontSize: 11, rows: 12, cols: 80, scrollback: 500 };
 
 interface Tile {
   url: string;
@@ -14,13 +20,6 @@ interface Tile {
 }
 
 function watchSeat(container: HTMLElement, seat: RoomSeat, url: string): Tile {
-  const term = new Terminal({
-    disableStdin: true,
-    fontSize: 11,
-    rows: 12,
-    cols: 80,
-    scrollback: 500,
-  });
   const box = document.createElement('div');
   box.className = 'term';
   const title = document.createElement('h3');
@@ -31,36 +30,22 @@ function watchSeat(container: HTMLElement, seat: RoomSeat, url: string): Tile {
   tile.append(title, box);
   tile.addEventListener('click', () => tile.classList.toggle('big'));
   container.append(tile);
-  term.open(box);
-
   // The socket beside the page, with the page's query: the viewer credential is `?v=`.
   const socketUrl = new URL('ws', url);
   socketUrl.search = new URL(url).search;
-  socketUrl.protocol = socketUrl.protocol === 'https:' ? 'wss:' : 'ws:';
-  const ws = new WebSocket(socketUrl);
-
-  ws.binaryType = 'arraybuffer';
-  let unacked = 0;
-  ws.onmessage = (event: MessageEvent<ArrayBuffer | string>) => {
-    if (typeof event.data === 'string') {
-      if ((JSON.parse(event.data) as { type: string }).type === 'attached') term.reset();
-      return;
-    }
-    const data = new Uint8Array(event.data);
-    term.write(data, () => {
-      unacked += data.length;
-      if (unacked >= ACK_EVERY && ws.readyState === WebSocket.OPEN) {
-        ws.send(JSON.stringify({ type: 'ack', bytes: unacked }));
-        unacked = 0;
-      }
-    });
-  };
-  ws.onclose = () => tile.classList.add('closed');
+  const view: TerminalView = mountTerminal(
+    box,
+    socketUrl,
+    (state, text) => {
+      tile.dataset.state = state;
+      title.title = text;
+    },
+    { readOnly: true, look: LOOK },
+  );
   return {
     url,
     close: () => {
-      ws.close();
-      term.dispose();
+      view.close();
       tile.remove();
     },
   };

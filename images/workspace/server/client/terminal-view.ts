@@ -1,12 +1,13 @@
 import { FitAddon } from '@xterm/addon-fit';
-import { Terminal } from '@xterm/xterm';
+import { Terminal, type ITerminalOptions } from '@xterm/xterm';
 import '@xterm/xterm/css/xterm.css';
 import type { ClockMessage } from './clock.ts';
 
 /**
  * The seat's terminal in an element: xterm.js on the seat's one shell, with reattach (backoff,
  * then the server's replay) and flow control (acks of processed output). Used by the bare
- * terminal page and the workspace page. Protocol: server/terminal/protocol.ts.
+ * terminal page, the workspace page and, read-only, the instructor's watch grid.
+ * Protocol: server/terminal/protocol.ts.
  */
 
 // Acknowledge processed output in steps no larger than the server's low watermark.
@@ -20,6 +21,21 @@ export interface TerminalView {
   type(text: string): boolean;
   fit(): void;
   focus(): void;
+  /** Closes the socket for good (no reconnect) and removes the terminal. */
+  close(): void;
+}
+
+export interface TerminalViewOptions {
+  releaseTab?: boolean;
+  onClock?: (clock: ClockMessage) => void;
+  /**
+   * A watcher's view: keystrokes and sizes are never sent (the server drops a viewer's anyway), so
+   * the terminal keeps the size in `look` rather than fitting its element, and an exited shell is
+   * not restarted from here.
+   */
+  readOnly?: boolean;
+  /** xterm options over the defaults (the grid's small font and fixed size). */
+  look?: ITerminalOptions;
 }
 
 /**
@@ -39,19 +55,25 @@ export function mountTerminal(
   el: HTMLElement,
   socketUrl: URL,
   onStatus: (state: TerminalState, text: string) => void,
-  opts: { releaseTab?: boolean; onClock?: (clock: ClockMessage) => void } = {},
+  opts: TerminalViewOptions = {},
 ): TerminalView {
+  const readOnly = opts.readOnly ?? false;
   const term = new Terminal({
-    cursorBlink: true,
+    cursorBlink: !readOnly,
+    disableStdin: readOnly,
     scrollback: 5_000,
     fontFamily: 'ui-monospace, Menlo, Consolas, "DejaVu Sans Mono", monospace',
     fontSize: 14,
     lineHeight: 1.1, // room for underscores below the baseline
+    ...opts.look,
   });
   const fitAddon = new FitAddon();
   term.loadAddon(fitAddon);
   term.open(el);
-  fitAddon.fit();
+  const fit = () => {
+    if (!readOnly) fitAddon.fit();
+  };
+  fit();
   // On a page with other controls, Escape then Tab moves focus on (the terminal keeps Tab for
   // completion otherwise): a keyboard path out of the terminal.
   if (opts.releaseTab) {
@@ -73,18 +95,22 @@ export function mountTerminal(
   const sendControl = (msg: object): void => {
     if (socket?.readyState === WebSocket.OPEN) socket.send(JSON.stringify(msg));
   };
+  const sendSize = (): void => {
+    if (!readOnly) sendControl({ type: 'resize', cols: term.cols, rows: term.rows });
+  };
 
   function connect(): void {
+    if (closed) return; // a reconnect was due when the view closed
+    // The query stays: a watcher's credential is `?v=`; the learner's pages pass none.
     const url = new URL(socketUrl);
     url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
-    url.search = '';
     url.hash = '';
     const ws = new WebSocket(url);
     ws.binaryType = 'arraybuffer';
     socket = ws;
     let unacked = 0; // per socket: output of an older socket is not acknowledged on this one
 
-    ws.onopen = () => sendControl({ type: 'resize', cols: term.cols, rows: term.rows });
+    ws.onopen = sendSize;
     ws.onmessage = (event: MessageEvent<ArrayBuffer | string>) => {
       if (typeof event.data === 'string') {
         const msg = JSON.parse(event.data) as { type: string; code?: number };
@@ -98,7 +124,8 @@ export function mountTerminal(
           opts.onClock?.(clock);
         } else if (msg.type === 'exit') {
           exited = true;
-          onStatus('exited', `shell exited (code ${msg.code}); press Enter to start a new one`);
+          const then = readOnly ? '' : '; press Enter to start a new one';
+          onStatus('exited', `shell exited (code ${msg.code})${then}`);
         }
         return;
       }
@@ -114,8 +141,9 @@ export function mountTerminal(
     ws.onclose = async () => {
       if (socket !== ws) return;
       socket = null;
-      if (exited) return;
-      if (await accessRefused(socketUrl)) {
+      if (exited || closed) return;
+      // A watcher's view has no learner credential to ask about: it keeps reconnecting.
+      if (!readOnly && (await accessRefused(socketUrl))) {
         closed = true;
         onStatus('closed', 'this seat was closed: your access to it has ended');
         return;
@@ -133,7 +161,7 @@ export function mountTerminal(
   };
 
   term.onData((data) => {
-    if (closed) return;
+    if (closed || readOnly) return;
     if (exited) {
       if (data !== '\r') return;
       exited = false;
@@ -144,12 +172,17 @@ export function mountTerminal(
     }
     send(data);
   });
-  term.onResize(({ cols, rows }) => sendControl({ type: 'resize', cols, rows }));
+  term.onResize(sendSize);
   connect();
 
   return {
-    type: send,
-    fit: () => fitAddon.fit(),
+    type: (text) => !readOnly && send(text),
+    fit,
     focus: () => term.focus(),
+    close: () => {
+      closed = true;
+      socket?.close();
+      term.dispose();
+    },
   };
 }
