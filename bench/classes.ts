@@ -3,8 +3,7 @@
  * started at once on this one machine (every VM's seats share its Docker), from their start to
  * all of them ready, and their 60 learners joining, against one class of 20 in the same run.
  */
-import { startLocalStack } from '../local/stack.ts';
-import { fromLearner, instructor } from './stack.ts';
+import { fromLearner, instructor, startBootingStack } from './stack.ts';
 import { ms, times, type Row } from './stats.ts';
 
 /** What the calls here read of an answer. */
@@ -24,22 +23,9 @@ export async function classesOnDocker(
   env: { projectId: string; firestoreHost: string; pubsubHost: string },
   cleanups: Array<() => Promise<void>>,
 ): Promise<Row[]> {
-  const local = await startLocalStack({
-    ...env,
-    port: 0,
-    boot: true,
-    sweepEveryMs: 0,
-    say: () => undefined,
-  });
-  cleanups.push(() => local.stop());
-  const call = async (method: string, path: string, body?: unknown, headers = {}) => {
-    const res = await fetch(`${local.url}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as View };
-  };
+  const { local, call: request } = await startBootingStack(env, cleanups);
+  const call = (method: string, path: string, body?: unknown, headers = {}) =>
+    request<View>(method, path, body, headers);
   const until = async (what: string, check: () => Promise<boolean>, limitMs: number) => {
     const deadline = Date.now() + limitMs;
     while (!(await check())) {

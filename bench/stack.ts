@@ -230,3 +230,35 @@ export async function startBenchStack(env: {
     },
   };
 }
+
+/**
+ * The local stack booting its VMs for real on this machine's Docker (no sweep), stopped by
+ * `cleanups`, with a JSON caller of its API: the VM benches' common start.
+ */
+export async function startBootingStack(
+  env: { projectId: string; firestoreHost: string; pubsubHost: string },
+  cleanups: Array<() => Promise<void>>,
+) {
+  const local = await startLocalStack({
+    ...env,
+    port: 0,
+    boot: true,
+    sweepEveryMs: 0,
+    say: () => undefined,
+  });
+  cleanups.push(() => local.stop());
+  const call = async <T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    headers: Record<string, string> = {},
+  ) => {
+    const res = await fetch(`${local.url}${path}`, {
+      method,
+      headers: { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as T };
+  };
+  return { local, call };
+}

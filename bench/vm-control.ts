@@ -5,9 +5,8 @@
  * seat's clock, each against the bare metadata round trip on the same VM in the same run (a
  * setMetadata through the Compute stand-in, seen by a `wait_for_change` on its metadata server).
  */
-import { startLocalStack } from '../local/stack.ts';
 import { services } from '../shared/services.ts';
-import { fromLearner, instructor } from './stack.ts';
+import { fromLearner, instructor, startBootingStack } from './stack.ts';
 import { median, ms, times, type Row } from './stats.ts';
 
 const SEATS = 2;
@@ -36,29 +35,15 @@ export async function vmControl(
   env: { projectId: string; firestoreHost: string; pubsubHost: string },
   cleanups: Array<() => Promise<void>>,
 ): Promise<Row[]> {
-  const local = await startLocalStack({
-    ...env,
-    port: 0,
-    boot: true,
-    sweepEveryMs: 0,
-    say: () => undefined,
-  });
-  cleanups.push(() => local.stop());
+  const { local, call: request } = await startBootingStack(env, cleanups);
   const s = services();
   const owner = instructor('vm-control');
-  const call = async <T>(
+  const call = <T>(
     method: string,
     path: string,
     body?: unknown,
     headers: Record<string, string> = owner,
-  ) => {
-    const res = await fetch(`${local.url}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    return { status: res.status, body: (await res.json()) as T };
-  };
+  ) => request<T>(method, path, body, headers);
 
   const created = await call<{ id: string; joinCode: string }>('POST', '/workshops', {
     name: 'VM control',

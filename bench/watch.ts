@@ -3,10 +3,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { chromium, type Page } from 'playwright-core';
-import { startLocalStack } from '../local/stack.ts';
 import { CHROMIUM } from '../test/seat/browser.ts';
 import { buildPages, pageSizes } from '../web/bundle.ts';
-import { fromLearner } from './stack.ts';
+import { fromLearner, startBootingStack } from './stack.ts';
 import { median, percentile, type Row } from './stats.ts';
 
 // Enough that p95 is not the second-worst keystroke of a shared, noisy machine.
@@ -104,22 +103,12 @@ export async function watchEcho(
   env: { projectId: string; firestoreHost: string; pubsubHost: string },
   cleanups: Array<() => Promise<void>>,
 ): Promise<Row[]> {
-  const local = await startLocalStack({
-    ...env,
-    port: 0,
-    boot: true,
-    sweepEveryMs: 0,
-    say: () => undefined,
-  });
-  cleanups.push(() => local.stop());
+  const { local, call: request } = await startBootingStack(env, cleanups);
   const call = async <T>(method: string, path: string, body?: unknown, headers = {}) => {
-    const res = await fetch(`${local.url}${path}`, {
-      method,
-      headers: { 'content-type': 'application/json', ...headers },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
-    return (await res.json()) as T;
+    const res = await request<T>(method, path, body, headers);
+    if (res.status >= 400)
+      throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
   };
   const until = async (what: string, check: () => Promise<boolean>) => {
     const deadline = Date.now() + READY_WITHIN_MS;
