@@ -46,12 +46,13 @@ export function poolBlocks(seats: number, pool = LOCAL_POOL): string[] {
 }
 
 /**
- * A seat subnet pool for a VM of up to `seats` seats: a block of LOCAL_POOL that no Docker
- * network overlaps and no other process holds. Give it back with releaseSubnetPool.
+ * A seat subnet pool for a VM of up to `seats` seats: a block of `pool` (LOCAL_POOL) that no
+ * Docker network overlaps and no other process holds. Give it back with releaseSubnetPool.
  */
 export async function pickSubnetPool(
   seats: number,
   docker: (...args: string[]) => Promise<CommandResult>,
+  pool = LOCAL_POOL,
 ): Promise<string> {
   const ids = (await docker('network', 'ls', '-q')).stdout.split('\n').filter(Boolean);
   // A network may go between the listing and the inspect: what is left is still listed.
@@ -66,14 +67,14 @@ export async function pickSubnetPool(
     .split(/\s+/)
     .map(cidrRange)
     .filter((r): r is Range => r !== undefined);
-  const blocks = poolBlocks(seats);
+  const blocks = poolBlocks(seats, pool);
   for (let attempt = 0; attempt < 200; attempt++) {
     const block = blocks[randomInt(blocks.length)]!;
     const range = cidrRange(block)!;
     if (taken.some((t) => overlap(t, range))) continue;
     if (claim(CLAIMS, block)) return block;
   }
-  throw new Error(`no free seat subnet pool for ${seats} seats in ${LOCAL_POOL}`);
+  throw new Error(`no free seat subnet pool for ${seats} seats in ${pool}`);
 }
 
 export const releaseSubnetPool = (pool: string) => release(CLAIMS, pool);
