@@ -30,9 +30,10 @@ const APPLY_MS = 180_000;
 /**
  * Asks the shell, in one line, for a variable set in the old shell and for ~/b.txt, until a new
  * shell answers (the variable gone): a reset replaces the shell behind the open page, which
- * reconnects by itself. Returns what the new shell found of the file.
+ * reconnects by itself. Returns what the new shell found of the file; with `finds`, waits for a
+ * new shell that finds that (a rerun of the VM may bring the seat up more than once on its way).
  */
-async function untilNewShell(page: Page): Promise<string> {
+async function untilNewShell(page: Page, finds?: string): Promise<string> {
   let probe = 0;
   return eventually(
     'a new shell in the page',
@@ -42,7 +43,7 @@ async function untilNewShell(page: Page): Promise<string> {
       await typeLine(page, `echo "probe${probe}=[$MARK]:$(cat ~/b.txt 2>/dev/null || echo gone)"`);
       const answer = new RegExp(`^probe${probe}=\\[\\]:(.*)$`, 'm');
       const found = await waitForTerminalText(page, answer, 3_000).catch(() => undefined);
-      return found?.[1];
+      return finds === undefined || found?.[1] === finds ? found?.[1] : undefined;
     },
     APPLY_MS,
   );
@@ -128,9 +129,10 @@ test.serial(
     t.log(await screenshot(pageB, 'seat-reset-keep-home'));
 
     // A reset wiping the home: a new shell again, and the file gone.
-    await typeLine(pageB, 'export MARK=b2');
+    await typeLine(pageB, 'export MARK=b2; echo marked-$((6*7+1))');
+    await waitForTerminalText(pageB, /^marked-43$/m);
     t.is((await reset(false)).status, 202);
-    t.is(await untilNewShell(pageB), 'gone');
+    t.is(await untilNewShell(pageB, 'gone'), 'gone');
     t.log(await screenshot(pageB, 'seat-reset-wipe-home'));
     await pageB.close();
     await ws.end();
