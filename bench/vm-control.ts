@@ -1,9 +1,10 @@
 /**
  * The control plane's channel to a running VM, on the local stack on real Docker (one class of
- * two seats): how long until a freed seat is usable by the next learner (free → join succeeds →
- * the new learner's terminal answers through Caddy), and until an extension shows in every
- * seat's clock, each against the bare metadata round trip on the same VM in the same run (a
- * setMetadata through the Compute stand-in, seen by a `wait_for_change` on its metadata server).
+ * two seats): how long until a freed seat's old credential is refused, until the seat is usable by
+ * the next learner (free → join succeeds → the new learner's terminal answers through Caddy), and
+ * until an extension shows in every seat's clock, each against the bare metadata round trip on
+ * the same VM in the same run (a setMetadata through the Compute stand-in, seen by a
+ * `wait_for_change` on its metadata server).
  */
 import { services } from '../shared/services.ts';
 import { fromLearner, instructor, startBootingStack } from './stack.ts';
@@ -105,13 +106,20 @@ export async function vmControl(
     seated.push(res.body);
   }
 
-  // Free → the next learner is seated and their terminal answers.
+  // Free → the old learner's URL is refused; → the next learner is seated and their terminal answers.
+  const cutoffs: number[] = [];
   const frees: number[] = [];
   for (let n = 0; n < FREES; n++) {
     const freed = seated.shift()!;
     const start = performance.now();
     const done = await call('DELETE', `/workshops/${id}/seats/${freed.seat}`);
     if (done.status !== 200) throw new Error(`free: ${JSON.stringify(done.body)}`);
+    await until(
+      "the old learner's URL refused",
+      async () => ((await fetch(freed.endpoints.terminal)).status === 403 ? true : undefined),
+      APPLY_WITHIN_MS,
+    );
+    cutoffs.push(performance.now() - start);
     const next = await until(
       'the freed seat offered again',
       async () => {
@@ -160,6 +168,13 @@ export async function vmControl(
 
   const base = `bare metadata round trip (setMetadata → wait_for_change answers), median of ${ROUND_TRIPS}: ${ms(roundTrip)}`;
   return [
+    {
+      what: `free → the old learner cut off (their terminal URL answers 403), ${SEATS}-seat VM`,
+      measured: `median ${ms(median(cutoffs))} of ${FREES} (${times(median(cutoffs) / roundTrip)} the round trip)`,
+      baseline: base,
+      target: 'within 10 s (issue 17)',
+      verdict: median(cutoffs) <= 10_000 ? 'met' : 'missed',
+    },
     {
       what: `free → seat usable by the next learner (joined, terminal answers), ${SEATS}-seat VM on real Docker`,
       measured: `median ${ms(median(frees))} of ${FREES} (${times(median(frees) / roundTrip)} the round trip)`,

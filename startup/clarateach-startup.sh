@@ -471,6 +471,114 @@ pull_image() {
   fi
 }
 
+# Every container, network and volume of this VM carries these (what a cleanup looks for).
+labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
+
+# ---------------------------------------------------------------------------------------------
+# Caddy: /health, and per seat /vm/S/{terminal,files,browser}* proxied (prefix stripped), and
+# everything else under /vm/S/ to the workspace page (the page, its scripts, /app/PORT/), only when
+# the seat's token comes as ?t= or as the ct_seat_S cookie. A good ?t= also sets the cookie, so
+# the app's follow-up requests (assets, websockets) get in without it.
+caddyfile=$CT_STATE_DIR/Caddyfile
+caddy_name=${CT_NAME_PREFIX}clarateach-caddy
+# The backticks are Caddyfile quoting for the CEL expressions, not shell substitutions.
+# shellcheck disable=SC2016
+render_caddyfile() {
+  local i seat token kind port
+  printf '{\n\tadmin off\n\tauto_https off\n}\n\n:%s {\n' "$CT_HTTP_PORT"
+  if [[ -n $CT_HTTP_BIND ]]; then printf '\tbind %s\n' "$CT_HTTP_BIND"; fi
+  printf '\thandle /health {\n\t\trespond "OK" 200\n\t}\n'
+  # The pages use relative URLs: /vm/S/terminal must become /vm/S/terminal/ (query kept).
+  printf '\t@bare_query {\n\t\tpath_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n'
+  printf '\t\texpression `{query} != ""`\n\t}\n\tredir @bare_query {path}/?{query} 308\n'
+  printf '\t@bare path_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n\tredir @bare {path}/ 308\n'
+  for ((i = 1; i <= seat_count; i++)); do
+    seat=$(seat_of "$i")
+    token=${token_of[$seat]}
+    printf '\n\t@seat%s {\n' "$seat"
+    printf '\t\tpath /vm/%s/*\n' "$seat"
+    printf '\t\texpression `{query.t} == "%s" || {http.request.cookie.ct_seat_%s} == "%s"`\n' \
+      "$token" "$seat" "$token"
+    printf '\t}\n\thandle @seat%s {\n' "$seat"
+    printf '\t\t@seat%s_query expression `{query.t} == "%s"`\n' "$seat" "$token"
+    printf '\t\theader @seat%s_query Set-Cookie "ct_seat_%s=%s; Path=/vm/%s; HttpOnly; SameSite=Lax"\n' \
+      "$seat" "$seat" "$token" "$seat"
+    # The URL carries the token: never let a Referer take it to another site.
+    printf '\t\theader Referrer-Policy strict-origin\n'
+    port=1
+    for kind in terminal files browser; do
+      # An app must not plant another seat's access cookie: its ct_seat_* cookies are renamed.
+      printf '\t\thandle_path /vm/%s/%s* {\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
+        "$seat" "$kind" "$(seat_port "$i" "$port")"
+      printf '\t\t\t\theader_up -X-Clarateach-Role\n'
+      printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
+      port=$((port + 1))
+    done
+    # The rest is the workspace page, and the learner's own app at /app/PORT/: the app gets no
+    # cookie at all, so never the seat's credential (Caddy 2.6 cannot edit one cookie out; the
+    # app runs sandboxed in an opaque origin, where it has no cookies of its own anyway).
+    printf '\t\thandle {\n\t\t\turi strip_prefix /vm/%s\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
+      "$seat" "$(seat_port "$i" 4)"
+    printf '\t\t\t\theader_up -Cookie\n'
+    printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
+    printf '\t}\n'
+    # The instructor watches: the viewer credential, only ever as ?v= (no cookie: the console
+    # embeds many seats from its own origin), gets the terminal with the role set here, which the
+    # seat server reads as read-only. Learners' routes never pass a role on.
+    if [[ -n $viewer_token ]]; then
+      printf '\n\t@watch%s {\n\t\tpath /vm/%s/watch/*\n' "$seat" "$seat"
+      printf '\t\texpression `{query.v} == "%s"`\n\t}\n\thandle @watch%s {\n' "$viewer_token" "$seat"
+      printf '\t\theader Referrer-Policy no-referrer\n'
+      printf '\t\turi strip_prefix /vm/%s/watch\n\t\treverse_proxy 127.0.0.1:%s {\n' \
+        "$seat" "$(seat_port "$i" 1)"
+      printf '\t\t\theader_up X-Clarateach-Role viewer\n\t\t}\n\t}\n'
+    fi
+  done
+  # Named matchers keep their order, so this comes after every seat's handle.
+  printf '\n\t@vm path /vm/*\n\thandle @vm {\n\t\trespond "Forbidden" 403\n\t}\n'
+  printf '\thandle {\n\t\trespond "Not Found" 404\n\t}\n}\n'
+}
+# Renders the Caddyfile, opens its port, and (re)starts Caddy when the file changed or it is not
+# running.
+caddy_up() {
+  local caddy_changed caddy_image_id caddy_now
+  render_caddyfile >"$caddyfile.tmp"
+  caddy_changed=1
+  if cmp -s "$caddyfile.tmp" "$caddyfile"; then caddy_changed=0; fi
+  mv -f "$caddyfile.tmp" "$caddyfile"
+
+  # COS's host firewall accepts only SSH; Caddy is on the host network, so its port is opened here.
+  # iptables rules do not survive a reboot, and this runs at every boot.
+  if [[ -n $CT_IPTABLES && -z $CT_HTTP_BIND ]]; then
+    "$CT_IPTABLES" -w -C INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT 2>/dev/null ||
+      "$CT_IPTABLES" -w -A INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT ||
+      fail "could not open tcp/$CT_HTTP_PORT in the host firewall"
+    log "host firewall accepts tcp/$CT_HTTP_PORT"
+  fi
+
+  # Recreated when the Caddyfile changed (a running Caddy would keep serving the previous one; its
+  # admin API is off) or when it is not running; a rerun that changed no credential keeps it, and
+  # with it every open connection of the seats.
+  caddy_image_id=$(docker image inspect --format '{{.Id}}' "$caddy_image" 2>/dev/null || true)
+  caddy_now=$(docker inspect --format '{{.Image}} {{.State.Running}}' "$caddy_name" 2>/dev/null || true)
+  if ((caddy_changed == 0)) && [[ $caddy_now == "$caddy_image_id true" ]]; then
+    log "keeping $caddy_name"
+  else
+    docker rm -f "$caddy_name" >/dev/null 2>&1 || true
+    docker run -d --name "$caddy_name" --restart unless-stopped --network host "${labels[@]}" \
+      --security-opt no-new-privileges \
+      --label clarateach.role=proxy -v "$caddyfile:/etc/caddy/Caddyfile:ro" \
+      "$caddy_image" caddy run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
+    log "started $caddy_name on port $CT_HTTP_PORT"
+  fi
+}
+
+# On a rerun for changed credentials (the watcher), Caddy takes the new ones first: a freed
+# seat's old credential is refused, and Caddy's restart closes its open sockets, before the
+# image pulls and the seat's containers are redone. At boot Caddy comes after the seats.
+caddy_running=$(docker inspect --format '{{.State.Running}}' "$caddy_name" 2>/dev/null || true)
+if [[ -n ${CT_WATCHING:-} && $caddy_running == true ]]; then caddy_up; fi
+
 # Pull in parallel: the images are large and independent.
 declare -A pulling=()
 for image in "$workspace_image" "$neko_image" "$caddy_image"; do
@@ -606,7 +714,6 @@ ensure_container() {
   log "created $name"
 }
 
-labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
 # Bounds per container, so one learner's runaway process or fork bomb cannot take the VM (and
 # every other seat) down: each may use up to a seat's share of 85% of the memory, an equal CPU
 # weight, and a bounded number of processes (threads count: Firefox needs many).
@@ -691,7 +798,6 @@ for pid in "${starting[@]}"; do wait "$pid" || seats_failed=1; done
 ((seats_failed == 0)) || fail "not every seat container started"
 
 # Anything else of this VM (seats from an earlier configuration) goes; Caddy is recreated below.
-caddy_name=${CT_NAME_PREFIX}clarateach-caddy
 wanted[$caddy_name]=1
 existing=$(docker ps -a --filter "label=clarateach.vm=$vm_name" --format '{{.Names}}')
 for name in $existing; do
@@ -716,98 +822,8 @@ for disk in "$CT_STATE_DIR"/seats/seat-*.img; do
   if [[ -f $disk.img && -z ${wanted[${CT_NAME_PREFIX}${disk##*/}]:-} ]]; then remove_seat_disk "$disk"; fi
 done
 
-# ---------------------------------------------------------------------------------------------
-# Caddy: /health, and per seat /vm/S/{terminal,files,browser}* proxied (prefix stripped), and
-# everything else under /vm/S/ to the workspace page (the page, its scripts, /app/PORT/), only when
-# the seat's token comes as ?t= or as the ct_seat_S cookie. A good ?t= also sets the cookie, so
-# the app's follow-up requests (assets, websockets) get in without it.
-caddyfile=$CT_STATE_DIR/Caddyfile
-# The backticks are Caddyfile quoting for the CEL expressions, not shell substitutions.
-# shellcheck disable=SC2016
-render_caddyfile() {
-  local i seat token kind port
-  printf '{\n\tadmin off\n\tauto_https off\n}\n\n:%s {\n' "$CT_HTTP_PORT"
-  if [[ -n $CT_HTTP_BIND ]]; then printf '\tbind %s\n' "$CT_HTTP_BIND"; fi
-  printf '\thandle /health {\n\t\trespond "OK" 200\n\t}\n'
-  # The pages use relative URLs: /vm/S/terminal must become /vm/S/terminal/ (query kept).
-  printf '\t@bare_query {\n\t\tpath_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n'
-  printf '\t\texpression `{query} != ""`\n\t}\n\tredir @bare_query {path}/?{query} 308\n'
-  printf '\t@bare path_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n\tredir @bare {path}/ 308\n'
-  for ((i = 1; i <= seat_count; i++)); do
-    seat=$(seat_of "$i")
-    token=${token_of[$seat]}
-    printf '\n\t@seat%s {\n' "$seat"
-    printf '\t\tpath /vm/%s/*\n' "$seat"
-    printf '\t\texpression `{query.t} == "%s" || {http.request.cookie.ct_seat_%s} == "%s"`\n' \
-      "$token" "$seat" "$token"
-    printf '\t}\n\thandle @seat%s {\n' "$seat"
-    printf '\t\t@seat%s_query expression `{query.t} == "%s"`\n' "$seat" "$token"
-    printf '\t\theader @seat%s_query Set-Cookie "ct_seat_%s=%s; Path=/vm/%s; HttpOnly; SameSite=Lax"\n' \
-      "$seat" "$seat" "$token" "$seat"
-    # The URL carries the token: never let a Referer take it to another site.
-    printf '\t\theader Referrer-Policy strict-origin\n'
-    port=1
-    for kind in terminal files browser; do
-      # An app must not plant another seat's access cookie: its ct_seat_* cookies are renamed.
-      printf '\t\thandle_path /vm/%s/%s* {\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
-        "$seat" "$kind" "$(seat_port "$i" "$port")"
-      printf '\t\t\t\theader_up -X-Clarateach-Role\n'
-      printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
-      port=$((port + 1))
-    done
-    # The rest is the workspace page, and the learner's own app at /app/PORT/: the app gets no
-    # cookie at all, so never the seat's credential (Caddy 2.6 cannot edit one cookie out; the
-    # app runs sandboxed in an opaque origin, where it has no cookies of its own anyway).
-    printf '\t\thandle {\n\t\t\turi strip_prefix /vm/%s\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
-      "$seat" "$(seat_port "$i" 4)"
-    printf '\t\t\t\theader_up -Cookie\n'
-    printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
-    printf '\t}\n'
-    # The instructor watches: the viewer credential, only ever as ?v= (no cookie: the console
-    # embeds many seats from its own origin), gets the terminal with the role set here, which the
-    # seat server reads as read-only. Learners' routes never pass a role on.
-    if [[ -n $viewer_token ]]; then
-      printf '\n\t@watch%s {\n\t\tpath /vm/%s/watch/*\n' "$seat" "$seat"
-      printf '\t\texpression `{query.v} == "%s"`\n\t}\n\thandle @watch%s {\n' "$viewer_token" "$seat"
-      printf '\t\theader Referrer-Policy no-referrer\n'
-      printf '\t\turi strip_prefix /vm/%s/watch\n\t\treverse_proxy 127.0.0.1:%s {\n' \
-        "$seat" "$(seat_port "$i" 1)"
-      printf '\t\t\theader_up X-Clarateach-Role viewer\n\t\t}\n\t}\n'
-    fi
-  done
-  # Named matchers keep their order, so this comes after every seat's handle.
-  printf '\n\t@vm path /vm/*\n\thandle @vm {\n\t\trespond "Forbidden" 403\n\t}\n'
-  printf '\thandle {\n\t\trespond "Not Found" 404\n\t}\n}\n'
-}
-render_caddyfile >"$caddyfile.tmp"
-caddy_changed=1
-if cmp -s "$caddyfile.tmp" "$caddyfile"; then caddy_changed=0; fi
-mv -f "$caddyfile.tmp" "$caddyfile"
+caddy_up
 
-# COS's host firewall accepts only SSH; Caddy is on the host network, so its port is opened here.
-# iptables rules do not survive a reboot, and this runs at every boot.
-if [[ -n $CT_IPTABLES && -z $CT_HTTP_BIND ]]; then
-  "$CT_IPTABLES" -w -C INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT 2>/dev/null ||
-    "$CT_IPTABLES" -w -A INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT ||
-    fail "could not open tcp/$CT_HTTP_PORT in the host firewall"
-  log "host firewall accepts tcp/$CT_HTTP_PORT"
-fi
-
-# Recreated when the Caddyfile changed (a running Caddy would keep serving the previous one; its
-# admin API is off) or when it is not running; a rerun that changed no credential keeps it, and
-# with it every open connection of the seats.
-caddy_image_id=$(docker image inspect --format '{{.Id}}' "$caddy_image" 2>/dev/null || true)
-caddy_now=$(docker inspect --format '{{.Image}} {{.State.Running}}' "$caddy_name" 2>/dev/null || true)
-if ((caddy_changed == 0)) && [[ $caddy_now == "$caddy_image_id true" ]]; then
-  log "keeping $caddy_name"
-else
-  docker rm -f "$caddy_name" >/dev/null 2>&1 || true
-  docker run -d --name "$caddy_name" --restart unless-stopped --network host "${labels[@]}" \
-    --security-opt no-new-privileges \
-    --label clarateach.role=proxy -v "$caddyfile:/etc/caddy/Caddyfile:ro" \
-    "$caddy_image" caddy run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
-  log "started $caddy_name on port $CT_HTTP_PORT"
-fi
 
 # ---------------------------------------------------------------------------------------------
 # Checks, bounded by CT_SEAT_WAIT: Caddy's /health, and for every seat its four routes through

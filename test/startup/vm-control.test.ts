@@ -85,6 +85,16 @@ vmTest(
     t.is((await get(vm, `/vm/3/terminal/?t=${oldToken}`)).status, 403, 'the old URL');
     t.is((await get(vm, '/vm/3/terminal/', `ct_seat_3=${oldToken}`)).status, 403, 'the old cookie');
     t.is((await get(vm, `/vm/3/terminal/?t=${newSeat3}`)).status, 200, 'the new credential');
+    // The old credential went first: Caddy took the new one before the seat was redone.
+    const rerun = readFileSync(vm.logPath, 'utf8').split(
+      'seats changed: running the startup script',
+    )[1];
+    const caddyAt = rerun?.indexOf(`started ${vm.namePrefix}clarateach-caddy`) ?? -1;
+    const resetAt = rerun?.indexOf('seat 3 reset to generation 1') ?? -1;
+    t.true(
+      caddyAt >= 0 && resetAt > caddyAt,
+      'Caddy restarted with the new credential before the reset',
+    );
     t.is(
       await docker('exec', seatA, 'sh', '-c', 'ls ~/a.txt 2>&1 || true'),
       "ls: cannot access '/home/learner/a.txt': No such file or directory",
