@@ -98,7 +98,13 @@ export async function vmControl(
   let learner = 0;
   const join = async () =>
     call<Joined>('POST', '/join', { code: joinCode, name: `L${learner}` }, fromLearner(learner++));
-  const answers = async (url: string) => (await fetch(url)).status === 200;
+  // 0 while nothing answers (Caddy restarting with new credentials closes its port for a moment).
+  const status = async (url: string) =>
+    fetch(url).then(
+      (r) => r.status,
+      () => 0,
+    );
+  const answers = async (url: string) => (await status(url)) === 200;
   const seated: Joined[] = [];
   for (let i = 0; i < SEATS; i++) {
     const res = await join();
@@ -116,7 +122,7 @@ export async function vmControl(
     if (done.status !== 200) throw new Error(`free: ${JSON.stringify(done.body)}`);
     await until(
       "the old learner's URL refused",
-      async () => ((await fetch(freed.endpoints.terminal)).status === 403 ? true : undefined),
+      async () => ((await status(freed.endpoints.terminal)) === 403 ? true : undefined),
       APPLY_WITHIN_MS,
     );
     cutoffs.push(performance.now() - start);
@@ -155,8 +161,8 @@ export async function vmControl(
       async () => {
         const shown = await Promise.all(
           clocks.map(async (url) => {
-            const r = await fetch(url);
-            return r.ok ? ((await r.json()) as { endsAt: string | null }).endsAt : null;
+            const r = await fetch(url).catch(() => undefined);
+            return r?.ok ? ((await r.json()) as { endsAt: string | null }).endsAt : null;
           }),
         );
         return shown.every((e) => e === res.body.expiresAt) ? true : undefined;

@@ -28,8 +28,8 @@ export interface BootSample {
   seats: number;
   bootMs: number;
   readyAt: string;
-  /** TTL field: the sample is deleted by Firestore after this. */
-  expiresAt: string;
+  /** TTL field: the sample is deleted by Firestore after this (a timestamp: TTL ignores strings). */
+  expiresAt: Date;
 }
 
 export function bootShape(vm: { machineType: string; zone: string; image: string }): string {

@@ -57,7 +57,7 @@ export function recordBoot(
     seats: vm.seatCount,
     bootMs: Date.parse(readyAt) - Date.parse(workshop.startedAt),
     readyAt,
-    expiresAt: new Date(Date.parse(readyAt) + BOOT_SAMPLE_TTL_DAYS * 86_400_000).toISOString(),
+    expiresAt: new Date(Date.parse(readyAt) + BOOT_SAMPLE_TTL_DAYS * 86_400_000),
   };
   tx.set(s.store.bootSamples().doc(`${vm.name}-0`), sample);
 }

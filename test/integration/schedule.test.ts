@@ -1,4 +1,5 @@
 import sinon from 'sinon';
+import { Timestamp } from '@google-cloud/firestore';
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { estimateCost } from '../../shared/core/cost.ts';
@@ -150,8 +151,11 @@ test.serial(
       seats: 20,
       bootMs: 16 * 60_000,
       readyAt: iso(16),
-      expiresAt: new Date(T0 + 16 * 60_000 + 30 * 86_400_000).toISOString(),
     });
+    // A timestamp: Firestore's TTL policy deletes only by a timestamp field, never a string.
+    const expiresAt: unknown = boots.docs[0]!.data().expiresAt;
+    t.true(expiresAt instanceof Timestamp, 'expiresAt is a Firestore timestamp');
+    t.is((expiresAt as Timestamp).toMillis(), T0 + 16 * 60_000 + 30 * 86_400_000);
 
     setClock(20);
     const ws = await schedule(image, 20, 60);
