@@ -15,7 +15,12 @@ const view = mountTerminal(
     statusLine.dataset.state = state;
     statusLine.textContent = text;
   },
-  { onClock: (clock) => showClassClock(clockLine, clock) },
+  {
+    onClock: (clock) => {
+      showClassClock(clockLine, clock);
+      view.fit(); // a warning banner takes a row's height from the terminal, and gives it back
+    },
+  },
 );
 view.focus();
 window.addEventListener('resize', () => view.fit());
