@@ -27,6 +27,7 @@
 # directly (IAM lets allUsers invoke them; CORS answers those origins only); the verified ID
 # token is then the only gate of the instructor API. Without it, a run takes that access back.
 # Its console's join QR code points at JOIN_PAGE_URL (the join function's URL) when set.
+# PORTAL_ORIGIN (https://portal.example): the portal, the one other site that may frame a seat.
 #
 # Needs: gcloud (authenticated as a project owner, user or service account), curl, node and npm.
 # Always configures AUTH_MODE=token: Cloud Run IAM lets the portal in (X-Serverless-Authorization),
@@ -35,7 +36,7 @@
 set -euo pipefail
 
 usage() {
-  sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'
+  sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
   exit "$1"
 }
 MODE=deploy
@@ -604,6 +605,7 @@ functions_step() { # PUBSUB_AGENT
     "ID_TOKEN_ISSUERS=${ID_TOKEN_ISSUERS:-}" "ID_TOKEN_AUDIENCES=$ID_TOKEN_AUDIENCES"
     "INSTRUCTORS=$INSTRUCTORS"
     "CONSOLE_ORIGINS=$CONSOLE_ORIGINS" "JOIN_PAGE_URL=${JOIN_PAGE_URL:-}"
+    "PORTAL_ORIGIN=${PORTAL_ORIGIN:-}"
   ) pair env_flag
   # One --set-env-vars (gcloud accepts only one of the env-var flags, and it replaces what was set
   # by hand), with `|` as the delimiter (`gcloud topic escaping`) so that values may hold commas.

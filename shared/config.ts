@@ -78,6 +78,8 @@ export interface Config {
   startupScript: string;
   /** The VM watcher, shipped beside the startup script as the `clarateach-watcher` attribute. */
   watcherScript: string;
+  /** PORTAL_ORIGIN: the portal whose pages may frame the seats ('' when none: only the seat's own). */
+  portalOrigin: string;
 }
 
 export class ConfigError extends Error {
@@ -98,6 +100,16 @@ function intVar(env: NodeJS.ProcessEnv, name: string, fallback: number, problems
     return fallback;
   }
   return value;
+}
+
+/** `scheme://host[:port]` and nothing more: the VMs put it in their pages' CSP as a source. */
+function originVar(env: NodeJS.ProcessEnv, name: string, problems: string[]): string {
+  const raw = env[name] ?? '';
+  if (raw !== '' && !/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(raw)) {
+    problems.push(`${name} must be an origin such as https://portal.example (got "${raw}")`);
+    return '';
+  }
+  return raw;
 }
 
 function boolVar(env: NodeJS.ProcessEnv, name: string, problems: string[]): boolean {
@@ -274,6 +286,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
     startupScript,
     watcherScript,
+    portalOrigin: originVar(env, 'PORTAL_ORIGIN', problems),
   };
   if (problems.length > 0) {
     throw new ConfigError(`configuration is incomplete:\n  - ${problems.join('\n  - ')}`);

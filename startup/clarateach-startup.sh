@@ -250,6 +250,8 @@ instructions=$(optional_attribute instructions)
 seat_resets=$(optional_attribute seat-resets)
 # The instructor's read-only credential for every seat's terminal; empty: no watch route.
 viewer_token=$(optional_attribute viewer-token)
+# The portal's origin: the one other site whose pages may frame a seat's (the seat server's CSP).
+portal_origin=$(optional_attribute portal-origin)
 
 if ! is_uint "$seat_first" || ((seat_first < 1)); then
   fail "seat-first must be a positive integer"
@@ -287,6 +289,8 @@ for ((i = 1; i <= seat_count; i++)); do
   [[ -n ${token_of[$(seat_of "$i")]:-} ]] || fail "no access token for seat $(seat_of "$i")"
 done
 [[ -z $viewer_token || $viewer_token =~ ^[A-Za-z0-9_-]{8,128}$ ]] || fail "malformed viewer-token"
+[[ -z $portal_origin || $portal_origin =~ ^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?$ ]] ||
+  fail "malformed portal-origin"
 
 log "workshop=$workshop_id vm=$vm_name seats=$seat_first..$((seat_first + seat_count - 1)) external=${external_ip:-none} internal=$internal_ip"
 
@@ -758,7 +762,7 @@ start_seat() {
     -p "127.0.0.1:$(seat_port "$i" 1):3001" -p "127.0.0.1:$(seat_port "$i" 2):3002" \
     -p "127.0.0.1:$(seat_port "$i" 4):3003" \
     -e "CLARATEACH_SEAT=$seat" -e "CLARATEACH_WORKSHOP_ID=$workshop_id" \
-    -e "CLARATEACH_CLASS_NAME=$workshop_name" \
+    -e "CLARATEACH_CLASS_NAME=$workshop_name" -e "CLARATEACH_PORTAL_ORIGIN=$portal_origin" \
     "$workspace_image"
   # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp),
   # with the VM's external IP as its NAT address. Neko v3's names only: any v2 name switches v3

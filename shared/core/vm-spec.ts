@@ -16,6 +16,8 @@ export interface VmSpecSettings {
   startupScript: string;
   /** startup/clarateach-watcher.sh, which the startup script runs once the seats are ready. */
   watcherScript: string;
+  /** PORTAL_ORIGIN: the one other site whose pages may frame a seat's ('' when none). */
+  portalOrigin: string;
 }
 
 /** One VM as the provisioner creates it. */
@@ -62,6 +64,7 @@ export function instanceSpec(
       // A replacement VM starts from the seats' current credentials, resets and class end.
       ...controlMetadata(workshop, vm, secrets),
       'viewer-token': secrets.viewerToken ?? '',
+      'portal-origin': settings.portalOrigin,
       'ssh-keys': `${SSH_USER}:${secrets.sshPublicKey}`,
     },
     spot: placement.spot,

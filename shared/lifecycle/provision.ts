@@ -113,6 +113,7 @@ async function insertVm(
     readyTopic: TOPICS.vmReady,
     startupScript: s.config.startupScript,
     watcherScript: s.config.watcherScript,
+    portalOrigin: s.config.portalOrigin,
   };
   const current = { zone: vm.zone, spot: vm.spot ?? workshop.spot };
   const order = placements(s.config.zones, current, workshop.spotFallback ?? true);

@@ -35,6 +35,7 @@ const settings = {
   readyTopic: 'vm.ready',
   startupScript: '#!/bin/bash',
   watcherScript: '#!/bin/bash\n# watcher',
+  portalOrigin: 'https://portal.example',
 };
 
 test('a VM gets its seats, tokens, topic and labels in metadata, never the private key', (t) => {
@@ -57,6 +58,7 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
   t.is(spec.metadata['class-ends'], '2030-01-01T10:00:00.000Z');
   t.is(spec.metadata['clarateach-watcher'], settings.watcherScript);
   t.is(spec.metadata['viewer-token'], 'viewer1');
+  t.is(spec.metadata['portal-origin'], 'https://portal.example');
   t.is(spec.metadata['ready-topic'], 'projects/p1/topics/vm.ready');
   t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
   t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');

@@ -14,6 +14,8 @@ export interface SeatConfig {
   instructionFiles: { workshop: string; image: string };
   /** SEAT_UID and SEAT_GID: the learner's ids, for a server started as root (the container). */
   user?: SeatUser;
+  /** CLARATEACH_PORTAL_ORIGIN: the one other site that may frame the seat's pages. */
+  portalOrigin?: string;
 }
 
 export const DEFAULT_UPLOAD_MAX_BYTES = 100 * 1024 * 1024;
@@ -31,6 +33,15 @@ function id(value: string, name: string): number {
     throw new Error(`${name} must be a user or group id above 0`);
   }
   return n;
+}
+
+/** `scheme://host[:port]`, nothing more: it goes into the pages' CSP as a source. */
+function origin(value: string | undefined): string | undefined {
+  if (!value) return undefined;
+  if (!/^https?:\/\/[A-Za-z0-9.-]+(:[0-9]{1,5})?$/.test(value)) {
+    throw new Error('CLARATEACH_PORTAL_ORIGIN must be an origin: https://host[:port]');
+  }
+  return value;
 }
 
 function learner(env: NodeJS.ProcessEnv): SeatUser | undefined {
@@ -64,5 +75,6 @@ export function parseSeatConfig(env: NodeJS.ProcessEnv): SeatConfig {
       image: env.WORKSHOP_INSTRUCTIONS_FILE || '/opt/workshop/instructions.md',
     },
     user: learner(env),
+    portalOrigin: origin(env.CLARATEACH_PORTAL_ORIGIN),
   };
 }

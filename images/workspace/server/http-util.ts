@@ -54,16 +54,23 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 };
 
-// No inline script anywhere; xterm's DOM renderer sets style attributes.
-const PAGE_CSP =
-  "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; " +
-  "img-src 'self' data:; object-src 'none'; base-uri 'none'";
+// No inline script anywhere; xterm's DOM renderer sets style attributes. Framed only by the
+// seat's own pages (the workspace page frames the terminal and files) and the portal, if named:
+// another site cannot put a seat's terminal under its own page and steer the learner's keys.
+export function pageCsp(portalOrigin?: string): string {
+  return (
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; " +
+    "img-src 'self' data:; object-src 'none'; base-uri 'none'; " +
+    `frame-ancestors 'self'${portalOrigin ? ` ${portalOrigin}` : ''}`
+  );
+}
 
 /**
  * The built pages of one server: a fixed list of names mapped to files of `dir`, so no request
  * path ever reaches the file system. Read once, then served from memory.
  */
-export function staticAssets(dir: string, names: Record<string, string>) {
+export function staticAssets(dir: string, names: Record<string, string>, portalOrigin?: string) {
+  const csp = pageCsp(portalOrigin);
   const cache = new Map<string, Buffer>();
   return async function serve(pathname: string, res: ServerResponse): Promise<boolean> {
     const file = names[pathname];
@@ -82,7 +89,7 @@ export function staticAssets(dir: string, names: Record<string, string>) {
       'Content-Length': body.length,
       'Cache-Control': 'no-cache',
       'X-Content-Type-Options': 'nosniff',
-      'Content-Security-Policy': PAGE_CSP,
+      'Content-Security-Policy': csp,
       'Referrer-Policy': 'no-referrer',
     });
     res.end(body);

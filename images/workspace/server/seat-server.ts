@@ -37,6 +37,8 @@ export interface SeatServerOptions {
   clockFile?: string;
   /** Injectable for tests: the current time in ms. */
   now?: () => number;
+  /** The portal's origin (CLARATEACH_PORTAL_ORIGIN): the one other site that may frame the pages. */
+  portalOrigin?: string;
 }
 
 export interface SeatServer {
@@ -84,6 +86,7 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     shell: opts.shell ?? '/bin/bash',
     env: opts.env ?? process.env,
     assetsDir: path.join(assetsDir, 'terminal'),
+    portalOrigin: opts.portalOrigin,
     log,
     pty,
   });
@@ -91,6 +94,7 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     scope,
     uploadMaxBytes: opts.uploadMaxBytes ?? DEFAULT_UPLOAD_MAX_BYTES,
     assetsDir: path.join(assetsDir, 'files'),
+    portalOrigin: opts.portalOrigin,
     log,
   });
   let terminalUrl: string;
@@ -104,6 +108,7 @@ export async function startSeatServer(opts: SeatServerOptions): Promise<SeatServ
     filesUrl = await listen(files, opts.filesPort ?? 3002, host);
     workspace = createWorkspaceServer({
       assetsDir: path.join(assetsDir, 'workspace'),
+      portalOrigin: opts.portalOrigin,
       className: opts.className ?? '',
       seat: opts.seat ?? '',
       instructionFiles: opts.instructionFiles ?? { workshop: '', image: '' },

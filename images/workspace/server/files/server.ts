@@ -23,6 +23,8 @@ export interface FilesServerOptions {
   scope: Scope;
   uploadMaxBytes: number;
   assetsDir: string;
+  /** The portal's origin, the one other site that may frame the seat's pages. */
+  portalOrigin?: string;
   log: Logger;
 }
 
@@ -63,11 +65,15 @@ function flag(value: unknown): boolean {
  */
 export function createFilesServer(opts: FilesServerOptions): http.Server {
   const { scope, log } = opts;
-  const serveAsset = staticAssets(opts.assetsDir, {
-    '/': 'index.html',
-    '/files.js': 'files.js',
-    '/files.css': 'files.css',
-  });
+  const serveAsset = staticAssets(
+    opts.assetsDir,
+    {
+      '/': 'index.html',
+      '/files.js': 'files.js',
+      '/files.css': 'files.css',
+    },
+    opts.portalOrigin,
+  );
 
   async function route(req: IncomingMessage, res: ServerResponse, pathname: string) {
     const { query } = splitUrl(req);

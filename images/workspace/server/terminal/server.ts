@@ -14,6 +14,8 @@ export interface TerminalServerOptions {
   shell: string;
   env: NodeJS.ProcessEnv;
   assetsDir: string;
+  /** The portal's origin, the one other site that may frame the seat's pages. */
+  portalOrigin?: string;
   log: Logger;
   pty: PtyModule;
   /** The class clock: `GET clock`, `{"type":"clock"}` messages, and warnings in the shell. */
@@ -43,11 +45,15 @@ function asBuffer(data: RawData): Buffer {
  */
 export function createTerminalServer(opts: TerminalServerOptions) {
   const { log } = opts;
-  const serveAsset = staticAssets(opts.assetsDir, {
-    '/': 'index.html',
-    '/app.js': 'app.js',
-    '/app.css': 'app.css',
-  });
+  const serveAsset = staticAssets(
+    opts.assetsDir,
+    {
+      '/': 'index.html',
+      '/app.js': 'app.js',
+      '/app.css': 'app.css',
+    },
+    opts.portalOrigin,
+  );
   let session: ShellSession | null = null;
   const alive = new WeakMap<WebSocket, boolean>();
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME });

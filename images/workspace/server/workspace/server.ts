@@ -7,6 +7,8 @@ import { renderInstructions } from './render-markdown.ts';
 
 export interface WorkspaceServerOptions {
   assetsDir: string;
+  /** The portal's origin, the one other site that may frame the seat's pages. */
+  portalOrigin?: string;
   className: string;
   seat: string;
   instructionFiles: InstructionFiles;
@@ -22,12 +24,16 @@ export interface WorkspaceServerOptions {
  */
 export function createWorkspaceServer(opts: WorkspaceServerOptions): http.Server {
   const { log } = opts;
-  const serveAsset = staticAssets(opts.assetsDir, {
-    '/': 'index.html',
-    '/ui/workspace.js': 'workspace.js',
-    '/ui/workspace.css': 'workspace.css',
-    '/ui/editor.js': 'editor.js',
-  });
+  const serveAsset = staticAssets(
+    opts.assetsDir,
+    {
+      '/': 'index.html',
+      '/ui/workspace.js': 'workspace.js',
+      '/ui/workspace.css': 'workspace.css',
+      '/ui/editor.js': 'editor.js',
+    },
+    opts.portalOrigin,
+  );
   // Read and rendered once: the files are fixed for the container's life.
   const seatInfo = loadInstructions(opts.instructionFiles).then((instructions) => ({
     className: opts.className,
