@@ -143,7 +143,20 @@ test('parseSeatConfig reads the environment with the documented defaults', (t) =
       image: '/opt/workshop/instructions.md',
     },
     user: undefined,
+    portalOrigin: undefined,
   });
+  const portal = (value: string) =>
+    parseSeatConfig({ HOME: '/h', CLARATEACH_PORTAL_ORIGIN: value }).portalOrigin;
+  t.is(portal('https://portal.example:8443'), 'https://portal.example:8443');
+  // It becomes a CSP source: a path, a wildcard or a second source is refused.
+  for (const bad of [
+    'https://p.example/x',
+    '*',
+    "https://a.example 'unsafe-inline'",
+    'p.example',
+  ]) {
+    t.throws(() => portal(bad), { message: /CLARATEACH_PORTAL_ORIGIN/ }, bad);
+  }
   t.deepEqual(parseSeatConfig({ HOME: '/h', SEAT_UID: '1000', SEAT_GID: '1001' }).user, {
     uid: 1000,
     gid: 1001,

@@ -155,3 +155,17 @@ test('a short image name lives in the registry, a path is taken as given', (t) =
   t.is(resolveImage(config, 'python:3.12'), 'us-central1-docker.pkg.dev/p1/clarateach/python:3.12');
   t.is(resolveImage(config, 'europe-docker.pkg.dev/x/y/z:1'), 'europe-docker.pkg.dev/x/y/z:1');
 });
+
+test('PORTAL_ORIGIN is one origin or nothing: it becomes a CSP source on every VM', (t) => {
+  t.is(loadConfig(minimal).portalOrigin, '');
+  t.is(
+    loadConfig({ ...minimal, PORTAL_ORIGIN: 'https://portal.example' }).portalOrigin,
+    'https://portal.example',
+  );
+  for (const bad of ['https://portal.example/', '*', 'https://a.example https://b.example']) {
+    t.throws(() => loadConfig({ ...minimal, PORTAL_ORIGIN: bad }), {
+      instanceOf: ConfigError,
+      message: /PORTAL_ORIGIN must be an origin/,
+    });
+  }
+});
