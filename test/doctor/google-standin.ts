@@ -1,6 +1,7 @@
 /**
- * A stand-in for the read side of Google's REST APIs (Cloud Scheduler, Cloud Functions v2,
- * Artifact Registry, Compute firewalls): GET of a resource path answers what the test put there,
+ * A stand-in for the read side of Google's REST APIs (Cloud Scheduler, Cloud Functions v2, Cloud
+ * Run's getIamPolicy, Firestore Admin's index list, Artifact Registry, Compute firewalls): GET of a
+ * resource path answers what the test put there,
  * anything else 404 in Google's error shape. The real clients reach it over plain HTTP with
  * `standinClientOptions`, as the Compute client reaches the Compute stand-in.
  */

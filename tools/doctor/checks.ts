@@ -1,7 +1,9 @@
 /**
  * What `npm run doctor` expects of a deployed project, as pure functions from what the Google
  * APIs answered to rows of a table. The names and settings mirror deploy.sh; change both together.
+ * The composite indexes are those of firestore.indexes.json, which deploy.sh creates.
  */
+import indexFile from '../../firestore.indexes.json' with { type: 'json' };
 
 export const SCHEDULER_JOB = 'clarateach-sweep';
 export const SWEEP_TOPIC = 'workshop.sweep';
@@ -16,6 +18,12 @@ export const FUNCTIONS = [
   'onWorkshopEnded',
   'sweep',
 ];
+/** The event functions whose deliveries are retried, and so end in the dead-letter topic. */
+export const RETRIED = ['onWorkshopStarted', 'onVmReady', 'onWorkshopEnded'];
+export const MAX_DELIVERY_ATTEMPTS = 20;
+export const INVOKER_ROLE = 'roles/run.invoker';
+/** The functions the portal calls; the event functions are invoked by the functions' account. */
+export const HTTP_FUNCTIONS = ['workshops', 'join'];
 export const RUNTIME = 'nodejs24';
 export const IMAGE_VARIABLES = ['WORKSPACE_IMAGE', 'NEKO_IMAGE', 'CADDY_IMAGE'];
 const MUX_PORTS = '30001-30020';
@@ -30,16 +38,65 @@ export interface Row {
   detail: string;
 }
 
+/** A composite index as `collectionGroup SCOPE field:ORDER ...`, `__name__` left out. */
+export function indexKey(
+  collectionGroup: string,
+  queryScope: string,
+  fields: { fieldPath: string; mode: string }[],
+): string {
+  return [
+    collectionGroup,
+    queryScope.toUpperCase(),
+    ...fields
+      .filter((f) => f.fieldPath !== '__name__')
+      .map((f) => `${f.fieldPath}:${f.mode.toUpperCase()}`),
+  ].join(' ');
+}
+
+/** The composite indexes deploy.sh creates, as index keys. */
+export const INDEXES = indexFile.indexes.map((i) =>
+  indexKey(
+    i.collectionGroup,
+    i.queryScope,
+    i.fields.map((f) => ({ fieldPath: f.fieldPath, mode: f.order })),
+  ),
+);
+
+export interface Subscription {
+  name: string;
+  /** the dead-letter topic's full name, '' without a dead-letter policy */
+  deadLetterTopic: string;
+  maxDeliveryAttempts: number;
+}
+
 /** What was read; `null` where the resource does not exist, an Error where it could not be read. */
 export interface Facts {
   project: string;
+  /** the account deploy.sh let invoke the HTTP functions, when the doctor was told it */
+  portalServiceAccount?: string;
   job: { state: string; schedule: string; topic: string } | null | Error;
   topics: Record<string, boolean | Error>;
   deadLetterSub: { topic: string } | null | Error;
   functions: Record<
     string,
-    { state: string; runtime: string; env: Record<string, string> } | null | Error
+    | {
+        state: string;
+        runtime: string;
+        env: Record<string, string>;
+        /** the function's Cloud Run service (full name), '' without one */
+        service: string;
+        /** the Pub/Sub topic of its trigger (full name), '' without one */
+        topic: string;
+      }
+    | null
+    | Error
   >;
+  /** function → the members holding INVOKER_ROLE on its Cloud Run service; null: no service */
+  invokers: Record<string, string[] | null | Error>;
+  /** retried function → the subscriptions of its trigger topic; null: no trigger topic */
+  triggerSubscriptions: Record<string, Subscription[] | null | Error>;
+  /** index key → state (READY, CREATING, NEEDS_REPAIR) of the composite indexes there are */
+  indexes: Record<string, string> | Error;
   /** image reference → whether the registry has it */
   images: Record<string, boolean | Error>;
   firewalls: Record<
@@ -50,10 +107,15 @@ export interface Facts {
 
 const basename = (path: string) => path.slice(path.lastIndexOf('/') + 1);
 
-function read<T>(check: string, value: T | null | Error, ok: (v: T) => Row[]): Row[] {
+function read<T>(
+  check: string,
+  value: T | null | Error,
+  ok: (v: T) => Row[],
+  missing = 'missing',
+): Row[] {
   if (value instanceof Error)
     return [{ check, ok: false, detail: `cannot read: ${value.message}` }];
-  if (value === null) return [{ check, ok: false, detail: 'missing' }];
+  if (value === null) return [{ check, ok: false, detail: missing }];
   return ok(value);
 }
 
@@ -148,11 +210,102 @@ export function firewallRows(facts: Facts, vmServiceAccount: string): Row[] {
   );
 }
 
+/** Who must be able to invoke each function's Cloud Run service, as deploy.sh grants it. */
+function expectedInvoker(facts: Facts, name: string): string | undefined {
+  if (!HTTP_FUNCTIONS.includes(name))
+    return `serviceAccount:clarateach-functions@${facts.project}.iam.gserviceaccount.com`;
+  return facts.portalServiceAccount && `serviceAccount:${facts.portalServiceAccount}`;
+}
+
+export function invokerRows(facts: Facts): Row[] {
+  return FUNCTIONS.flatMap((name) =>
+    read(
+      `invoker of ${name}`,
+      facts.invokers[name] ?? null,
+      (members) => {
+        const check = `invoker of ${name}`;
+        const expected = expectedInvoker(facts, name);
+        if (expected)
+          return [
+            {
+              check,
+              ok: members.includes(expected),
+              detail: members.includes(expected)
+                ? expected
+                : `${expected} lacks ${INVOKER_ROLE} (has it: ${members.join(', ') || 'nobody'})`,
+            },
+          ];
+        // The portal's account was not given: some service account must hold the role.
+        const accounts = members.filter((m) => m.startsWith('serviceAccount:'));
+        return [
+          {
+            check,
+            ok: accounts.length > 0,
+            detail: accounts.length
+              ? `${accounts.join(', ')} (--portal-service-account checks it is the portal's)`
+              : `no service account has ${INVOKER_ROLE}`,
+          },
+        ];
+      },
+      'no Cloud Run service',
+    ),
+  );
+}
+
+export function deadLetterPolicyRows(facts: Facts): Row[] {
+  return RETRIED.flatMap((name) => {
+    const check = `dead-letter policy of ${name}'s trigger`;
+    return read(
+      check,
+      facts.triggerSubscriptions[name] ?? null,
+      (subs) => {
+        if (subs.length === 0)
+          return [{ check, ok: false, detail: 'its topic has no subscription' }];
+        const wrong = subs.filter(
+          (s) =>
+            basename(s.deadLetterTopic) !== DEAD_LETTER ||
+            s.maxDeliveryAttempts !== MAX_DELIVERY_ATTEMPTS,
+        );
+        return [
+          {
+            check,
+            ok: wrong.length === 0,
+            detail: wrong.length
+              ? wrong
+                  .map((s) =>
+                    s.deadLetterTopic
+                      ? `${basename(s.name)}: to ${basename(s.deadLetterTopic)} after ${s.maxDeliveryAttempts}`
+                      : `${basename(s.name)}: no dead-letter policy`,
+                  )
+                  .join('; ')
+              : `${subs.map((s) => basename(s.name)).join(', ')}: to ${DEAD_LETTER} after ${MAX_DELIVERY_ATTEMPTS}`,
+          },
+        ];
+      },
+      'no Pub/Sub trigger',
+    );
+  });
+}
+
+export function indexRows(facts: Facts): Row[] {
+  const { indexes } = facts;
+  return INDEXES.map((key) => {
+    const check = `index ${key}`;
+    if (indexes instanceof Error)
+      return { check, ok: false, detail: `cannot read: ${indexes.message}` };
+    const state = indexes[key];
+    return { check, ok: state === 'READY', detail: state ?? 'missing' };
+  });
+}
+
 export function allRows(facts: Facts): Row[] {
   return [
     ...schedulerRows(facts),
     ...pubsubRows(facts),
     ...functionRows(facts),
+    ...invokerRows(facts),
+    ...deadLetterPolicyRows(facts),
+    ...indexRows(facts),
     ...imageRows(facts),
     ...firewallRows(facts, `clarateach-vm@${facts.project}.iam.gserviceaccount.com`),
   ];

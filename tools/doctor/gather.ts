@@ -7,7 +7,9 @@
 import { ArtifactRegistryClient } from '@google-cloud/artifact-registry';
 import { FirewallsClient } from '@google-cloud/compute';
 import { v2 as functionsV2, protos as functionsProtos } from '@google-cloud/functions';
+import { FirestoreAdminClient, protos as firestoreProtos } from '@google-cloud/firestore-api';
 import { PubSub } from '@google-cloud/pubsub';
+import { ServicesClient } from '@google-cloud/run';
 import { CloudSchedulerClient, protos as schedulerProtos } from '@google-cloud/scheduler';
 import { standinClientOptions } from '../../shared/compute.ts';
 import {
@@ -16,14 +18,19 @@ import {
   FIREWALL_RULES,
   FUNCTIONS,
   imageReferences,
+  indexKey,
+  INVOKER_ROLE,
+  RETRIED,
   SCHEDULER_JOB,
   TOPICS,
   type Facts,
+  type Subscription,
 } from './checks.ts';
 
 export interface Target {
   project: string;
   region: string;
+  portalServiceAccount?: string;
   endpoint?: { host: string; port: number };
 }
 
@@ -42,6 +49,7 @@ async function attempt<T>(read: () => Promise<T>): Promise<T | null | Error> {
 
 const JOB_STATE = schedulerProtos.google.cloud.scheduler.v1.Job.State;
 const FUNCTION_STATE = functionsProtos.google.cloud.functions.v2.Function.State;
+const INDEX = firestoreProtos.google.firestore.admin.v1.Index;
 
 /** An enum as its name, whether the client hands over the name or the number. */
 function enumName(value: unknown, names: Record<number, string>): string {
@@ -58,13 +66,15 @@ export function dockerImageName(ref: string): string | undefined {
 }
 
 export async function gather(target: Target): Promise<Facts> {
-  const { project, region, endpoint } = target;
+  const { project, region, endpoint, portalServiceAccount } = target;
   const options = () =>
     endpoint ? standinClientOptions(endpoint) : { projectId: project, fallback: true as const };
   const scheduler = new CloudSchedulerClient(options());
   const functions = new functionsV2.FunctionServiceClient(options());
   const registry = new ArtifactRegistryClient(options());
   const firewalls = new FirewallsClient(options());
+  const run = new ServicesClient(options());
+  const firestoreAdmin = new FirestoreAdminClient(options());
   const pubsub = new PubSub({ projectId: project });
   const location = `projects/${project}/locations/${region}`;
   try {
@@ -97,6 +107,8 @@ export async function gather(target: Target): Promise<Facts> {
             state: enumName(f.state, FUNCTION_STATE),
             runtime: f.buildConfig?.runtime ?? '',
             env: { ...(f.serviceConfig?.environmentVariables ?? {}) },
+            service: f.serviceConfig?.service ?? '',
+            topic: f.eventTrigger?.pubsubTopic ?? '',
           };
         });
         return [name, fn] as const;
@@ -117,12 +129,73 @@ export async function gather(target: Target): Promise<Facts> {
         return [name, rule] as const;
       }),
     );
+    const indexes = attempt(async () => {
+      const [list] = await firestoreAdmin.listIndexes(
+        { parent: `projects/${project}/databases/(default)/collectionGroups/-` },
+        NO_RETRY,
+      );
+      return Object.fromEntries(
+        list.map((i) => [
+          indexKey(
+            i.name?.split('/').at(-3) ?? '',
+            enumName(i.queryScope, INDEX.QueryScope),
+            (i.fields ?? []).map((f) => ({
+              fieldPath: f.fieldPath ?? '',
+              mode: f.order
+                ? enumName(f.order, INDEX.IndexField.Order)
+                : enumName(f.arrayConfig, INDEX.IndexField.ArrayConfig),
+            })),
+          ),
+          enumName(i.state, INDEX.State),
+        ]),
+      );
+    });
+    const functionFacts = Object.fromEntries(await fns);
+    const invokers = Promise.all(
+      FUNCTIONS.map(async (name) => {
+        const fn = functionFacts[name];
+        if (fn instanceof Error) return [name, fn] as const;
+        if (!fn?.service) return [name, null] as const;
+        const members = await attempt(async () => {
+          const [policy] = await run.getIamPolicy({ resource: fn.service }, NO_RETRY);
+          return (policy.bindings ?? [])
+            .filter((b) => b.role === INVOKER_ROLE && !b.condition)
+            .flatMap((b) => b.members ?? []);
+        });
+        return [name, members] as const;
+      }),
+    );
+    const triggerSubscriptions = Promise.all(
+      RETRIED.map(async (name) => {
+        const fn = functionFacts[name];
+        if (fn instanceof Error) return [name, fn] as const;
+        if (!fn?.topic) return [name, null] as const;
+        const subs = await attempt(async () => {
+          const [found] = await pubsub.topic(fn.topic).getSubscriptions();
+          return Promise.all(
+            found.map(async (sub): Promise<Subscription> => {
+              const [meta] = await sub.getMetadata();
+              return {
+                name: sub.name,
+                deadLetterTopic: meta.deadLetterPolicy?.deadLetterTopic ?? '',
+                maxDeliveryAttempts: meta.deadLetterPolicy?.maxDeliveryAttempts ?? 0,
+              };
+            }),
+          );
+        });
+        return [name, subs] as const;
+      }),
+    );
     const facts: Facts = {
       project,
+      ...(portalServiceAccount ? { portalServiceAccount } : {}),
       job: await job,
       topics: Object.fromEntries(await topics),
       deadLetterSub: await deadLetterSub,
-      functions: Object.fromEntries(await fns),
+      functions: functionFacts,
+      invokers: Object.fromEntries(await invokers),
+      triggerSubscriptions: Object.fromEntries(await triggerSubscriptions),
+      indexes: (await indexes) ?? new Error('no Firestore database (default)'),
       images: {},
       firewalls: Object.fromEntries(await rules),
     };
@@ -142,6 +215,8 @@ export async function gather(target: Target): Promise<Facts> {
       functions.close(),
       registry.close(),
       firewalls.close(),
+      run.close(),
+      firestoreAdmin.close(),
       pubsub.close(),
     ]);
   }
