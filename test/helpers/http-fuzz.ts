@@ -373,6 +373,18 @@ const ODD_IDS = [
 
 export type HttpFunction = 'workshops' | 'join';
 
+/** The `workshops` routes the fuzz makes (weighted towards create, plus odd paths, in `generate`). */
+export const WORKSHOP_ROUTES = [
+  'create',
+  'list',
+  'get',
+  'delete',
+  'start',
+  'extend',
+  'ssh-key',
+  'free-seat',
+];
+
 export function generate(
   fn: HttpFunction,
   n: number,
@@ -392,19 +404,7 @@ export function generate(
   const route =
     fn === 'join'
       ? pick(['join', 'join', 'join', 'odd-join'])
-      : pick([
-          'create',
-          'create',
-          'create',
-          'list',
-          'get',
-          'delete',
-          'start',
-          'extend',
-          'ssh-key',
-          'free-seat',
-          'odd',
-        ]);
+      : pick(['create', 'create', ...WORKSHOP_ROUTES, 'odd']);
   let method: string;
   let path: string;
   let body: string | Buffer | undefined;

@@ -14,6 +14,7 @@ import {
   type Fixtures,
   type HttpFunction,
   type Sent,
+  WORKSHOP_ROUTES,
 } from '../helpers/http-fuzz.ts';
 import { AUDIENCE, newRsaKey, startTestIssuer, type TestIssuer } from '../helpers/id-tokens.ts';
 import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
@@ -166,16 +167,6 @@ function auth(): Auth {
 }
 
 const AUTH_HEADERS = ['authorization', 'x-serverless-authorization', 'x-clarateach-user'];
-const WORKSHOP_ROUTES = [
-  'create',
-  'list',
-  'get',
-  'delete',
-  'start',
-  'extend',
-  'ssh-key',
-  'free-seat',
-];
 const results: Array<Sent & { auth: Auth }> = [];
 
 test.before(async () => {
