@@ -81,12 +81,16 @@ SUBNETWORK=${SUBNETWORK:-}
 IAM_RETRY_SECONDS=${IAM_RETRY_SECONDS:-5}
 DEPLOY_RETRY_SECONDS=${DEPLOY_RETRY_SECONDS:-30}
 # Ports the VM startup script (startup/clarateach-startup.sh) really uses: Caddy on CT_HTTP_PORT
-# (80, plain HTTP; Caddy runs with auto_https off) and, for local seat i = 1..seat-count, Neko's
-# WebRTC mux port CT_MUX_PORT_BASE+i (base 30000). A VM hosts at most MAX_SEATS_PER_VM = 20 seats
-# (shared/core/plan.ts), so 30001-30020, TCP and UDP. Change all three places together.
+# (80: ACME HTTP-01 challenges and redirects only) and, for local seat i = 1..seat-count, the
+# seat's HTTPS origin on CT_SEAT_HTTPS_BASE+i (base 8400, SEAT_HTTPS_BASE in shared/core/workshop.ts)
+# and Neko's WebRTC mux port CT_MUX_PORT_BASE+i (base 30000). A VM hosts at most
+# MAX_SEATS_PER_VM = 20 seats (shared/core/plan.ts), so 8401-8420 (TCP) and 30001-30020 (TCP and
+# UDP). Change all these places together.
 HTTP_PORT=80
+SEAT_HTTPS_BASE=8400
 MUX_PORT_BASE=30000
 MAX_SEATS_PER_VM=20
+SEAT_PORTS=$((SEAT_HTTPS_BASE + 1))-$((SEAT_HTTPS_BASE + MAX_SEATS_PER_VM))
 MUX_PORTS=$((MUX_PORT_BASE + 1))-$((MUX_PORT_BASE + MAX_SEATS_PER_VM))
 # The pinned upstream images the VMs run, mirrored into the project's repository.
 CADDY_UPSTREAM=caddy:2.10.2
@@ -571,7 +575,7 @@ network_step() {
   elif [[ $auto == False ]]; then
     die "network \"$NETWORK\" is custom-mode: set SUBNETWORK to a subnetwork in ${ZONE%-*}"
   fi
-  firewall_rule clarateach-http "tcp:$HTTP_PORT"
+  firewall_rule clarateach-http "tcp:$HTTP_PORT,tcp:$SEAT_PORTS"
   firewall_rule clarateach-webrtc "tcp:$MUX_PORTS,udp:$MUX_PORTS"
 }
 

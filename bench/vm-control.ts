@@ -99,8 +99,16 @@ export async function vmControl(
   const join = async () =>
     call<Joined>('POST', '/join', { code: joinCode, name: `L${learner}` }, fromLearner(learner++));
   // 0 while nothing answers (Caddy restarting with new credentials closes its port for a moment).
+  // As the learner's browser after its first visit: the URL without the token, the seat's cookie.
+  const asLearner = (endpoint: string, path = '') => {
+    const url = new URL(path, endpoint);
+    const seat = /^\/vm\/(\d+)\//.exec(url.pathname)![1];
+    const cookie = `ct_seat_${seat}=${new URL(endpoint).searchParams.get('t')}`;
+    url.search = '';
+    return fetch(url, { headers: { cookie } });
+  };
   const status = async (url: string) =>
-    fetch(url).then(
+    asLearner(url).then(
       (r) => r.status,
       () => 0,
     );
@@ -144,11 +152,7 @@ export async function vmControl(
   }
 
   // Extend → every seat's clock (the terminal's `clock`) shows the new end.
-  const clocks = seated.map((j) => {
-    const url = new URL('clock', j.endpoints.terminal);
-    url.search = new URL(j.endpoints.terminal).search;
-    return url.href;
-  });
+  const clocks = seated.map((j) => j.endpoints.terminal);
   const extends_: number[] = [];
   for (let n = 0; n < EXTENDS; n++) {
     const start = performance.now();
@@ -161,7 +165,7 @@ export async function vmControl(
       async () => {
         const shown = await Promise.all(
           clocks.map(async (url) => {
-            const r = await fetch(url).catch(() => undefined);
+            const r = await asLearner(url, 'clock').catch(() => undefined);
             return r?.ok ? ((await r.json()) as { endsAt: string | null }).endsAt : null;
           }),
         );

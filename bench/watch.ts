@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { chromium, type Page } from 'playwright-core';
-import { CHROMIUM } from '../test/seat/browser.ts';
+import { CHROMIUM, chromiumArgs } from '../test/seat/browser.ts';
 import { buildPages, pageSizes } from '../web/bundle.ts';
 import { fromLearner, startBootingStack } from './stack.ts';
 import { median, percentile, type Row } from './stats.ts';
@@ -142,7 +142,7 @@ export async function watchEcho(
 
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking'],
+    args: chromiumArgs(),
   });
   cleanups.push(() => browser.close());
   const learner = await (await browser.newContext()).newPage();

@@ -2,6 +2,8 @@
  * `npm run demo`: drives one class through the HTTP API of a running local stack and prints its
  * timeline. The end-to-end test runs the same `runDemo` and checks what it returns.
  */
+import { localCa } from './tls-ca.ts';
+
 export interface DemoResult {
   workshopId: string;
   status: string;
@@ -98,8 +100,17 @@ export async function runDemo(
     print(`  seat ${String(j.seat).padStart(2)}  terminal ${j.endpoints.terminal}`);
     print(`           files    ${j.endpoints.files}`);
   }
+  const ca = localCa();
+  print(`  every seat is an HTTPS origin of its own, certified by the local CA ${ca.dir}/root.pem`);
+  print(`  (Chromium: ${ca.chromiumFlag}; curl: --cacert ${ca.dir}/root.pem)`);
   const [first, second] = [...joined].sort((a, b) => a.seat - b.seat);
-  const own = await fetch(first!.endpoints.terminal);
+  // As a browser does: the token is exchanged for the cookie, which opens the URL without it.
+  const exchange = await fetch(first!.endpoints.terminal);
+  await exchange.arrayBuffer();
+  const cookie = exchange.headers.getSetCookie()[0]?.split(';')[0] ?? '';
+  const ownUrl = new URL(first!.endpoints.terminal);
+  ownUrl.search = '';
+  const own = await fetch(ownUrl, { headers: { cookie } });
   const ownBody = await own.text();
   say(
     `learner on seat ${first!.seat} opens its terminal: ${own.status} ${/<title>([^<]*)/.exec(ownBody)?.[1] ?? ownBody.trim().slice(0, 80)}`,

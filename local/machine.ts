@@ -22,8 +22,12 @@ const VM_NEEDS: Need[] = [
   // The startup script's seat disks (mkfs.ext4) and subnet check (ip).
   { command: 'mkfs.ext4', pkg: 'e2fsprogs' },
   { command: 'ip', pkg: 'iproute2' },
+  // The local CA of the seats' certificates (local/tls-ca.ts).
+  { command: 'openssl', pkg: 'openssl' },
 ];
 const BROWSER_NEED: Need = { command: 'chromium', pkg: 'chromium' };
+/** Let's Encrypt's ACME test server: the CA of the startup script's ACME test. */
+const ACME_NEED: Need = { command: 'pebble', pkg: 'pebble' };
 
 const has = (command: string) =>
   spawnSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' }).status === 0;
@@ -76,12 +80,19 @@ async function startDockerDaemon(say: (line: string) => void): Promise<void> {
   if (!up) throw new MachineNotReady('dockerd did not answer within 60 s');
 }
 
-/** Installs what is missing (docker.io, debootstrap, and Chromium when `browser`) and starts Docker. */
+/**
+ * Installs what is missing (docker.io, debootstrap, Chromium when `browser`, pebble when `acme`)
+ * and starts Docker.
+ */
 export async function prepareMachine(
-  opts: { browser?: boolean; say?: (line: string) => void } = {},
+  opts: { browser?: boolean; acme?: boolean; say?: (line: string) => void } = {},
 ): Promise<void> {
   const say = opts.say ?? ((line: string) => console.error(`setup: ${line}`));
-  const needs = opts.browser ? [...VM_NEEDS, BROWSER_NEED] : VM_NEEDS;
+  const needs = [
+    ...VM_NEEDS,
+    ...(opts.browser ? [BROWSER_NEED] : []),
+    ...(opts.acme ? [ACME_NEED] : []),
+  ];
   const missing = [...new Set(needs.filter((n) => !has(n.command)).map((n) => n.pkg))];
   if (missing.length > 0) aptInstall(missing, say);
   await startDockerDaemon(say);

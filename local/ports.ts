@@ -50,19 +50,22 @@ export async function freePort(): Promise<number> {
 }
 
 /**
- * A port base whose seat ports (base+10i+1..3) and mux ports (muxBase+i, TCP and UDP) are free
- * for `seats` seats. Give it back with releasePortBlock when the VM stops.
+ * A port base whose seat ports (base+10i+1..4), mux ports (muxBase+i, TCP and UDP) and seat
+ * HTTPS origins (seatHttpsBase+i) are free for `seats` seats. Give it back with
+ * releasePortBlock when the VM stops.
  */
 export async function pickPortBlock(
   seats: number,
-): Promise<{ portBase: number; muxPortBase: number }> {
+): Promise<{ portBase: number; muxPortBase: number; seatHttpsBase: number }> {
   const muxOffset = 10 * seats + 10;
-  const blockSize = Math.ceil((muxOffset + seats + 1) / 100) * 100;
+  const httpsOffset = muxOffset + seats + 1;
+  const blockSize = Math.ceil((httpsOffset + seats + 1) / 100) * 100;
   const slots = Math.floor((BLOCKS.to - BLOCKS.from) / blockSize);
   for (let attempt = 0; attempt < 200; attempt++) {
     const portBase = BLOCKS.from + randomInt(slots) * blockSize;
     if (reservedBases.has(portBase)) continue;
     const muxPortBase = portBase + muxOffset;
+    const seatHttpsBase = portBase + httpsOffset;
     const tcp: number[] = [];
     const udp: number[] = [];
     for (let i = 1; i <= seats; i++) {
@@ -70,14 +73,16 @@ export async function pickPortBlock(
         portBase + 10 * i + 1,
         portBase + 10 * i + 2,
         portBase + 10 * i + 3,
+        portBase + 10 * i + 4,
         muxPortBase + i,
+        seatHttpsBase + i,
       );
       udp.push(muxPortBase + i);
     }
     const free = await Promise.all([...tcp.map(tcpFree), ...udp.map(udpFree)]);
     if (free.every(Boolean) && claim(CLAIMS, String(portBase))) {
       reservedBases.add(portBase);
-      return { portBase, muxPortBase };
+      return { portBase, muxPortBase, seatHttpsBase };
     }
   }
   throw new Error(

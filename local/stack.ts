@@ -5,6 +5,7 @@ import { startFunctionsServer, type FunctionsServer } from './functions-server.t
 import { unwireTopics, wireTopics } from './pubsub-wiring.ts';
 import { ensureLocalImages } from './images.ts';
 import { prepareMachine } from './machine.ts';
+import { localCa } from './tls-ca.ts';
 import { bootInstance, type BootedInstance } from './vm-runner.ts';
 import { closeServices } from '../shared/services.ts';
 import { buildPages } from '../web/bundle.ts';
@@ -82,6 +83,8 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
     stops.push(closeServices);
     // Only what the operator did not set: the VMs run the images built here from images/.
     const images = opts.boot ? await ensureLocalImages(opts.say) : undefined;
+    // The CA of the local VMs' certificates, there before any client is started to trust it.
+    if (opts.boot) localCa();
     for (const [name, value] of Object.entries({
       GCP_PROJECT: opts.projectId,
       GCP_REGISTRY: 'clarateach-local',

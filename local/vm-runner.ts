@@ -9,6 +9,7 @@ import type { BootableInstance } from './compute-standin.ts';
 import { runCommand, type CommandResult } from './commands.ts';
 import { startMetadataServer, type MetadataServer } from './metadata-server.ts';
 import { freePort, pickPortBlock, releasePortBlock } from './ports.ts';
+import { localCa } from './tls-ca.ts';
 import { pickSubnetPool, releaseSubnetPool } from './subnets.ts';
 import { killGroup, processGroupMembers, until } from './process-groups.ts';
 
@@ -25,8 +26,12 @@ export interface BootEnv {
 }
 
 export interface BootedInstance {
-  /** Caddy's port on 127.0.0.1 (what a real VM serves on :80). */
+  /** Caddy's plain HTTP port on 127.0.0.1 (what a real VM serves on :80). */
   httpPort: number;
+  /** Seat i's HTTPS origin is https://127.0.0.1:(seatHttpsBase + i) (8400 + i on a real VM). */
+  seatHttpsBase: number;
+  /** The HTTPS origin of (global) seat `seat` of this instance, as learners reach it. */
+  seatOrigin(seat: number): string;
   /** Prefix of this instance's container, network and volume names on the shared daemon. */
   namePrefix: string;
   /** The network its seat networks' subnets are cut from (CT_SEAT_SUBNET_POOL), its own. */
@@ -116,7 +121,7 @@ export async function bootInstance(
   const docker = (...args: string[]) => runCommand('docker', args, toolEnv);
 
   let metadata: MetadataServer;
-  let ports: { portBase: number; muxPortBase: number };
+  let ports: Awaited<ReturnType<typeof pickPortBlock>>;
   let subnetPool: string;
   try {
     metadata = await startMetadataServer({
@@ -146,8 +151,9 @@ export async function bootInstance(
     await rm(stateDir, { recursive: true, force: true });
     throw error;
   }
-  const { portBase, muxPortBase } = ports;
-  const httpPort = await freePort();
+  const { portBase, muxPortBase, seatHttpsBase } = ports;
+  // The caller's CT_HTTP_PORT when it names one (the port an ACME server validates HTTP-01 on).
+  const httpPort = Number(env.scriptEnv?.CT_HTTP_PORT) || (await freePort());
 
   // The very script a real VM runs: its `startup-script` metadata when the caller set one. A copy
   // of its own, as a VM's metadata is: bash reads a script as it runs, and an edit of the
@@ -173,6 +179,12 @@ export async function bootInstance(
     CT_LOG: logPath,
     CT_STATE_DIR: vmDir,
     CT_HTTP_PORT: String(httpPort),
+    // Caddy's own CA, the same for every local VM (local/tls-ca.ts): what the tests trust.
+    CT_TLS: 'internal',
+    CT_TLS_CA_DIR: localCa().dir,
+    CT_PUBLIC_HOST: '127.0.0.1',
+    CT_HTTPS_PORT: String(await freePort()),
+    CT_SEAT_HTTPS_BASE: String(seatHttpsBase),
     CT_HTTP_BIND: '127.0.0.1',
     CT_PORT_BASE: String(portBase),
     CT_MUX_PORT_BASE: String(muxPortBase),
@@ -289,8 +301,11 @@ export async function bootInstance(
 
   startRun();
 
+  const seatFirst = Number(instance.metadata['seat-first'] || 1);
   return {
     httpPort,
+    seatHttpsBase,
+    seatOrigin: (seat) => `https://127.0.0.1:${seatHttpsBase + seat - seatFirst + 1}`,
     namePrefix,
     subnetPool,
     firewallChain,

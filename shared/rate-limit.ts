@@ -1,6 +1,7 @@
 import { addressKey } from './core/client-address.ts';
 import { hashToken } from './core/secrets.ts';
 import { HttpError } from './http.ts';
+import type { DocumentReference, DocumentSnapshot } from '@google-cloud/firestore';
 import type { Store } from './store.ts';
 
 /**
@@ -19,8 +20,12 @@ import type { Store } from './store.ts';
 export const WINDOW_MINUTES = 10;
 
 export interface MissWindow {
+  /** The window's count document, for reading it together with others (one getAll). */
+  ref: DocumentReference;
   /** Misses so far in this window. */
   count(): Promise<number>;
+  /** The misses a snapshot of `ref` holds. */
+  countIn(snap: DocumentSnapshot): number;
   /** 429 with Retry-After until the window ends. */
   limited(): HttpError;
   /** Counts one miss: true while it is within `limit`. */
@@ -32,9 +37,12 @@ export function missWindow(store: Store, address: string, now: Date): MissWindow
   const key = hashToken(addressKey(address)).slice(0, 32);
   const ref = store.db.collection('rateLimits').doc(`${key}-${window}`);
   const expiresAt = new Date((window + 1) * WINDOW_MINUTES * 60_000);
-  const count = async () => ((await ref.get()).data()?.count as number | undefined) ?? 0;
+  const countIn = (snap: DocumentSnapshot) => (snap.data()?.count as number | undefined) ?? 0;
+  const count = async () => countIn(await ref.get());
   return {
+    ref,
     count,
+    countIn,
     limited() {
       const seconds = Math.max(1, Math.ceil((expiresAt.getTime() - now.getTime()) / 1000));
       return new HttpError(

@@ -162,8 +162,10 @@ export interface VmReadyEvent {
   state: 'ready' | 'failed';
   externalIp?: string;
   internalIp?: string;
-  /** The port the VM's Caddy serves on; 80 on a real VM, another on the local stack. */
+  /** The port the VM's Caddy serves plain HTTP on; 80 on a real VM, another on the local stack. */
   httpPort?: number;
+  /** Seat i of the VM has the HTTPS origin https://IP:(seatHttpsBase + i); 8400 on a real VM. */
+  seatHttpsBase?: number;
   seatsReady?: number;
   readyToken: string;
   /** The tail of the startup log when state is `failed`. */
@@ -184,6 +186,7 @@ const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
     externalIp: ip,
     internalIp: ip,
     httpPort: { type: 'integer', minimum: 1, maximum: 65535, nullable: true },
+    seatHttpsBase: { type: 'integer', minimum: 1, maximum: 65535, nullable: true },
     seatsReady: { type: 'integer', minimum: 0, maximum: 200, nullable: true },
     readyToken: { type: 'string', format: 'text', minLength: 1, maxLength: 128 },
     error: { type: 'string', format: 'text', maxLength: 8000, nullable: true },

@@ -26,7 +26,18 @@
 #                         firewall alone (the local stack)
 #   CT_LOG                log file (also mirrored to stdout, i.e. the journal)
 #   CT_STATE_DIR          writable directory: HOME for docker auth, the rendered Caddyfile
-#   CT_HTTP_PORT          Caddy's port (80)
+#   CT_HTTP_PORT          Caddy's plain HTTP port: /health, ACME challenges, redirects (80)
+#   CT_HTTPS_PORT         Caddy's default HTTPS port (443; no site uses it, nothing opens it)
+#   CT_SEAT_HTTPS_BASE    seat i's HTTPS origin is https://PUBLIC_HOST:SEAT_HTTPS_BASE+i (8400)
+#   CT_PUBLIC_HOST        the host the seats' origins and certificate name (the external IP)
+#   CT_TLS                acme: a certificate from CT_ACME_CA; internal: Caddy's own CA (local)
+#   CT_TLS_CA_DIR         internal: root.{pem,key} and intermediate.{pem,key} of the CA to use
+#                         (the local stack's one CA, trusted by its tests); empty: Caddy makes one
+#   CT_ACME_CA            ACME directory (Let's Encrypt's production directory)
+#   CT_ACME_CA_ROOT       PEM file of the root that the ACME server's own HTTPS chains to (a
+#                         local ACME server); empty: the system's roots
+#   CT_ACME_PROFILE       ACME profile (shortlived: the only one LE issues IP certificates under;
+#                         empty for an ACME server or a Caddy without profiles)
 #   CT_HTTP_BIND          address Caddy and the WebRTC mux ports bind to (empty: all interfaces)
 #   CT_PORT_BASE          seat i uses PORT_BASE+10i+1..4 (3000)
 #   CT_MUX_PORT_BASE      seat i's WebRTC mux port is MUX_PORT_BASE+i (30000: below the
@@ -62,6 +73,14 @@ CT_IPTABLES=${CT_IPTABLES-iptables}
 CT_LOG=${CT_LOG:-/var/log/clarateach-startup.log}
 CT_STATE_DIR=${CT_STATE_DIR:-/var/lib/clarateach}
 CT_HTTP_PORT=${CT_HTTP_PORT:-80}
+CT_HTTPS_PORT=${CT_HTTPS_PORT:-443}
+CT_SEAT_HTTPS_BASE=${CT_SEAT_HTTPS_BASE:-8400}
+CT_PUBLIC_HOST=${CT_PUBLIC_HOST:-}
+CT_TLS=${CT_TLS:-acme}
+CT_TLS_CA_DIR=${CT_TLS_CA_DIR:-}
+CT_ACME_CA=${CT_ACME_CA:-https://acme-v02.api.letsencrypt.org/directory}
+CT_ACME_CA_ROOT=${CT_ACME_CA_ROOT:-}
+CT_ACME_PROFILE=${CT_ACME_PROFILE-shortlived}
 CT_HTTP_BIND=${CT_HTTP_BIND:-}
 CT_PORT_BASE=${CT_PORT_BASE:-3000}
 CT_MUX_PORT_BASE=${CT_MUX_PORT_BASE:-30000}
@@ -178,6 +197,7 @@ publish_state() {
   payload="{\"workshopId\":$(json_str "$workshop_id"),\"vmName\":$(json_str "$vm_name")"
   payload+=",\"state\":$(json_str "$state"),\"externalIp\":$(json_str "$external_ip")"
   payload+=",\"internalIp\":$(json_str "$internal_ip"),\"httpPort\":$((CT_HTTP_PORT))"
+  payload+=",\"seatHttpsBase\":$((CT_SEAT_HTTPS_BASE))"
   payload+=",\"seatsReady\":$((seats_ready)),\"readyToken\":$(json_str "$ready_token")"
   payload+=",\"seatResets\":$(json_str "$(applied_resets)")"
   if [[ $state == failed ]]; then
@@ -217,7 +237,7 @@ trap 'terminated=1; exit 143' TERM INT HUP
 
 # ---------------------------------------------------------------------------------------------
 log "starting (metadata ${CT_METADATA_URL})"
-for setting in CT_HTTP_PORT CT_PORT_BASE CT_MUX_PORT_BASE CT_PARALLEL CT_DOCKER_WAIT CT_SEAT_WAIT \
+for setting in CT_HTTP_PORT CT_HTTPS_PORT CT_SEAT_HTTPS_BASE CT_PORT_BASE CT_MUX_PORT_BASE CT_PARALLEL CT_DOCKER_WAIT CT_SEAT_WAIT \
   CT_METADATA_RETRIES CT_PULL_ATTEMPTS CT_PUBLISH_ATTEMPTS; do
   is_uint "${!setting}" || fail "$setting must be a number"
 done
@@ -236,6 +256,8 @@ internal_ip=$(metadata instance/network-interfaces/0/ip) || fail "no internal IP
 # Learners reach the seats, and Neko's WebRTC its NAT address, only through the external IP.
 external_ip=$(metadata instance/network-interfaces/0/access-configs/0/external-ip) || external_ip=''
 [[ -n $external_ip ]] || fail "no external IP in metadata (the VM needs an access config)"
+CT_PUBLIC_HOST=${CT_PUBLIC_HOST:-$external_ip}
+[[ $CT_PUBLIC_HOST =~ ^[A-Za-z0-9.-]+$ ]] || fail "malformed public host $CT_PUBLIC_HOST"
 
 seat_first=$(attribute seat-first)
 seat_count=$(attribute seat-count)
@@ -259,8 +281,11 @@ fi
 if ! is_uint "$seat_count" || ((seat_count < 1 || seat_count > 100)); then
   fail "seat-count must be 1..100"
 fi
-((CT_PORT_BASE + 10 * seat_count + 3 <= 65535 && CT_MUX_PORT_BASE + seat_count <= 65535)) ||
-  fail "too many seats for the port ranges"
+((CT_PORT_BASE + 10 * seat_count + 4 <= 65535 && CT_MUX_PORT_BASE + seat_count <= 65535 &&
+  CT_SEAT_HTTPS_BASE + seat_count <= 65535)) || fail "too many seats for the port ranges"
+[[ $CT_TLS == acme || $CT_TLS == internal ]] || fail "CT_TLS must be acme or internal"
+[[ $CT_ACME_PROFILE =~ ^[A-Za-z0-9_-]*$ && $CT_ACME_CA =~ ^https://[^[:space:]{}]+$ ]] ||
+  fail "malformed CT_ACME_CA or CT_ACME_PROFILE"
 
 # Seat tokens: "SEAT:TOKEN SEAT:TOKEN …" keyed by global seat number. They land in the Caddyfile
 # and CEL string literals, so only URL-safe characters are accepted.
@@ -479,42 +504,117 @@ pull_image() {
 labels=(--label "clarateach.vm=$vm_name" --label "clarateach.workshop=$workshop_id")
 
 # ---------------------------------------------------------------------------------------------
-# Caddy: /health, and per seat /vm/S/{terminal,files,browser}* proxied (prefix stripped), and
-# everything else under /vm/S/ to the workspace page (the page, its scripts, /app/PORT/), only when
-# the seat's token comes as ?t= or as the ct_seat_S cookie. A good ?t= also sets the cookie, so
-# the app's follow-up requests (assets, websockets) get in without it.
+# Caddy. Every seat is an HTTPS origin of its own, https://HOST:SEAT_HTTPS_BASE+i (ports are
+# separate origins; one certificate for HOST serves them all), so no script of one seat runs on
+# another seat's origin. Port CT_HTTP_PORT answers /health and ACME HTTP-01 challenges, and
+# redirects everything else to the seat's HTTPS origin. On a seat's origin, /vm/S/… only with the
+# seat's credential: `?t=` once, exchanged for the ct_seat_S cookie by a page that then opens the
+# same URL without `t`; /vm/S/{terminal,files,browser}* proxied (prefix stripped), the rest to the
+# workspace page (the page, its scripts, /app/PORT/).
 caddyfile=$CT_STATE_DIR/Caddyfile
 caddy_name=${CT_NAME_PREFIX}clarateach-caddy
+seat_https_port() { echo $((CT_SEAT_HTTPS_BASE + $1)); }
 # The backticks are Caddyfile quoting for the CEL expressions, not shell substitutions.
 # shellcheck disable=SC2016
 render_caddyfile() {
-  local i seat token kind port
-  printf '{\n\tadmin off\n\tauto_https off\n}\n\n:%s {\n' "$CT_HTTP_PORT"
+  local i seat token kind port origin ancestors
+  printf '{\n\tadmin off\n\thttp_port %s\n\thttps_port %s\n' "$CT_HTTP_PORT" "$CT_HTTPS_PORT"
+  # Browsers send no SNI for an IP address: the certificate for HOST is the default.
+  printf '\tdefault_sni %s\n\tauto_https disable_redirects\n' "$CT_PUBLIC_HOST"
+  if [[ $CT_TLS == internal ]]; then
+    printf '\tlocal_certs\n'
+    if [[ -n $CT_TLS_CA_DIR ]]; then
+      printf '\tpki {\n\t\tca local {\n'
+      for kind in root intermediate; do
+        printf '\t\t\t%s {\n\t\t\t\tcert /etc/clarateach/ca/%s.pem\n' "$kind" "$kind"
+        printf '\t\t\t\tkey /etc/clarateach/ca/%s.key\n\t\t\t}\n' "$kind"
+      done
+      printf '\t\t}\n\t}\n'
+    fi
+  fi
+  printf '}\n'
+  # CT_TLS=acme: the ACME issuer, named in each seat's site. As the global `cert_issuer` it would
+  # only be the default policy, and Caddy gives its internal CA to every name that no site's own
+  # TLS policy lists and that "does not qualify for a public certificate": any IP address in Caddy
+  # 2.6 (certmagic 0.17), loopback and private ones in 2.10. Port 443 is not opened: HTTP-01 on
+  # CT_HTTP_PORT is the only challenge.
+  printf '\n(seat_tls) {\n'
+  if [[ $CT_TLS == acme ]]; then
+    printf '\ttls {\n\t\tissuer acme {\n\t\t\tdir %s\n\t\t\tdisable_tlsalpn_challenge\n' "$CT_ACME_CA"
+    if [[ -n $CT_ACME_CA_ROOT ]]; then printf '\t\t\ttrusted_roots /etc/clarateach/acme-root.pem\n'; fi
+    if [[ -n $CT_ACME_PROFILE ]]; then printf '\t\t\tprofile %s\n' "$CT_ACME_PROFILE"; fi
+    printf '\t\t}\n\t}\n'
+  fi
+  printf '}\n\nhttp://:%s {\n' "$CT_HTTP_PORT"
   if [[ -n $CT_HTTP_BIND ]]; then printf '\tbind %s\n' "$CT_HTTP_BIND"; fi
   printf '\thandle /health {\n\t\trespond "OK" 200\n\t}\n'
-  # The pages use relative URLs: /vm/S/terminal must become /vm/S/terminal/ (query kept).
-  printf '\t@bare_query {\n\t\tpath_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n'
-  printf '\t\texpression `{query} != ""`\n\t}\n\tredir @bare_query {path}/?{query} 308\n'
-  printf '\t@bare path_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n\tredir @bare {path}/ 308\n'
+  for ((i = 1; i <= seat_count; i++)); do
+    seat=$(seat_of "$i")
+    printf '\t@to%s path /vm/%s /vm/%s/*\n\tredir @to%s https://{host}:%s{uri} 308\n' \
+      "$seat" "$seat" "$seat" "$seat" "$(seat_https_port "$i")"
+  done
+  printf '\thandle {\n\t\trespond "Not Found" 404\n\t}\n}\n'
+
+  ancestors="'self'${portal_origin:+ $portal_origin}"
   for ((i = 1; i <= seat_count; i++)); do
     seat=$(seat_of "$i")
     token=${token_of[$seat]}
-    printf '\n\t@seat%s {\n' "$seat"
-    printf '\t\tpath /vm/%s/*\n' "$seat"
-    printf '\t\texpression `{query.t} == "%s" || {http.request.cookie.ct_seat_%s} == "%s"`\n' \
-      "$token" "$seat" "$token"
-    printf '\t}\n\thandle @seat%s {\n' "$seat"
-    printf '\t\t@seat%s_query expression `{query.t} == "%s"`\n' "$seat" "$token"
-    printf '\t\theader @seat%s_query Set-Cookie "ct_seat_%s=%s; Path=/vm/%s; HttpOnly; SameSite=Lax"\n' \
-      "$seat" "$seat" "$token" "$seat"
-    # The URL carries the token: never let a Referer take it to another site.
-    printf '\t\theader Referrer-Policy strict-origin\n'
+    origin="https://$CT_PUBLIC_HOST:$(seat_https_port "$i")"
+    printf '\n%s {\n\timport seat_tls\n' "$origin"
+    if [[ -n $CT_HTTP_BIND ]]; then printf '\tbind %s\n' "$CT_HTTP_BIND"; fi
+    # The instructor watches: the viewer credential, only ever as ?v= (no cookie: the console
+    # embeds many seats from its own origin, so this route alone takes cross-site requests), gets
+    # the terminal with the role set here, which the seat server reads as read-only. Learners'
+    # routes never pass a role on.
+    if [[ -n $viewer_token ]]; then
+      printf '\t@watch {\n\t\tpath /vm/%s/watch/*\n' "$seat"
+      printf '\t\texpression `{query.v} == "%s"`\n\t}\n\thandle @watch {\n' "$viewer_token"
+      printf '\t\theader Referrer-Policy no-referrer\n'
+      printf '\t\turi strip_prefix /vm/%s/watch\n\t\treverse_proxy 127.0.0.1:%s {\n' \
+        "$seat" "$(seat_port "$i" 1)"
+      printf '\t\t\theader_up X-Clarateach-Role viewer\n\t\t\theader_up -Cookie\n\t\t}\n\t}\n'
+    fi
+    # Cookies ignore ports: a browser holding seat 2's cookie sends it to every port of this host,
+    # seat 1's too, and SameSite cannot tell the ports apart (one site). So the seat takes from
+    # other sites and other ports (Sec-Fetch-Site same-site or cross-site) only a top-level or
+    # framed GET navigation: no fetch, form post, WebSocket or subresource.
+    printf '\t@foreign {\n\t\theader_regexp Sec-Fetch-Site ^(same-site|cross-site)$\n'
+    printf '\t\tnot {\n\t\t\theader Sec-Fetch-Mode navigate\n\t\t\tmethod GET HEAD\n\t\t}\n\t}\n'
+    printf '\thandle @foreign {\n\t\trespond "Forbidden" 403\n\t}\n'
+    # The pages use relative URLs: /vm/S/terminal must become /vm/S/terminal/ (query kept).
+    printf '\t@bare_query {\n\t\tpath_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n'
+    printf '\t\texpression `{query} != ""`\n\t}\n\tredir @bare_query {path}/?{query} 308\n'
+    printf '\t@bare path_regexp ^/vm/[0-9]+(/terminal|/files|/browser|/app)?$\n\tredir @bare {path}/ 308\n'
+    # The token arrives once, as ?t=: it becomes the cookie (Secure, HttpOnly, host-only), and a
+    # page opens the URL without it. Not an HTTP redirect: a SameSite=Strict cookie set on a visit
+    # that came from another site is not sent on that visit's redirect, but is sent on a
+    # navigation this origin's own page starts. A visit framed by the portal can only use a
+    # partitioned cookie (a cross-site frame sends no Strict or Lax cookie), which lives in the
+    # portal's partition alone; only the portal may frame the seat.
+    printf '\t@exchange {\n\t\tpath /vm/%s/*\n\t\texpression `{query.t} == "%s"`\n\t}\n' "$seat" "$token"
+    printf '\thandle @exchange {\n'
+    printf '\t\t@framed header Sec-Fetch-Dest iframe\n'
+    printf '\t\theader @framed Set-Cookie "ct_seat_%s=%s; Path=/vm/%s; Secure; HttpOnly; SameSite=None; Partitioned"\n' \
+      "$seat" "$token" "$seat"
+    printf '\t\t@top not header Sec-Fetch-Dest iframe\n'
+    printf '\t\theader @top Set-Cookie "ct_seat_%s=%s; Path=/vm/%s; Secure; HttpOnly; SameSite=Strict"\n' \
+      "$seat" "$token" "$seat"
+    printf '\t\theader Cache-Control no-store\n\t\theader Referrer-Policy no-referrer\n'
+    printf "\t\theader Content-Security-Policy \"default-src 'none'; frame-ancestors %s\"\n" "$ancestors"
+    printf '\t\theader Content-Type "text/html; charset=utf-8"\n'
+    printf '\t\trespond `<!doctype html><meta http-equiv="refresh" content="0; url={path}">'
+    printf '<title>Opening your seat</title><p><a href="{path}">Open your seat</a></p>` 200\n\t}\n'
+    printf '\t@seat {\n\t\tpath /vm/%s/*\n' "$seat"
+    printf '\t\texpression `{http.request.cookie.ct_seat_%s} == "%s"`\n\t}\n' "$seat" "$token"
+    printf '\thandle @seat {\n'
     port=1
     for kind in terminal files browser; do
       # An app must not plant another seat's access cookie: its ct_seat_* cookies are renamed.
+      # The seat's servers authorize nothing by cookie (this does): they get none.
       printf '\t\thandle_path /vm/%s/%s* {\n\t\t\treverse_proxy 127.0.0.1:%s {\n' \
         "$seat" "$kind" "$(seat_port "$i" "$port")"
       printf '\t\t\t\theader_up -X-Clarateach-Role\n'
+      if [[ $kind != browser ]]; then printf '\t\t\t\theader_up -Cookie\n'; fi
       printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
       port=$((port + 1))
     done
@@ -526,21 +626,9 @@ render_caddyfile() {
     printf '\t\t\t\theader_up -Cookie\n'
     printf '\t\t\t\theader_down Set-Cookie "(?i)^\\s*ct_seat_" "blocked_ct_seat_"\n\t\t\t}\n\t\t}\n'
     printf '\t}\n'
-    # The instructor watches: the viewer credential, only ever as ?v= (no cookie: the console
-    # embeds many seats from its own origin), gets the terminal with the role set here, which the
-    # seat server reads as read-only. Learners' routes never pass a role on.
-    if [[ -n $viewer_token ]]; then
-      printf '\n\t@watch%s {\n\t\tpath /vm/%s/watch/*\n' "$seat" "$seat"
-      printf '\t\texpression `{query.v} == "%s"`\n\t}\n\thandle @watch%s {\n' "$viewer_token" "$seat"
-      printf '\t\theader Referrer-Policy no-referrer\n'
-      printf '\t\turi strip_prefix /vm/%s/watch\n\t\treverse_proxy 127.0.0.1:%s {\n' \
-        "$seat" "$(seat_port "$i" 1)"
-      printf '\t\t\theader_up X-Clarateach-Role viewer\n\t\t}\n\t}\n'
-    fi
+    printf '\t@vm path /vm/*\n\thandle @vm {\n\t\trespond "Forbidden" 403\n\t}\n'
+    printf '\thandle {\n\t\trespond "Not Found" 404\n\t}\n}\n'
   done
-  # Named matchers keep their order, so this comes after every seat's handle.
-  printf '\n\t@vm path /vm/*\n\thandle @vm {\n\t\trespond "Forbidden" 403\n\t}\n'
-  printf '\thandle {\n\t\trespond "Not Found" 404\n\t}\n}\n'
 }
 # Renders the Caddyfile, opens its port, and (re)starts Caddy when the file changed or it is not
 # running.
@@ -551,13 +639,16 @@ caddy_up() {
   if cmp -s "$caddyfile.tmp" "$caddyfile"; then caddy_changed=0; fi
   mv -f "$caddyfile.tmp" "$caddyfile"
 
-  # COS's host firewall accepts only SSH; Caddy is on the host network, so its port is opened here.
-  # iptables rules do not survive a reboot, and this runs at every boot.
+  # COS's host firewall accepts only SSH; Caddy is on the host network, so its ports are opened
+  # here. iptables rules do not survive a reboot, and this runs at every boot.
+  local ports
   if [[ -n $CT_IPTABLES && -z $CT_HTTP_BIND ]]; then
-    "$CT_IPTABLES" -w -C INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT 2>/dev/null ||
-      "$CT_IPTABLES" -w -A INPUT -p tcp --dport "$CT_HTTP_PORT" -j ACCEPT ||
-      fail "could not open tcp/$CT_HTTP_PORT in the host firewall"
-    log "host firewall accepts tcp/$CT_HTTP_PORT"
+    for ports in "$CT_HTTP_PORT" "$(seat_https_port 1):$(seat_https_port "$seat_count")"; do
+      "$CT_IPTABLES" -w -C INPUT -p tcp --dport "$ports" -j ACCEPT 2>/dev/null ||
+        "$CT_IPTABLES" -w -A INPUT -p tcp --dport "$ports" -j ACCEPT ||
+        fail "could not open tcp/$ports in the host firewall"
+      log "host firewall accepts tcp/$ports"
+    done
   fi
 
   # Recreated when the Caddyfile changed (a running Caddy would keep serving the previous one; its
@@ -569,9 +660,19 @@ caddy_up() {
     log "keeping $caddy_name"
   else
     docker rm -f "$caddy_name" >/dev/null 2>&1 || true
+    # Certificates and the ACME account live on the VM's disk: a Caddy restarted for new
+    # credentials (or a reboot) keeps its certificate instead of asking the CA again.
+    mkdir -p "$CT_STATE_DIR/caddy" || fail "could not make $CT_STATE_DIR/caddy"
+    local mounts=(-v "$caddyfile:/etc/caddy/Caddyfile:ro" -v "$CT_STATE_DIR/caddy:/data")
+    if [[ $CT_TLS == internal && -n $CT_TLS_CA_DIR ]]; then
+      mounts+=(-v "$CT_TLS_CA_DIR:/etc/clarateach/ca:ro")
+    fi
+    if [[ $CT_TLS == acme && -n $CT_ACME_CA_ROOT ]]; then
+      mounts+=(-v "$CT_ACME_CA_ROOT:/etc/clarateach/acme-root.pem:ro")
+    fi
     docker run -d --name "$caddy_name" --restart unless-stopped --network host "${labels[@]}" \
-      --security-opt no-new-privileges \
-      --label clarateach.role=proxy -v "$caddyfile:/etc/caddy/Caddyfile:ro" \
+      --security-opt no-new-privileges --label clarateach.role=proxy "${mounts[@]}" \
+      -e XDG_DATA_HOME=/data -e XDG_CONFIG_HOME=/data/config \
       "$caddy_image" caddy run --config /etc/caddy/Caddyfile --adapter caddyfile >/dev/null
     log "started $caddy_name on port $CT_HTTP_PORT"
   fi
@@ -745,9 +846,8 @@ instructions_file=$CT_STATE_DIR/instructions.md
   mv -f "$instructions_file.tmp" "$instructions_file"; } ||
   fail "could not write $instructions_file"
 start_seat() {
-  local i=$1 seat token net mux
+  local i=$1 seat net mux
   seat=$(seat_of "$i")
-  token=${token_of[$seat]}
   reset_seat "$seat"
   net=$(seat_network "$seat" "$i")
   if [[ -n $CT_IPTABLES ]]; then seat_firewall_first || fail "could not put the seat firewall first"; fi
@@ -766,7 +866,8 @@ start_seat() {
     "$workspace_image"
   # WebRTC cannot go through the HTTP proxy: each browser has its own public mux port (tcp+udp),
   # with the VM's external IP as its NAT address. Neko v3's names only: any v2 name switches v3
-  # into legacy mode. Firefox needs more than docker's 64 MB of /dev/shm.
+  # into legacy mode. Firefox needs more than docker's 64 MB of /dev/shm. No Neko password: Neko
+  # listens on loopback only and Caddy lets only the seat's learner reach it, on the seat's origin.
   mux=$(mux_port "$i")
   ensure_container "${CT_NAME_PREFIX}seat-$seat-browser" \
     --network "$net" "${labels[@]}" "${hardening[@]}" "${browser_caps[@]}" \
@@ -775,8 +876,7 @@ start_seat() {
     --tmpfs "/tmp:rw,nosuid,nodev,size=$CT_TMP_SIZE" \
     -p "127.0.0.1:$(seat_port "$i" 3):8080" \
     -p "$public_bind$mux:$mux/tcp" -p "$public_bind$mux:$mux/udp" \
-    -e "NEKO_MEMBER_MULTIUSER_USER_PASSWORD=$token" \
-    -e "NEKO_MEMBER_MULTIUSER_ADMIN_PASSWORD=$token" \
+    -e NEKO_MEMBER_PROVIDER=noauth \
     -e "NEKO_WEBRTC_TCPMUX=$mux" -e "NEKO_WEBRTC_UDPMUX=$mux" \
     -e "NEKO_WEBRTC_NAT1TO1=$external_ip" -e NEKO_SERVER_PROXY=true \
     "$neko_image"
@@ -831,16 +931,19 @@ caddy_up
 
 # ---------------------------------------------------------------------------------------------
 # Checks, bounded by CT_SEAT_WAIT: Caddy's /health, and for every seat its four routes through
-# Caddy with its token (anything but a refusal or a proxy error: the apps decide what / returns;
-# an app that does not answer is Caddy's 502, so this checks the seat's ports too).
+# Caddy on the seat's HTTPS origin with its token (anything but a refusal or a proxy error: the
+# apps decide what / returns; an app that does not answer is Caddy's 502, so this checks the
+# seat's ports too). Only a handshake with the seat's certificate gets an answer, so a seat is
+# not ready before its certificate is (the check talks to itself: --insecure, no CA list).
 http_code() { curl -s -o /dev/null -w '%{http_code}' --max-time 5 "$@" || true; }
 seat_answers() {
   local i=$1 seat token code kind
   seat=$(seat_of "$i")
   token=${token_of[$seat]}
   for kind in terminal/ files/ browser/ ''; do
-    code=$(http_code -K <(printf 'header = "Cookie: ct_seat_%s=%s"\n' "$seat" "$token") \
-      "http://127.0.0.1:$CT_HTTP_PORT/vm/$seat/$kind")
+    code=$(http_code --insecure -K <(printf 'header = "Cookie: ct_seat_%s=%s"\n' "$seat" "$token") \
+      --connect-to "::${CT_HTTP_BIND:-127.0.0.1}:" \
+      "https://$CT_PUBLIC_HOST:$(seat_https_port "$i")/vm/$seat/$kind")
     case $code in 000 | 403 | 404 | 502 | 503 | 504) return 1 ;; esac
   done
 }
@@ -867,6 +970,10 @@ while :; do
         log "last output of $name:"
         docker logs --tail 5 "$name" 2>&1 | sed 's/^/  /' || true
       done
+      # A seat answers only once its certificate is there: what Caddy said of getting it.
+      log "what $caddy_name said of certificates:"
+      docker logs "$caddy_name" 2>&1 | grep -iE 'obtain|acme|certificate' | grep -iE 'error|fail' |
+        tail -n 3 | sed 's/^/  /' || true
     fi
     fail "VM not healthy within ${CT_SEAT_WAIT}s ($seats_ready/$seat_count seats ready)"
   fi

@@ -10,6 +10,7 @@ import {
 } from '../local/emulators.ts';
 import { ensureLocalImages } from '../local/images.ts';
 import { prepareMachine } from '../local/machine.ts';
+import { localCa } from '../local/tls-ca.ts';
 
 /**
  * `npm test`: readies the machine as `npm start` does (Docker, debootstrap and Chromium installed
@@ -26,8 +27,11 @@ const ava = path.join(root, 'node_modules', 'ava', 'entrypoints', 'cli.mjs');
 
 const say = (line: string) => console.error(`npm test: ${line}`);
 try {
-  await prepareMachine({ browser: true, say });
+  await prepareMachine({ browser: true, acme: true, say });
   await ensureLocalImages(say);
+  // The local VMs' certificates chain to it; the test workers trust it (NODE_EXTRA_CA_CERTS in
+  // package.json's ava settings), so it must exist before they start.
+  localCa();
 } catch (error) {
   console.error(`npm test: cannot set up this machine: ${String(error)}`);
   process.exit(1);

@@ -239,7 +239,7 @@ export function openApiDocument(): Schema {
                   watch: {
                     type: ['string', 'null'],
                     description:
-                      'the seat’s terminal, read-only: `…/vm/S/watch/?v=VIEWER`; its socket is `ws` beside it. Null until the seat’s VM serves',
+                      'the seat’s terminal, read-only: `https://IP:PORT/vm/S/watch/?v=VIEWER` on the seat’s origin; its socket is `wss` beside it. Null until the seat’s VM serves',
                   },
                 },
               },
@@ -373,10 +373,12 @@ export function openApiDocument(): Schema {
               type: 'object',
               required: ['terminal', 'files', 'browser', 'workspace'],
               properties: Object.fromEntries(
-                // The path ends with `/` (the pages there use relative URLs); `?t=` follows.
+                // The seat's own HTTPS origin (a port of its VM's IP); the path ends with `/`
+                // (the pages there use relative URLs); `?t=` follows, once: the first visit
+                // exchanges it for the seat's cookie and drops it from the URL.
                 ['terminal', 'files', 'browser', 'workspace'].map((k) => [
                   k,
-                  { type: 'string', format: 'uri', pattern: '^[^?#]*/(\\?[^#]*)?$' },
+                  { type: 'string', format: 'uri', pattern: '^https://[^?#]*/(\\?[^#]*)?$' },
                 ]),
               ),
             },

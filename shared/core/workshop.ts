@@ -62,6 +62,8 @@ export interface VmRecord {
   externalIp: string | null;
   internalIp: string | null;
   httpPort: number | null;
+  /** Seat i of the VM (i from 1, in seat order) is https://externalIp:(seatHttpsBase + i). */
+  seatHttpsBase?: number | null;
   readyAt: string | null;
   readyTokenHash: string;
   error: { code: string; message: string } | null;
@@ -240,12 +242,19 @@ export interface SeatEndpoints {
 }
 
 /**
- * The seat's URLs on its VM's proxy, carrying the seat's access credential. Each path ends with
- * `/`: the pages there use relative URLs.
+ * Where a real VM's seat origins start (the startup script's CT_SEAT_HTTPS_BASE): seat i of a VM
+ * is https://IP:8401.. (deploy.sh opens 8401-8420 for MAX_SEATS_PER_VM).
+ */
+export const SEAT_HTTPS_BASE = 8400;
+
+/**
+ * The seat's URLs on its VM's proxy, carrying the seat's access credential. Each seat is an
+ * HTTPS origin of its own, a port of its VM's IP (one certificate for the IP); the paths keep
+ * `/vm/S/`. Each path ends with `/`: the pages there use relative URLs.
  */
 export function seatEndpoints(vm: VmRecord, seat: number, accessToken: string): SeatEndpoints {
-  const port = vm.httpPort && vm.httpPort !== 80 ? `:${vm.httpPort}` : '';
-  const base = `http://${vm.externalIp}${port}/vm/${seat}`;
+  const port = (vm.seatHttpsBase ?? SEAT_HTTPS_BASE) + seat - vm.firstSeat + 1;
+  const base = `https://${vm.externalIp}:${port}/vm/${seat}`;
   const query = `?t=${encodeURIComponent(accessToken)}`;
   return {
     terminal: `${base}/terminal/${query}`,

@@ -2,7 +2,7 @@ import { workshopCost } from '../core/cost.ts';
 import { expiryAtReady } from '../core/schedule.ts';
 import { tokenMatches } from '../core/secrets.ts';
 import { decide } from '../core/state.ts';
-import type { VmRecord, WorkshopRecord } from '../core/workshop.ts';
+import { SEAT_HTTPS_BASE, type VmRecord, type WorkshopRecord } from '../core/workshop.ts';
 import { log } from '../log.ts';
 import type { VmReadyEvent } from '../schemas.ts';
 import type { InstanceInfo } from '../compute.ts';
@@ -76,6 +76,9 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
               externalIp: instance.externalIp ?? null,
               internalIp: instance.internalIp ?? null,
               httpPort: s.config.acceptReportedHttpPort ? (report.httpPort ?? 80) : 80,
+              seatHttpsBase: s.config.acceptReportedHttpPort
+                ? (report.seatHttpsBase ?? SEAT_HTTPS_BASE)
+                : SEAT_HTTPS_BASE,
             }),
         readyAt: vm.readyAt ?? now,
         error: null,

@@ -1,6 +1,7 @@
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
+import { SEAT_HTTPS_BASE } from '../../shared/core/workshop.ts';
 import {
   ADMIN_EMAILS,
   AUDIENCE,
@@ -207,21 +208,28 @@ test('poison messages land in a dead-letter topic that Pub/Sub may use and that 
   }
 });
 
-test('the firewall opens Caddy and the seats mux ports the startup script uses, nothing else', async (t) => {
+test('the firewall opens Caddy, the seats’ HTTPS origins and mux ports the startup script uses, nothing else', async (t) => {
   const run = await fresh();
   // Derive the ports from their sources, so that a change there shows up here.
   const startup = readFileSync(join(REPO, 'startup/clarateach-startup.sh'), 'utf8');
-  const httpPort = Number(/^CT_HTTP_PORT=\$\{CT_HTTP_PORT:-(\d+)\}/m.exec(startup)?.[1]);
-  const muxBase = Number(/^CT_MUX_PORT_BASE=\$\{CT_MUX_PORT_BASE:-(\d+)\}/m.exec(startup)?.[1]);
+  const setting = (name: string) =>
+    Number(new RegExp(`^${name}=\\$\\{${name}:-(\\d+)\\}`, 'm').exec(startup)?.[1]);
+  const httpPort = setting('CT_HTTP_PORT');
+  const muxBase = setting('CT_MUX_PORT_BASE');
+  const seatBase = setting('CT_SEAT_HTTPS_BASE');
   const plan = readFileSync(join(REPO, 'shared/core/plan.ts'), 'utf8');
   const maxSeats = Number(/MAX_SEATS_PER_VM = (\d+)/.exec(plan)?.[1]);
-  t.deepEqual([httpPort, muxBase, maxSeats], [80, 30000, 20]);
+  t.deepEqual([httpPort, muxBase, seatBase, maxSeats], [80, 30000, SEAT_HTTPS_BASE, 20]);
   const mux = `${muxBase + 1}-${muxBase + maxSeats}`;
+  const seats = `${seatBase + 1}-${seatBase + maxSeats}`;
 
   t.true(run.calls.some((c) => words(c) === 'compute networks describe default'));
   const rules = callsOf(run.calls, 'compute firewall-rules create');
   const allowed = rules.flatMap((c) => flag(c, 'allow').flatMap((a) => a.split(',')));
-  t.deepEqual(allowed.sort(), [`tcp:${httpPort}`, `tcp:${mux}`, `udp:${mux}`].sort());
+  t.deepEqual(
+    allowed.sort(),
+    [`tcp:${httpPort}`, `tcp:${seats}`, `tcp:${mux}`, `udp:${mux}`].sort(),
+  );
   for (const rule of rules) {
     t.deepEqual(flag(rule, 'network'), ['default']);
     t.deepEqual(flag(rule, 'target-service-accounts'), [VM_SA]);
@@ -311,7 +319,7 @@ test('a second run puts right what was changed by hand, and only that', async (t
     ],
   );
   const [rule] = callsOf(again.calls, 'compute firewall-rules update');
-  t.deepEqual(flag(rule!, 'allow'), ['tcp:80']);
+  t.deepEqual(flag(rule!, 'allow'), ['tcp:80,tcp:8401-8420']);
   t.deepEqual(flag(rule!, 'target-service-accounts'), [VM_SA]);
 });
 

@@ -4,6 +4,7 @@ import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, startTestStack, type TestStack } from '../helpers/stack.ts';
 import {
   CHROMIUM,
+  chromiumArgs,
   openTerminal,
   screenshot,
   typeLine,
@@ -25,7 +26,7 @@ test.before(async () => {
   stack = await startTestStack({ boot: true });
   browser = await chromium.launch({
     executablePath: CHROMIUM,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking'],
+    args: chromiumArgs(),
   });
 });
 test.after.always(async () => {

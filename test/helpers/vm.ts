@@ -2,6 +2,8 @@
 // its metadata, the vm.ready messages it publishes (Pub/Sub emulator), HTTP through its Caddy,
 // and the check that it leaves nothing behind.
 import { randomBytes } from 'node:crypto';
+import http, { type IncomingHttpHeaders } from 'node:http';
+import https from 'node:https';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -12,6 +14,7 @@ import { ensureLocalImages, type LocalImages } from '../../local/images.ts';
 import { prepareMachine } from '../../local/machine.ts';
 import { runCommand } from '../../local/commands.ts';
 import { processAlive } from '../../local/process-groups.ts';
+import { localCa } from '../../local/tls-ca.ts';
 import { bootInstance, mountsUnder, type BootedInstance } from '../../local/vm-runner.ts';
 
 export interface VmReady {
@@ -223,17 +226,50 @@ export async function seatReachesOpen(container: string, host: string, port: num
 
 // --- HTTP through the VM's Caddy ----------------------------------------------------------------
 
-export async function get(vm: BootedInstance, pathAndQuery: string, cookie?: string) {
-  const res = await fetch(`http://127.0.0.1:${vm.httpPort}${pathAndQuery}`, {
-    headers: cookie ? { cookie } : {},
-    redirect: 'manual',
+/** Where a path goes: /vm/S/… to seat S's HTTPS origin, anything else to Caddy's HTTP port. */
+export function urlOf(vm: BootedInstance, pathAndQuery: string): string {
+  const seat = /^\/vm\/(\d+)(\/|$)/.exec(pathAndQuery)?.[1];
+  return `${seat ? vm.seatOrigin(Number(seat)) : `http://127.0.0.1:${vm.httpPort}`}${pathAndQuery}`;
+}
+
+/** A request as a client that trusts the local CA (or `ca`) and nothing else, following no
+ * redirect. */
+export function request(
+  url: string,
+  opts: { method?: string; headers?: Record<string, string>; body?: string; ca?: string } = {},
+): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
+  const target = new URL(url);
+  const send = target.protocol === 'https:' ? https.request : http.request;
+  return new Promise((resolve, reject) => {
+    const req = send(
+      target,
+      { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.ca ?? localCa().rootPem },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('error', reject);
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            text: Buffer.concat(chunks).toString('utf8'),
+            headers: res.headers,
+          }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end(opts.body);
   });
+}
+
+export async function get(vm: BootedInstance, pathAndQuery: string, cookie?: string) {
+  const res = await request(urlOf(vm, pathAndQuery), { headers: cookie ? { cookie } : {} });
   return {
     status: res.status,
-    text: await res.text(),
-    setCookie: res.headers.get('set-cookie'),
-    location: res.headers.get('location'),
-    referrerPolicy: res.headers.get('referrer-policy'),
+    text: res.text,
+    setCookie: res.headers['set-cookie']?.join(', ') ?? null,
+    location: res.headers.location ?? null,
+    referrerPolicy: (res.headers['referrer-policy'] as string | undefined) ?? null,
   };
 }
 

@@ -2,6 +2,7 @@ import sinon from 'sinon';
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, startTestStack, type TestStack, fromLearner } from '../helpers/stack.ts';
 import { TOPICS } from '../../shared/topics.ts';
+import { SEAT_HTTPS_BASE } from '../../shared/core/workshop.ts';
 
 /**
  * At-least-once and any order (issue 4): every event type delivered twice concurrently and in
@@ -249,11 +250,16 @@ test.serial(
     // Where a real VM serves (80) is not the report's to say outside the local stack.
     stack.services.config.acceptReportedHttpPort = false;
     t.teardown(() => (stack.services.config.acceptReportedHttpPort = true));
-    t.is(await stack.push(TOPICS.vmReady, { ...forged, httpPort: 8443 }), 204);
+    t.is(await stack.push(TOPICS.vmReady, { ...forged, httpPort: 8443, seatHttpsBase: 9000 }), 204);
     const ready = await stack.untilStatus(ws.id, 'ready');
     t.is(ready.vms[0].externalIp, '127.0.0.1', 'the instance’s address, from Compute Engine');
     const vm = (await stack.services.store.getVms(ws.id))[0]!;
-    t.like(vm, { externalIp: '127.0.0.1', internalIp: '127.0.0.1', httpPort: 80 });
+    t.like(vm, {
+      externalIp: '127.0.0.1',
+      internalIp: '127.0.0.1',
+      httpPort: 80,
+      seatHttpsBase: SEAT_HTTPS_BASE,
+    });
 
     // A second ready of the ready VM, from anywhere, moves nothing.
     stack.services.config.acceptReportedHttpPort = true;
@@ -263,7 +269,7 @@ test.serial(
       httpPort: 80,
     });
     const join = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Ada' });
-    t.true(join.body.endpoints.terminal.startsWith('http://127.0.0.1/vm/'));
+    t.true(join.body.endpoints.terminal.startsWith(`https://127.0.0.1:${SEAT_HTTPS_BASE + 1}/vm/`));
 
     // A report whose vmName is no instance name is acknowledged (not retried) and ignored.
     for (const vmName of ['../../etc', 'CT-UPPER', '', 'x'.repeat(64)]) {

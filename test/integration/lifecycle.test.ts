@@ -22,6 +22,7 @@ function readyReport(instance: { name: string; metadata: Record<string, string> 
     externalIp: `203.0.113.${10 + n}`,
     internalIp: `10.128.0.${10 + n}`,
     httpPort: 8100 + n,
+    seatHttpsBase: 9100 + 100 * n,
     seatsReady: Number(instance.metadata['seat-count']),
     readyToken: instance.metadata['ready-token'],
   };
@@ -118,11 +119,13 @@ test.serial(
       Array.from({ length: 25 }, (_, i) => i + 1),
     );
     for (const j of joins) {
-      const port = j.body.seat <= 13 ? 8100 : 8101;
+      // Seat i of its VM (13 seats on the first) is the HTTPS origin seatHttpsBase + i.
+      const port = j.body.seat <= 13 ? 9100 + j.body.seat : 9200 + j.body.seat - 13;
       t.true(
         j.body.endpoints.terminal.startsWith(
-          `http://127.0.0.1:${port}/vm/${j.body.seat}/terminal/?t=`,
+          `https://127.0.0.1:${port}/vm/${j.body.seat}/terminal/?t=`,
         ),
+        j.body.endpoints.terminal,
       );
       t.is(j.body.workshopId, ws.id);
       t.is(j.body.expiresAt, ready.expiresAt);

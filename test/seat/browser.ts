@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { localCa } from '../../local/tls-ca.ts';
 
 /**
  * Drives Debian's Chromium, headless, against a seat's pages: for this folder's browser test and
@@ -26,6 +27,22 @@ export interface SeatBrowser {
   close(): Promise<void>;
 }
 
+/**
+ * Chromium's flags for every test and bench: headless, no background traffic, and trusting the
+ * local VMs' certificates (local/tls-ca.ts) and no others: never a blanket ignore.
+ */
+export const chromiumArgs = () => [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  localCa().chromiumFlag,
+];
+
 /** Chromium with a fresh profile, no network beyond what the pages ask for. */
 export async function launchChromium(opts: { executablePath?: string } = {}): Promise<SeatBrowser> {
   const profile = await mkdtemp(path.join(os.tmpdir(), 'seat-chromium-'));
@@ -33,16 +50,7 @@ export async function launchChromium(opts: { executablePath?: string } = {}): Pr
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: opts.executablePath ?? CHROMIUM,
       headless: true,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
+      args: chromiumArgs(),
       viewport: { width: 1000, height: 640 },
     });
     return {
@@ -62,7 +70,15 @@ export async function launchChromium(opts: { executablePath?: string } = {}): Pr
 /** Opens a terminal page (any URL serving it, token query included) and waits for `connected`. */
 export async function openTerminal(page: Page, url: string): Promise<void> {
   await page.goto(url);
-  await page.waitForSelector('#status[data-state="connected"]', { timeout: WAIT_MS });
+  try {
+    await page.waitForSelector('#status[data-state="connected"]', { timeout: WAIT_MS });
+  } catch (error) {
+    // What the learner would have seen instead: the page's own words say why.
+    const seen = await page.evaluate(() => document.body?.innerText.slice(0, 300)).catch(() => '');
+    throw new Error(`the terminal at ${page.url()} did not connect; the page shows: ${seen}`, {
+      cause: error,
+    });
+  }
   await page.click('.xterm');
 }
 

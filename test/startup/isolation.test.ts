@@ -344,7 +344,7 @@ test('Caddy keeps an app from planting another seat’s access cookie', async (t
   const vm = await boot(t, plan);
   t.like((await messages.forVm(plan.vmName))[0], { state: 'ready' });
 
-  const res = await fetch(`http://127.0.0.1:${vm.httpPort}/vm/1/browser/cgi-bin/plant`, {
+  const res = await fetch(`${vm.seatOrigin(1)}/vm/1/browser/cgi-bin/plant`, {
     headers: { cookie: `ct_seat_1=${plan.tokens.get(1)!}` },
   });
   t.is(await res.text(), 'planted\n', 'the app answered');

@@ -42,7 +42,7 @@ test('from the terminal, the learner cannot signal, trace, read or replace the s
   const messages = await readyMessages(t);
   const vm = await boot(t, plan);
   t.like((await messages.forVm(plan.vmName))[0], { state: 'ready' });
-  const origin = `http://127.0.0.1:${vm.httpPort}`;
+  const origin = vm.seatOrigin(1);
   const cookie = `ct_seat_1=${plan.tokens.get(1)!}`;
   const seat = `${vm.namePrefix}seat-1`;
 

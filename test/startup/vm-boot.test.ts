@@ -10,6 +10,7 @@ import {
   imageWithCommand,
   instanceFor,
   readyMessages,
+  request,
   stopAndCheckNothingLeft,
 } from '../helpers/vm.ts';
 
@@ -30,6 +31,7 @@ vmTest(
       externalIp: '203.0.113.10',
       internalIp: '10.128.0.10',
       httpPort: vm.httpPort,
+      seatHttpsBase: vm.seatHttpsBase,
       seatsReady: 3,
       readyToken: plan.readyToken,
       seatResets: '',
@@ -39,24 +41,49 @@ vmTest(
     t.regex(readFileSync(vm.logPath, 'utf8'), /docker is up/);
 
     for (const [seat, token] of plan.tokens) {
-      const terminal = await get(vm, `/vm/${seat}/terminal/?t=${token}`);
-      t.is(terminal.status, 200);
-      t.regex(terminal.text, /<div id="terminal">/);
-      t.is(
-        terminal.setCookie,
-        `ct_seat_${seat}=${token}; Path=/vm/${seat}; HttpOnly; SameSite=Lax`,
+      // The token is exchanged for the cookie by a page that opens the same URL without it.
+      const exchange = await get(vm, `/vm/${seat}/terminal/?t=${token}`);
+      t.is(exchange.status, 200);
+      t.regex(
+        exchange.text,
+        new RegExp(`http-equiv="refresh" content="0; url=/vm/${seat}/terminal/"`),
       );
-      // Caddy's strict-origin, and the seat server's own no-referrer: no Referer carries it away.
-      t.deepEqual(
-        new Set(terminal.referrerPolicy?.split(', ')),
-        new Set(['strict-origin', 'no-referrer']),
+      t.is(
+        exchange.setCookie,
+        `ct_seat_${seat}=${token}; Path=/vm/${seat}; Secure; HttpOnly; SameSite=Strict`,
+      );
+      t.is(
+        exchange.referrerPolicy,
+        'no-referrer',
         'the token in the URL never leaves as a Referer',
       );
+      const framed = await request(`${vm.seatOrigin(seat)}/vm/${seat}/terminal/?t=${token}`, {
+        headers: { 'sec-fetch-dest': 'iframe' },
+      });
+      t.deepEqual(framed.headers['set-cookie'], [
+        `ct_seat_${seat}=${token}; Path=/vm/${seat}; Secure; HttpOnly; SameSite=None; Partitioned`,
+      ]);
       const cookie = `ct_seat_${seat}=${token}`;
+      const terminal = await get(vm, `/vm/${seat}/terminal/`, cookie);
+      t.is(terminal.status, 200);
+      t.regex(terminal.text, /<div id="terminal">/);
+      // The plain-HTTP URL of a seat leads to its HTTPS origin.
+      const plain = await request(`http://127.0.0.1:${vm.httpPort}/vm/${seat}/files/?x=1`);
+      t.is(plain.status, 308);
+      t.is(plain.headers.location, `${vm.seatOrigin(seat)}/vm/${seat}/files/?x=1`);
       const files = await get(vm, `/vm/${seat}/files/api/list?path=`, cookie);
       t.is(files.status, 200, `seat ${seat}'s files API with its cookie`);
       t.truthy(JSON.parse(files.text), 'a JSON listing');
       t.regex((await get(vm, `/vm/${seat}/browser/`, cookie)).text, /local stand-in/);
+      // The browser asks for no password (Caddy's gate is the seat's only door), so holds no token.
+      const env = await docker(
+        'inspect',
+        '--format',
+        '{{json .Config.Env}}',
+        `${vm.namePrefix}seat-${seat}-browser`,
+      );
+      t.true(JSON.parse(env).includes('NEKO_MEMBER_PROVIDER=noauth'), env);
+      t.false(env.includes(token), 'no seat token in the browser container');
       // The pages use relative URLs, so the bare path is sent to the folder, query and all.
       const bare = await get(vm, `/vm/${seat}/terminal?t=${token}`);
       t.is(bare.status, 308);
@@ -64,6 +91,40 @@ vmTest(
     }
     const [seatA, seatB] = [...plan.tokens.keys()] as [number, number];
     const tokenA = plan.tokens.get(seatA)!;
+    const tokenB = plan.tokens.get(seatB)!;
+    t.not(vm.seatOrigin(seatA), vm.seatOrigin(seatB), 'every seat an origin of its own');
+    const onA = `${vm.seatOrigin(seatA)}/vm/${seatB}/terminal/`;
+    t.is((await request(`${onA}?t=${tokenB}`)).status, 403, 'no seat on another seat’s origin');
+    t.is((await request(onA, { headers: { cookie: `ct_seat_${seatB}=${tokenB}` } })).status, 403);
+    // Cookies ignore ports: a page of another seat (same site) or of any other site makes the
+    // browser send seat B's cookie to seat B's origin. Only a navigation (GET) gets in then.
+    const asBrowser = (site: string, mode: string, method = 'GET') =>
+      request(`${vm.seatOrigin(seatB)}/vm/${seatB}/files/api/list?path=`, {
+        method,
+        headers: {
+          cookie: `ct_seat_${seatB}=${tokenB}`,
+          'sec-fetch-site': site,
+          'sec-fetch-mode': mode,
+        },
+      }).then((r) => r.status);
+    t.deepEqual(
+      {
+        sameSiteFetch: await asBrowser('same-site', 'cors'),
+        crossSiteFetch: await asBrowser('cross-site', 'no-cors'),
+        sameSiteSocket: await asBrowser('same-site', 'websocket'),
+        crossSiteFormPost: await asBrowser('cross-site', 'navigate', 'POST'),
+        crossSiteNavigation: await asBrowser('cross-site', 'navigate'),
+        sameOriginFetch: await asBrowser('same-origin', 'cors'),
+      },
+      {
+        sameSiteFetch: 403,
+        crossSiteFetch: 403,
+        sameSiteSocket: 403,
+        crossSiteFormPost: 403,
+        crossSiteNavigation: 200,
+        sameOriginFetch: 200,
+      },
+    );
     for (const kind of ['terminal', 'files', 'browser']) {
       t.is(
         (await get(vm, `/vm/${seatB}/${kind}/?t=${tokenA}`)).status,
@@ -180,6 +241,29 @@ vmTest(
     t.true((report?.error ?? '').length <= 4000);
     for (const token of plan.tokens.values()) t.false(report?.error?.includes(token));
     t.not(await vm.exited(), 0);
+    await stopAndCheckNothingLeft(t, vm);
+  },
+);
+
+vmTest(
+  'a VM whose certificate cannot be had is reported as failed, with what Caddy said of it',
+  async (t) => {
+    const plan = await instanceFor({ seatFirst: 1, seatCount: 1 });
+    const messages = await readyMessages(t);
+    // An ACME server that is not there: no certificate, so no seat answers over HTTPS.
+    const vm = await boot(t, plan, {
+      CT_TLS: 'acme',
+      CT_ACME_CA: 'https://127.0.0.1:9/directory',
+      CT_ACME_PROFILE: '',
+      CT_SEAT_WAIT: '30',
+    });
+    const [report] = await messages.forVm(plan.vmName);
+    t.like(report, { state: 'failed', seatsReady: 0 });
+    t.regex(report?.error ?? '', /seats not answering: 1/);
+    t.regex(
+      report?.error ?? '',
+      /what ct\w+-clarateach-caddy said of certificates:\n {2}.*(obtain|certificate).*127\.0\.0\.1/,
+    );
     await stopAndCheckNothingLeft(t, vm);
   },
 );

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import WebSocket from 'ws';
+import type { BootedInstance } from '../../local/vm-runner.ts';
 import { emulatorTest as vmTest } from '../helpers/emulators.ts';
 import { eventually } from '../helpers/stack.ts';
 import {
@@ -18,9 +19,10 @@ import {
 } from '../helpers/vm.ts';
 
 /** A terminal socket through Caddy, collecting what the shell prints. */
-async function openTerminal(httpPort: number, seat: number, token: string) {
-  const ws = new WebSocket(`ws://127.0.0.1:${httpPort}/vm/${seat}/terminal/ws`, {
-    headers: { cookie: `ct_seat_${seat}=${token}`, origin: `http://127.0.0.1:${httpPort}` },
+async function openTerminal(vm: BootedInstance, seat: number, token: string) {
+  const origin = vm.seatOrigin(seat);
+  const ws = new WebSocket(`${origin.replace(/^https/, 'wss')}/vm/${seat}/terminal/ws`, {
+    headers: { cookie: `ct_seat_${seat}=${token}`, origin },
   });
   let output = '';
   const closed = new Promise<void>((resolve) => ws.once('close', () => resolve()));
@@ -63,7 +65,7 @@ vmTest(
     // Learner A works in seat 3: a file, and a shell that printed something.
     const oldToken = plan.tokens.get(3)!;
     await docker('exec', '-u', 'learner', seatA, 'sh', '-c', 'echo "A was here" > ~/a.txt');
-    const terminal = await openTerminal(vm.httpPort, 3, oldToken);
+    const terminal = await openTerminal(vm, 3, oldToken);
     terminal.ws.send(Buffer.from('echo TRACE-OF-A\r'));
     await eventually('the shell answers', () => terminal.output().includes('TRACE-OF-A'));
     const idBefore = await docker('inspect', '--format', '{{.Id}}', seatB);
@@ -99,7 +101,7 @@ vmTest(
       await docker('exec', seatA, 'sh', '-c', 'ls ~/a.txt 2>&1 || true'),
       "ls: cannot access '/home/learner/a.txt': No such file or directory",
     );
-    const next = await openTerminal(vm.httpPort, 3, newSeat3);
+    const next = await openTerminal(vm, 3, newSeat3);
     next.ws.send(Buffer.from('echo NEXT\r'));
     await eventually('the new shell answers', () => next.output().includes('NEXT'));
     t.false(next.output().includes('TRACE-OF-A'), 'no trace of the old shell');

@@ -82,16 +82,17 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
 
 const vm = { externalIp: '203.0.113.5', httpPort: 80 } as VmRecord;
 
-test('seat endpoints point at the seat on its VM and carry its credential', (t) => {
-  t.deepEqual(seatEndpoints(vm, 7, 'a b'), {
-    terminal: 'http://203.0.113.5/vm/7/terminal/?t=a%20b',
-    files: 'http://203.0.113.5/vm/7/files/?t=a%20b',
-    browser: 'http://203.0.113.5/vm/7/browser/?t=a%20b',
-    workspace: 'http://203.0.113.5/vm/7/?t=a%20b',
+test('seat endpoints: each seat an HTTPS origin of its own on its VM, carrying its credential', (t) => {
+  // Seat 7 is the VM's third (its first seat is 5): port 8400 + 3.
+  t.deepEqual(seatEndpoints({ ...vm, firstSeat: 5 }, 7, 'a b'), {
+    terminal: 'https://203.0.113.5:8403/vm/7/terminal/?t=a%20b',
+    files: 'https://203.0.113.5:8403/vm/7/files/?t=a%20b',
+    browser: 'https://203.0.113.5:8403/vm/7/browser/?t=a%20b',
+    workspace: 'https://203.0.113.5:8403/vm/7/?t=a%20b',
   });
   t.is(
-    seatEndpoints({ ...vm, httpPort: 8123 }, 1, 't').files,
-    'http://203.0.113.5:8123/vm/1/files/?t=t',
+    seatEndpoints({ ...vm, firstSeat: 1, httpPort: 8123, seatHttpsBase: 20000 }, 1, 't').files,
+    'https://203.0.113.5:20001/vm/1/files/?t=t',
   );
 });
 

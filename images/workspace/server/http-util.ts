@@ -54,12 +54,13 @@ const TYPES: Record<string, string> = {
   '.css': 'text/css; charset=utf-8',
 };
 
-// No inline script anywhere; xterm's DOM renderer sets style attributes. Framed only by the
+// No inline script anywhere; xterm's DOM renderer sets style attributes. Sockets and fetches go
+// to the page's own origin only ('self' covers its ws:/wss:). Framed only by the
 // seat's own pages (the workspace page frames the terminal and files) and the portal, if named:
 // another site cannot put a seat's terminal under its own page and steer the learner's keys.
 export function pageCsp(portalOrigin?: string): string {
   return (
-    "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self' ws: wss:; " +
+    "default-src 'self'; style-src 'self' 'unsafe-inline'; connect-src 'self'; " +
     "img-src 'self' data:; object-src 'none'; base-uri 'none'; " +
     `frame-ancestors 'self'${portalOrigin ? ` ${portalOrigin}` : ''}`
   );

@@ -1,0 +1,125 @@
+// The startup script's CT_TLS=acme path for real, the way a real VM gets its seats' certificate
+// from Let's Encrypt (an IP-address certificate, HTTP-01 on the plain HTTP port): a local ACME
+// server (pebble) validates the challenge on the VM's CT_HTTP_PORT and issues the certificate for
+// 127.0.0.1, and the VM's Caddy serves it on the seat's origin.
+import { X509Certificate } from 'node:crypto';
+import tls, { type DetailedPeerCertificate } from 'node:tls';
+import { localCa } from '../../local/tls-ca.ts';
+import { emulatorTest } from '../helpers/emulators.ts';
+import { startPebble } from '../helpers/pebble.ts';
+import {
+  boot,
+  instanceFor,
+  readyMessages,
+  request,
+  stopAndCheckNothingLeft,
+} from '../helpers/vm.ts';
+
+interface Handshake {
+  authorized: boolean;
+  authorizationError: string | null;
+  cert: DetailedPeerCertificate;
+}
+
+/** A TLS handshake with `origin` trusting `ca` alone: what the server presents, and whether its
+ * chain checks out against `ca`. */
+function handshake(origin: string, ca: string): Promise<Handshake> {
+  const { hostname, port } = new URL(origin);
+  return new Promise((resolve, reject) => {
+    // An IP address: no SNI, as a browser sends none (Caddy's default_sni picks the certificate).
+    const socket = tls.connect({
+      host: hostname,
+      port: Number(port),
+      ca,
+      rejectUnauthorized: false,
+    });
+    socket.once('secureConnect', () => {
+      resolve({
+        authorized: socket.authorized,
+        authorizationError: socket.authorizationError ? String(socket.authorizationError) : null,
+        cert: socket.getPeerCertificate(true),
+      });
+      socket.end();
+    });
+    socket.once('error', reject);
+  });
+}
+
+emulatorTest(
+  'CT_TLS=acme: the ACME server validates HTTP-01 for 127.0.0.1 and issues the seat certificate, and Caddy serves it',
+  async (t) => {
+    const pebble = await startPebble();
+    t.teardown(() => pebble.stop());
+    const plan = await instanceFor({ seatFirst: 1, seatCount: 1 });
+    const messages = await readyMessages(t);
+    const vm = await boot(t, plan, {
+      CT_TLS: 'acme',
+      CT_ACME_CA: pebble.directory,
+      CT_ACME_CA_ROOT: pebble.tlsRootPath,
+      // Profiles need Caddy 2.10; the local image is Debian's 2.6.
+      CT_ACME_PROFILE: '',
+      // Where pebble fetches http://127.0.0.1:PORT/.well-known/acme-challenge/… (port 80 on a VM).
+      CT_HTTP_PORT: String(pebble.httpPort),
+    });
+    t.is(vm.httpPort, pebble.httpPort, 'the instance reports the HTTP port the script was given');
+
+    // Ready only once the seat answers on its origin, i.e. with a certificate.
+    const [ready] = await messages.forVm(plan.vmName);
+    t.like(ready, { state: 'ready', seatsReady: 1, httpPort: pebble.httpPort }, ready?.error);
+    t.is(await vm.exited(), 0);
+
+    const { root, intermediate } = await pebble.issuance();
+    const issuer = new X509Certificate(intermediate);
+    const origin = vm.seatOrigin(1);
+    // Chain and IP identity checked against pebble's issuing root alone.
+    const seen = await handshake(origin, root);
+    t.true(
+      seen.authorized,
+      `${seen.authorizationError}: the seat presents a certificate from ${seen.cert.issuer?.CN}`,
+    );
+    t.is(tls.checkServerIdentity('127.0.0.1', seen.cert), undefined, 'valid for 127.0.0.1');
+    t.is(seen.cert.subjectaltname, 'IP Address:127.0.0.1');
+    const leaf = new X509Certificate(seen.cert.raw);
+    t.is(leaf.issuer, issuer.subject, `issued by pebble's intermediate (${issuer.subject})`);
+    t.true(leaf.checkIssued(issuer) && leaf.verify(issuer.publicKey), "signed by pebble's key");
+    t.is(
+      seen.cert.issuerCertificate.fingerprint256,
+      issuer.fingerprint256,
+      'Caddy presents the intermediate pebble issued with',
+    );
+    // Pebble issued exactly this certificate, over ACME.
+    const status = await pebble.certStatus(BigInt(`0x${leaf.serialNumber}`).toString(16));
+    t.is(status.Status, 'Valid');
+    t.is(new X509Certificate(status.Certificate).fingerprint256, leaf.fingerprint256);
+    t.true(
+      pebble.log().includes('Identifier{Type:"ip", Value:"127.0.0.1"}'),
+      'an IP-address identifier (RFC 8738)',
+    );
+    t.regex(
+      pebble.log(),
+      new RegExp(
+        `validate w/ HTTP: http://127\\.0\\.0\\.1:${pebble.httpPort}/\\.well-known/acme-challenge/`,
+      ),
+      'HTTP-01, on the VM’s CT_HTTP_PORT',
+    );
+    // Not a certificate of the local stack's CA (what CT_TLS=internal serves).
+    const local = await handshake(origin, localCa().rootPem);
+    t.false(local.authorized);
+
+    // A learner's visit, trusting pebble's root alone: token for cookie, then the terminal.
+    const token = plan.tokens.get(1)!;
+    const exchange = await request(`${origin}/vm/1/terminal/?t=${token}`, { ca: root });
+    t.is(exchange.status, 200);
+    t.deepEqual(exchange.headers['set-cookie'], [
+      `ct_seat_1=${token}; Path=/vm/1; Secure; HttpOnly; SameSite=Strict`,
+    ]);
+    const terminal = await request(`${origin}/vm/1/terminal/`, {
+      ca: root,
+      headers: { cookie: `ct_seat_1=${token}` },
+    });
+    t.is(terminal.status, 200);
+    t.regex(terminal.text, /<div id="terminal">/);
+
+    await stopAndCheckNothingLeft(t, vm);
+  },
+);
