@@ -1,6 +1,7 @@
 import { Ajv, type JSONSchemaType, type ValidateFunction } from 'ajv';
 import { END_REASONS, type EndReason } from './core/state.ts';
 import { WORKSHOP_ID_PATTERN } from './core/ids.ts';
+import type { CertificateReport } from './core/workshop.ts';
 
 /**
  * Every HTTP body and event payload, as a TypeScript type and the ajv schema that checks it.
@@ -172,7 +173,11 @@ export interface VmReadyEvent {
   error?: string;
   /** The seat reset generations the VM applied, "SEAT:GENERATION …" (core/vm-control.ts). */
   seatResets?: string;
+  /** The seats' certificate as the VM serves it, in `ready` reports. */
+  certificate?: CertificateReport;
 }
+
+const UTC_TIME = '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]{8,12}Z$';
 const ip = { type: 'string', maxLength: 64, pattern: '^[0-9a-fA-F.:]*$', nullable: true } as const;
 const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
   type: 'object',
@@ -195,6 +200,17 @@ const vmReadySchema: JSONSchemaType<VmReadyEvent> = {
       maxLength: 4000,
       pattern: '^([0-9]{1,4}:[0-9]{1,9}( [0-9]{1,4}:[0-9]{1,9})*)?$',
       nullable: true,
+    },
+    certificate: {
+      type: 'object',
+      nullable: true,
+      additionalProperties: true,
+      required: ['checkedAt'],
+      properties: {
+        notAfter: { type: 'string', pattern: UTC_TIME, nullable: true },
+        renewalError: { type: 'string', format: 'text', maxLength: 2000, nullable: true },
+        checkedAt: { type: 'string', pattern: UTC_TIME },
+      },
     },
   },
 };

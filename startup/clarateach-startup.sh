@@ -38,6 +38,7 @@
 #                         local ACME server); empty: the system's roots
 #   CT_ACME_PROFILE       ACME profile (shortlived: the only one LE issues IP certificates under;
 #                         empty for an ACME server or a Caddy without profiles)
+#   CT_RENEW_INTERVAL     how often Caddy looks for certificates to renew (empty: its 10m)
 #   CT_HTTP_BIND          address Caddy and the WebRTC mux ports bind to (empty: all interfaces)
 #   CT_PORT_BASE          seat i uses PORT_BASE+10i+1..4 (3000)
 #   CT_MUX_PORT_BASE      seat i's WebRTC mux port is MUX_PORT_BASE+i (30000: below the
@@ -81,6 +82,7 @@ CT_TLS_CA_DIR=${CT_TLS_CA_DIR:-}
 CT_ACME_CA=${CT_ACME_CA:-https://acme-v02.api.letsencrypt.org/directory}
 CT_ACME_CA_ROOT=${CT_ACME_CA_ROOT:-}
 CT_ACME_PROFILE=${CT_ACME_PROFILE-shortlived}
+CT_RENEW_INTERVAL=${CT_RENEW_INTERVAL:-}
 CT_HTTP_BIND=${CT_HTTP_BIND:-}
 CT_PORT_BASE=${CT_PORT_BASE:-3000}
 CT_MUX_PORT_BASE=${CT_MUX_PORT_BASE:-30000}
@@ -200,6 +202,7 @@ publish_state() {
   payload+=",\"seatHttpsBase\":$((CT_SEAT_HTTPS_BASE))"
   payload+=",\"seatsReady\":$((seats_ready)),\"readyToken\":$(json_str "$ready_token")"
   payload+=",\"seatResets\":$(json_str "$(applied_resets)")"
+  if [[ $state == ready ]]; then payload+=",\"certificate\":$(certificate_state)"; fi
   if [[ $state == failed ]]; then
     payload+=",\"error\":$(json_str "$error_text")"
   fi
@@ -210,6 +213,22 @@ publish_state() {
     return 0
   fi
   return 1
+}
+
+# The seats' certificate as the VM serves it (every seat's origin has the same one): when it ends,
+# and what Caddy said last of renewing it (STATE_DIR/renewal-error, written by the watcher; empty
+# while renewals succeed), checked at the VM's now.
+certificate_state() {
+  local end not_after=null renewal_error=null error
+  error=$(cat "$CT_STATE_DIR/renewal-error" 2>/dev/null || true)
+  if [[ -n $error ]]; then renewal_error=$(json_str "$error"); fi
+  end=$(openssl s_client -connect "${CT_HTTP_BIND:-127.0.0.1}:$(seat_https_port 1)" </dev/null 2>/dev/null |
+    openssl x509 -noout -enddate 2>/dev/null | sed -n 's/^notAfter=//p') || end=''
+  if [[ -n $end ]] && end=$(date -u -d "$end" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null); then
+    not_after=$(json_str "$end")
+  fi
+  printf '{"notAfter":%s,"renewalError":%s,"checkedAt":%s}' "$not_after" "$renewal_error" \
+    "$(json_str "$(date -u +%Y-%m-%dT%H:%M:%SZ)")"
 }
 
 publish_once() {
@@ -286,6 +305,7 @@ fi
 [[ $CT_TLS == acme || $CT_TLS == internal ]] || fail "CT_TLS must be acme or internal"
 [[ $CT_ACME_PROFILE =~ ^[A-Za-z0-9_-]*$ && $CT_ACME_CA =~ ^https://[^[:space:]{}]+$ ]] ||
   fail "malformed CT_ACME_CA or CT_ACME_PROFILE"
+[[ $CT_RENEW_INTERVAL =~ ^([0-9]+(ms|s|m|h))*$ ]] || fail "malformed CT_RENEW_INTERVAL"
 
 # Seat tokens: "SEAT:TOKEN SEAT:TOKEN …" keyed by global seat number. They land in the Caddyfile
 # and CEL string literals, so only URL-safe characters are accepted.
@@ -521,6 +541,7 @@ render_caddyfile() {
   printf '{\n\tadmin off\n\thttp_port %s\n\thttps_port %s\n' "$CT_HTTP_PORT" "$CT_HTTPS_PORT"
   # Browsers send no SNI for an IP address: the certificate for HOST is the default.
   printf '\tdefault_sni %s\n\tauto_https disable_redirects\n' "$CT_PUBLIC_HOST"
+  if [[ -n $CT_RENEW_INTERVAL ]]; then printf '\trenew_interval %s\n' "$CT_RENEW_INTERVAL"; fi
   if [[ $CT_TLS == internal ]]; then
     printf '\tlocal_certs\n'
     if [[ -n $CT_TLS_CA_DIR ]]; then

@@ -335,7 +335,7 @@ export function openApiDocument(): Schema {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['name', 'status', 'externalIp', 'zone', 'spot', 'moved'],
+                required: ['name', 'status', 'externalIp', 'zone', 'spot', 'moved', 'certificate'],
                 properties: {
                   name: { type: 'string' },
                   status: {
@@ -349,6 +349,20 @@ export function openApiDocument(): Schema {
                     type: ['string', 'null'],
                     description:
                       'why it is not where it first tried, e.g. "VM 2 moved to us-central1-b: us-central1-a was out of e2-standard-8"',
+                  },
+                  certificate: {
+                    type: ['object', 'null'],
+                    description:
+                      "the seats' HTTPS certificate as the VM last reported it; null until it has",
+                    required: ['notAfter', 'renewalError'],
+                    properties: {
+                      notAfter: { type: ['string', 'null'], format: 'date-time' },
+                      renewalError: {
+                        type: ['string', 'null'],
+                        description:
+                          "what the VM's Caddy said last of renewing it, when that failed",
+                      },
+                    },
                   },
                 },
               },

@@ -44,6 +44,25 @@ export interface WorkshopRecord {
 
 export type VmStatus = 'pending' | 'booting' | 'ready' | 'failed' | 'deleted';
 
+export interface CertificateReport {
+  /** When the certificate ends; null or absent when the VM could not read it. */
+  notAfter?: string | null;
+  /** What Caddy said last of renewing it, when that failed; null or absent while renewals succeed. */
+  renewalError?: string | null;
+  /** The VM's time of the check: a later report wins, whatever order they arrive in. */
+  checkedAt: string;
+}
+
+/** The certificate report to keep: the one the VM checked last (reports arrive in any order). */
+export function latestCertificate(
+  kept: CertificateReport | null | undefined,
+  reported: CertificateReport | null | undefined,
+): CertificateReport | null {
+  if (!reported) return kept ?? null;
+  if (!kept) return reported;
+  return Date.parse(reported.checkedAt) >= Date.parse(kept.checkedAt) ? reported : kept;
+}
+
 /** `workshops/{id}/vms/{name}`. */
 export interface VmRecord {
   name: string;
@@ -71,6 +90,8 @@ export interface VmRecord {
   generation?: number;
   /** When its (latest) insert was done: a sweep that listed instances earlier must not call it lost. */
   insertedAt?: string;
+  /** The seats' certificate as the VM last reported it (`vm.ready`). */
+  certificate?: CertificateReport | null;
 }
 
 /** `workshops/{id}/private/secrets`: admin-only, never logged, dropped when the workshop ends. */
@@ -185,6 +206,8 @@ export interface VmView {
   spot: boolean;
   /** Why it is not where it first tried, e.g. `VM 2 moved to us-central1-b: …`; else null. */
   moved: string | null;
+  /** When its seats' certificate ends, and why renewing it fails, when it does; null until known. */
+  certificate: { notAfter: string | null; renewalError: string | null } | null;
 }
 
 export function toVmView(vm: VmRecord, workshopSpot: boolean): VmView {
@@ -196,6 +219,12 @@ export function toVmView(vm: VmRecord, workshopSpot: boolean): VmView {
     zone: vm.zone,
     spot,
     moved: placementNote({ ...vm, spot }),
+    certificate: vm.certificate
+      ? {
+          notAfter: vm.certificate.notAfter ?? null,
+          renewalError: vm.certificate.renewalError ?? null,
+        }
+      : null,
   };
 }
 

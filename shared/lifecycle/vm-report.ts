@@ -2,7 +2,12 @@ import { workshopCost } from '../core/cost.ts';
 import { expiryAtReady } from '../core/schedule.ts';
 import { tokenMatches } from '../core/secrets.ts';
 import { decide } from '../core/state.ts';
-import { SEAT_HTTPS_BASE, type VmRecord, type WorkshopRecord } from '../core/workshop.ts';
+import {
+  latestCertificate,
+  SEAT_HTTPS_BASE,
+  type VmRecord,
+  type WorkshopRecord,
+} from '../core/workshop.ts';
 import { log } from '../log.ts';
 import type { VmReadyEvent } from '../schemas.ts';
 import type { InstanceInfo } from '../compute.ts';
@@ -83,6 +88,8 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
         readyAt: vm.readyAt ?? now,
         error: null,
       };
+      const certificate = latestCertificate(vm.certificate, report.certificate);
+      if (certificate) updated.certificate = certificate;
       tx.set(vmRef, updated);
       if (vm.status !== 'ready') recordBoot(s, tx, workshop, vm, now);
       const vms = allVms.map((v) => (v.name === vmName ? updated : v));
@@ -122,5 +129,15 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
     }
   }
   log.info('vm report', { workshopId, vmName, state: report.state, outcome });
+  const certificate = report.certificate;
+  if (outcome !== 'ignored' && certificate?.renewalError) {
+    // Not yet a broken class (the certificate lasts days longer than one): the operator's to fix.
+    log.warn("the seats' certificate fails to renew", {
+      workshopId,
+      vmName,
+      notAfter: certificate.notAfter ?? null,
+      renewalError: certificate.renewalError,
+    });
+  }
   return outcome;
 }

@@ -3,6 +3,7 @@ import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, startTestStack, type TestStack, fromLearner } from '../helpers/stack.ts';
 import { TOPICS } from '../../shared/topics.ts';
 import { SEAT_HTTPS_BASE } from '../../shared/core/workshop.ts';
+import { captureOutput } from '../helpers/log-capture.ts';
 
 /**
  * At-least-once and any order (issue 4): every event type delivered twice concurrently and in
@@ -269,13 +270,85 @@ test.serial(
       httpPort: 80,
     });
     const join = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Ada' });
-    t.true(join.body.endpoints.terminal.startsWith(`https://127.0.0.1:${SEAT_HTTPS_BASE + 1}/vm/`));
+    // Seat S of the one VM (seats 1–5, handed out in random order) is its HTTPS port base + S.
+    const { seat } = join.body as { seat: number };
+    t.true(
+      join.body.endpoints.terminal.startsWith(
+        `https://127.0.0.1:${SEAT_HTTPS_BASE + seat}/vm/${seat}/terminal/`,
+      ),
+    );
 
     // A report whose vmName is no instance name is acknowledged (not retried) and ignored.
     for (const vmName of ['../../etc', 'CT-UPPER', '', 'x'.repeat(64)]) {
       t.is(await stack.push(TOPICS.vmReady, { ...report!, vmName }), 204, vmName);
     }
     t.is((await stack.workshop(ws.id)).status, 'ready');
+
+    await stack.api('DELETE', `/workshops/${ws.id}`);
+    await stack.untilStatus(ws.id, 'ended');
+    t.deepEqual(stack.instancesOf(ws.id), []);
+  },
+);
+
+test.serial(
+  'certificate reports of a ready VM, twice, concurrently and out of order: the latest check stands, a failing renewal is logged',
+  async (t) => {
+    const output = captureOutput();
+    const ws = await createAndStart(5);
+    await eventually(
+      'the VM is inserted',
+      async () => (await stack.workshop(ws.id)).vms[0]?.status === 'booting',
+    );
+    const [report] = await stack.readyReports(ws.id);
+    const fine = {
+      ...report!,
+      certificate: {
+        notAfter: '2030-01-07T10:00:00Z',
+        renewalError: null,
+        checkedAt: '2030-01-01T10:00:00Z',
+      },
+    };
+    const failing = {
+      ...report!,
+      certificate: {
+        notAfter: '2030-01-07T10:00:00Z',
+        renewalError: 'could not get certificate from issuer: HTTP 503: service unavailable',
+        checkedAt: '2030-01-05T10:00:00Z',
+      },
+    };
+    t.is(await stack.push(TOPICS.vmReady, fine), 204);
+    await stack.untilStatus(ws.id, 'ready');
+    t.deepEqual((await stack.workshop(ws.id)).vms[0].certificate, {
+      notAfter: '2030-01-07T10:00:00Z',
+      renewalError: null,
+    });
+    // The failing one twice at once, then the older one late: the failure stands.
+    const statuses = await Promise.all([
+      stack.push(TOPICS.vmReady, failing),
+      stack.push(TOPICS.vmReady, failing),
+    ]);
+    t.deepEqual(statuses, [204, 204]);
+    t.is(await stack.push(TOPICS.vmReady, fine), 204);
+    const w = await stack.workshop(ws.id);
+    t.is(w.status, 'ready', 'a certificate that fails to renew does not end a running class');
+    t.deepEqual(w.vms[0].certificate, {
+      notAfter: '2030-01-07T10:00:00Z',
+      renewalError: 'could not get certificate from issuer: HTTP 503: service unavailable',
+    });
+    const warnings = output.structured
+      .map((line) => JSON.parse(line) as Record<string, unknown>)
+      .filter((e) => e.severity === 'WARNING' && e.workshopId === ws.id && 'renewalError' in e);
+    t.true(warnings.length >= 2, 'each report of the failure is logged as a warning');
+    // A malformed certificate report is acknowledged, not retried, and changes nothing.
+    for (const certificate of [
+      { notAfter: 'tomorrow', checkedAt: '2030-01-06T10:00:00Z' },
+      { renewalError: 'x'.repeat(5000), checkedAt: '2030-01-06T10:00:00Z' },
+      { notAfter: '2030-01-08T10:00:00Z' },
+      'expired',
+    ]) {
+      t.is(await stack.push(TOPICS.vmReady, { ...report!, certificate }), 204);
+    }
+    t.regex((await stack.workshop(ws.id)).vms[0].certificate.renewalError, /HTTP 503/);
 
     await stack.api('DELETE', `/workshops/${ws.id}`);
     await stack.untilStatus(ws.id, 'ended');

@@ -2,6 +2,7 @@ import test from 'ava';
 import { planVms } from '../../shared/core/plan.ts';
 import { instanceSpec } from '../../shared/core/vm-spec.ts';
 import {
+  latestCertificate,
   seatEndpoints,
   toWorkshopView,
   type VmRecord,
@@ -112,6 +113,11 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
           { zone: 'us-central1-a', spot: true },
           { zone: 'us-central1-b', spot: true },
         ],
+        certificate: {
+          notAfter: '2026-01-07T00:00:00Z',
+          renewalError: 'could not get certificate from issuer: HTTP 503',
+          checkedAt: '2026-01-01T00:00:00Z',
+        },
       } as VmRecord,
       {
         name: 'a',
@@ -136,6 +142,7 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
       zone: 'us-central1-a',
       spot: true,
       moved: null,
+      certificate: null,
     },
     {
       name: 'b',
@@ -145,8 +152,30 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
       spot: false,
       moved:
         'VM 2 runs as a standard VM in us-central1-b: us-central1-a and us-central1-b were out of Spot e2-standard-8',
+      certificate: {
+        notAfter: '2026-01-07T00:00:00Z',
+        renewalError: 'could not get certificate from issuer: HTTP 503',
+      },
     },
   ]);
   t.false('ownerId' in view);
   t.false('vmPlan' in view);
+});
+
+test('a VM keeps the certificate report it checked last, whatever order reports arrive in', (t) => {
+  const early = {
+    notAfter: '2026-01-07T00:00:00Z',
+    renewalError: null,
+    checkedAt: '2026-01-05T10:00:00Z',
+  };
+  const late = {
+    notAfter: '2026-01-07T00:00:00Z',
+    renewalError: 'could not get certificate from issuer',
+    checkedAt: '2026-01-05T10:05:00Z',
+  };
+  t.is(latestCertificate(null, early), early);
+  t.is(latestCertificate(early, late), late);
+  t.is(latestCertificate(late, early), late, 'an older report arriving late changes nothing');
+  t.is(latestCertificate(late, undefined), late, 'a report without one keeps what is known');
+  t.is(latestCertificate(undefined, undefined), null);
 });
