@@ -66,7 +66,7 @@ test.serial(
       await browser.close();
     }
 
-    t.is((await stack.api('DELETE', `/workshops/${result.workshopId}`)).status, 200);
+    t.is((await stack.api('DELETE', `/workshops/${result.workshopId}`)).status, 202);
     const ended = await eventually(
       'the class ended',
       async () => {

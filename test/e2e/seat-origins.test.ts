@@ -4,6 +4,7 @@ import type { Page } from 'playwright-core';
 import { issueLocalCert } from '../../local/tls-ca.ts';
 import { readyClass, useChromiumStack } from '../helpers/chromium-stack.ts';
 import { emulatorTest as test } from '../helpers/emulators.ts';
+import { eventually } from '../helpers/stack.ts';
 import { docker, request } from '../helpers/vm.ts';
 import {
   launchChromium,
@@ -184,6 +185,17 @@ test.serial(
     );
     t.is(upload.status, 201, upload.text);
     await typeLine(adaPage, 'cd ~ && python3 -m http.server 8080 >/dev/null 2>&1 &');
+    // Sent once it serves (a link opened before that would show the proxy's 502 and stay there).
+    await eventually(
+      'learner 1’s app serves the page',
+      async () =>
+        (
+          await request(`${originOf(ada)}/vm/${ada.seat}/app/8080/attack.html`, {
+            headers: { cookie: adaCookie },
+          })
+        ).status === 200,
+      60_000,
+    );
 
     // Learner 1 sends learner 2 a link to it, with seat 1's own token so that it opens at all.
     const link = `${originOf(ada)}/vm/${ada.seat}/app/8080/attack.html?t=${tokenOf(ada)}`;

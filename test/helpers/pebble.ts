@@ -80,8 +80,9 @@ function getText(url: string, ca: string): Promise<{ status: number; text: strin
 }
 
 /** Starts pebble on free loopback ports; installs Debian's `pebble` first when it is missing
- * (as root on Debian; elsewhere this throws, naming the command that installs it). */
-export async function startPebble(): Promise<Pebble> {
+ * (as root on Debian; elsewhere this throws, naming the command that installs it).
+ * `validitySeconds`: how long the certificates it issues last (pebble's own default: 5 years). */
+export async function startPebble(options: { validitySeconds?: number } = {}): Promise<Pebble> {
   await prepareMachine({ acme: true, say: (line) => console.error(`setup: ${line}`) });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ct-pebble-'));
   try {
@@ -106,6 +107,9 @@ export async function startPebble(): Promise<Pebble> {
           tlsPort,
           ocspResponderURL: '',
           externalAccountBindingRequired: false,
+          ...(options.validitySeconds
+            ? { certificateValidityPeriod: options.validitySeconds }
+            : {}),
         },
       }),
     );

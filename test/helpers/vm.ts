@@ -16,6 +16,7 @@ import { runCommand } from '../../local/commands.ts';
 import { processAlive } from '../../local/process-groups.ts';
 import { localCa } from '../../local/tls-ca.ts';
 import { bootInstance, mountsUnder, type BootedInstance } from '../../local/vm-runner.ts';
+import type { CertificateReport } from '../../shared/core/workshop.ts';
 
 export interface VmReady {
   workshopId: string;
@@ -27,6 +28,7 @@ export interface VmReady {
   seatsReady: number;
   readyToken: string;
   error?: string;
+  certificate?: CertificateReport;
 }
 
 export const newToken = () => randomBytes(24).toString('base64url');
@@ -87,6 +89,20 @@ export async function readyMessages(t: ExecutionContext) {
         if (Date.now() > deadline) {
           throw new Error(`only ${mine.length} of ${count} vm.ready messages for ${vmName}`);
         }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    /** Waits (bounded) for the first message for `vmName` that `wanted` accepts. */
+    async firstForVm(
+      vmName: string,
+      wanted: (report: VmReady) => boolean,
+      ms = 240_000,
+    ): Promise<VmReady> {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const found = received.find((r) => r.vmName === vmName && wanted(r));
+        if (found) return found;
+        if (Date.now() > deadline) throw new Error(`no such vm.ready message for ${vmName}`);
         await new Promise((r) => setTimeout(r, 100));
       }
     },

@@ -3,6 +3,7 @@
 // server (pebble) validates the challenge on the VM's CT_HTTP_PORT and issues the certificate for
 // 127.0.0.1, and the VM's Caddy serves it on the seat's origin.
 import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import tls, { type DetailedPeerCertificate } from 'node:tls';
 import { localCa } from '../../local/tls-ca.ts';
 import { emulatorTest } from '../helpers/emulators.ts';
@@ -119,6 +120,61 @@ emulatorTest(
     });
     t.is(terminal.status, 200);
     t.regex(terminal.text, /<div id="terminal">/);
+
+    await stopAndCheckNothingLeft(t, vm);
+  },
+);
+
+emulatorTest(
+  'a renewal that fails is logged on the VM and reported on vm.ready with the certificate’s end',
+  async (t) => {
+    t.timeout(10 * 60_000);
+    // Certificates of a minute: Caddy renews them in their last third, looking every 2 s.
+    const pebble = await startPebble({ validitySeconds: 60 });
+    t.teardown(() => pebble.stop());
+    const plan = await instanceFor({ seatFirst: 1, seatCount: 1, withScriptMetadata: true });
+    plan.instance.metadata['clarateach-watcher'] = readFileSync(
+      'startup/clarateach-watcher.sh',
+      'utf8',
+    );
+    const messages = await readyMessages(t);
+    const vm = await boot(t, plan, {
+      CT_TLS: 'acme',
+      CT_ACME_CA: pebble.directory,
+      CT_ACME_CA_ROOT: pebble.tlsRootPath,
+      CT_ACME_PROFILE: '',
+      CT_HTTP_PORT: String(pebble.httpPort),
+      CT_RENEW_INTERVAL: '2s',
+      CT_WATCH_TIMEOUT: '2',
+      CT_CERT_CHECK: '1',
+    });
+    const [ready] = await messages.forVm(plan.vmName);
+    t.like(ready, { state: 'ready', seatsReady: 1 }, ready?.error);
+    const first = ready!.certificate!;
+    t.is(first.renewalError, null, 'a certificate just issued');
+    // The end of the certificate the seat serves, to the second.
+    const served = await handshake(vm.seatOrigin(1), pebble.tlsRootPem);
+    t.is(Date.parse(first.notAfter!), Date.parse(new X509Certificate(served.cert.raw).validTo));
+    t.true(
+      Math.abs(Date.parse(first.checkedAt) - Date.now()) < 10 * 60_000,
+      'checked at the VM’s now',
+    );
+
+    // The ACME server goes away: the next renewal fails.
+    await pebble.stop();
+    const report = await messages.firstForVm(
+      plan.vmName,
+      (r) => Boolean(r.certificate?.renewalError),
+      5 * 60_000,
+    );
+    t.is(
+      report.state,
+      'ready',
+      'the seats still answer: the certificate has not ended yet, or only just',
+    );
+    t.regex(report.certificate!.renewalError!, /connection refused|dial tcp|certificate/i);
+    t.regex(report.certificate!.notAfter!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+    t.regex(readFileSync(vm.logPath, 'utf8'), /clarateach-watcher: certificate renewal failing: /);
 
     await stopAndCheckNothingLeft(t, vm);
   },

@@ -4,6 +4,8 @@
  * The composite indexes are those of firestore.indexes.json, which deploy.sh creates.
  */
 import indexFile from '../../firestore.indexes.json' with { type: 'json' };
+import { MAX_SEATS_PER_VM } from '../../shared/core/plan.ts';
+import { SEAT_HTTPS_BASE } from '../../shared/core/workshop.ts';
 
 export const SCHEDULER_JOB = 'clarateach-sweep';
 export const SWEEP_TOPIC = 'workshop.sweep';
@@ -27,8 +29,10 @@ export const HTTP_FUNCTIONS = ['workshops', 'join'];
 export const RUNTIME = 'nodejs24';
 export const IMAGE_VARIABLES = ['WORKSPACE_IMAGE', 'NEKO_IMAGE', 'CADDY_IMAGE'];
 const MUX_PORTS = '30001-30020';
+/** Every seat's HTTPS origin, https://IP:(SEAT_HTTPS_BASE + i) for the VM's seat i. */
+const SEAT_PORTS = `${SEAT_HTTPS_BASE + 1}-${SEAT_HTTPS_BASE + MAX_SEATS_PER_VM}`;
 export const FIREWALL_RULES: Record<string, string[]> = {
-  'clarateach-http': ['tcp:80'],
+  'clarateach-http': ['tcp:80', `tcp:${SEAT_PORTS}`],
   'clarateach-webrtc': [`tcp:${MUX_PORTS}`, `udp:${MUX_PORTS}`],
 };
 
