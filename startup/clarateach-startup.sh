@@ -222,8 +222,11 @@ certificate_state() {
   local end not_after=null renewal_error=null error
   error=$(cat "$CT_STATE_DIR/renewal-error" 2>/dev/null || true)
   if [[ -n $error ]]; then renewal_error=$(json_str "$error"); fi
-  end=$(openssl s_client -connect "${CT_HTTP_BIND:-127.0.0.1}:$(seat_https_port 1)" </dev/null 2>/dev/null |
-    openssl x509 -noout -enddate 2>/dev/null | sed -n 's/^notAfter=//p') || end=''
+  # curl's verbose output names it ("expire date: Dec  5 16:00:00 2026 GMT"): the VM's image (COS)
+  # has curl, not necessarily an openssl command.
+  end=$(curl -sv --insecure --max-time 10 -o /dev/null --connect-to "::${CT_HTTP_BIND:-127.0.0.1}:" \
+    "https://$CT_PUBLIC_HOST:$(seat_https_port 1)/health" 2>&1 |
+    sed -n 's/^\*[[:space:]]*expire date:[[:space:]]*//p' | head -n 1) || end=''
   if [[ -n $end ]] && end=$(date -u -d "$end" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null); then
     not_after=$(json_str "$end")
   fi

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import tls, { type DetailedPeerCertificate } from 'node:tls';
 import { localCa } from '../../local/tls-ca.ts';
 import { emulatorTest } from '../helpers/emulators.ts';
-import { startPebble } from '../helpers/pebble.ts';
+import { startPebble, type Pebble } from '../helpers/pebble.ts';
 import {
   boot,
   instanceFor,
@@ -46,6 +46,17 @@ function handshake(origin: string, ca: string): Promise<Handshake> {
   });
 }
 
+/** The startup script's settings for certificates from `pebble`. */
+const acmeSettings = (pebble: Pebble) => ({
+  CT_TLS: 'acme',
+  CT_ACME_CA: pebble.directory,
+  CT_ACME_CA_ROOT: pebble.tlsRootPath,
+  // Profiles need Caddy 2.10; the local image is Debian's 2.6.
+  CT_ACME_PROFILE: '',
+  // Where pebble fetches http://127.0.0.1:PORT/.well-known/acme-challenge/… (port 80 on a VM).
+  CT_HTTP_PORT: String(pebble.httpPort),
+});
+
 emulatorTest(
   'CT_TLS=acme: the ACME server validates HTTP-01 for 127.0.0.1 and issues the seat certificate, and Caddy serves it',
   async (t) => {
@@ -53,15 +64,7 @@ emulatorTest(
     t.teardown(() => pebble.stop());
     const plan = await instanceFor({ seatFirst: 1, seatCount: 1 });
     const messages = await readyMessages(t);
-    const vm = await boot(t, plan, {
-      CT_TLS: 'acme',
-      CT_ACME_CA: pebble.directory,
-      CT_ACME_CA_ROOT: pebble.tlsRootPath,
-      // Profiles need Caddy 2.10; the local image is Debian's 2.6.
-      CT_ACME_PROFILE: '',
-      // Where pebble fetches http://127.0.0.1:PORT/.well-known/acme-challenge/… (port 80 on a VM).
-      CT_HTTP_PORT: String(pebble.httpPort),
-    });
+    const vm = await boot(t, plan, acmeSettings(pebble));
     t.is(vm.httpPort, pebble.httpPort, 'the instance reports the HTTP port the script was given');
 
     // Ready only once the seat answers on its origin, i.e. with a certificate.
@@ -139,11 +142,7 @@ emulatorTest(
     );
     const messages = await readyMessages(t);
     const vm = await boot(t, plan, {
-      CT_TLS: 'acme',
-      CT_ACME_CA: pebble.directory,
-      CT_ACME_CA_ROOT: pebble.tlsRootPath,
-      CT_ACME_PROFILE: '',
-      CT_HTTP_PORT: String(pebble.httpPort),
+      ...acmeSettings(pebble),
       CT_RENEW_INTERVAL: '2s',
       CT_WATCH_TIMEOUT: '2',
       CT_CERT_CHECK: '1',
@@ -172,6 +171,7 @@ emulatorTest(
       'ready',
       'the seats still answer: the certificate has not ended yet, or only just',
     );
+    t.log('reported:', report.certificate);
     t.regex(report.certificate!.renewalError!, /connection refused|dial tcp|certificate/i);
     t.regex(report.certificate!.notAfter!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     t.regex(readFileSync(vm.logPath, 'utf8'), /clarateach-watcher: certificate renewal failing: /);
