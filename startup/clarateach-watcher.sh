@@ -79,7 +79,10 @@ renewal_error() {
   line=$("$CT_DOCKER" logs "${CT_NAME_PREFIX}clarateach-caddy" 2>&1 | grep -F '"logger":"tls.renew"' |
     tail -n 1) || true
   [[ $line == *'"level":"error"'* ]] || return 0
-  printf '%s' "$line" | sed -n 's/.*"msg":"\([^"]*\)".*"error":"\(.*\)".*/\1: \2/p' | head -c 1000
+  # The message and the error's JSON string, its escaped quotes unescaped.
+  printf '%s' "$line" |
+    sed -nE 's/.*"msg":"([^"]*)".*"error":"(([^"\\]|\\.)*)".*/\1: \2/p' |
+    sed 's/\\"/"/g' | head -c 1000
 }
 
 # A renewal that starts or stops failing is logged here and reported on vm.ready.
