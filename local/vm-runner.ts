@@ -86,6 +86,15 @@ export function mountsUnder(dir: string): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
+/** Loop devices whose backing file lies below `dir` (deleted ones too), as `losetup -a` lists them. */
+async function loopsUnder(dir: string, env: NodeJS.ProcessEnv): Promise<string[]> {
+  const out = await runCommand('losetup', ['-a'], env);
+  return out.stdout
+    .split('\n')
+    .filter((line) => line.includes(`(${dir}/`))
+    .map((line) => line.slice(0, line.indexOf(':')));
+}
+
 interface ScriptRun {
   child: ChildProcess;
   exited: Promise<number | null>;
@@ -270,6 +279,18 @@ export async function bootInstance(
     for (const mountPoint of mountsUnder(vmDir)) {
       const out = await runCommand('umount', [mountPoint], toolEnv);
       if (out.code !== 0) failures.push(out.stderr.trim());
+    }
+    // The kernel detaches an autoclear loop device after the unmount, in a work queue of its own:
+    // on a busy machine it can still be attached when umount returns. Detach what is left.
+    for (let attempt = 0; ; attempt++) {
+      const loops = await loopsUnder(vmDir, toolEnv);
+      if (loops.length === 0) break;
+      if (attempt === 20) {
+        failures.push(`loop devices still attached: ${loops.join(', ')}`);
+        break;
+      }
+      await Promise.all(loops.map((loop) => runCommand('losetup', ['-d', loop], toolEnv)));
+      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
     }
     // The jumps to DOCKER-USER the script keeps first in FORWARD (two tagged copies take turns).
     for (const tag of firewallChain ? ['a', 'b'] : []) {

@@ -29,6 +29,12 @@ export interface TestStack {
   ): Promise<ApiResponse<T>>;
   /** Posts a push delivery straight to the functions server, as Pub/Sub would. */
   push(topic: Topic, payload: unknown, messageId?: string): Promise<number>;
+  /**
+   * One message delivered as Pub/Sub does: a 5xx (the handler asking for a retry) is delivered
+   * again, with the same message id, up to 5 times. Returns the last status; says on stderr why
+   * an attempt failed. For tests of what a message does, not of how a failure is answered.
+   */
+  deliver(topic: Topic, payload: unknown): Promise<number>;
   /** Publishes through the Pub/Sub emulator; its push subscription delivers it. */
   publish(topic: Topic, payload: unknown): Promise<void>;
   /** The stand-in's instances labelled for this workshop, by name. */
@@ -55,6 +61,26 @@ export const fromLearner = (i: number) => ({
 });
 
 let pushCounter = 0;
+
+/** A push delivery straight to the functions server at `url`, as Pub/Sub would post it. */
+async function pushTo(
+  url: string,
+  projectId: string,
+  topic: Topic,
+  payload: unknown,
+  messageId = `m-${++pushCounter}`,
+): Promise<{ status: number; text: string }> {
+  const data = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
+  const res = await fetch(`${url}/projects/${projectId}/topics/${topic}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({
+      subscription: `projects/${projectId}/subscriptions/${topic}.push`,
+      message: { data: data.toString('base64'), messageId, publishTime: new Date().toISOString() },
+    }),
+  });
+  return { status: res.status, text: await res.text() };
+}
 
 /**
  * The whole system in this test process, on this file's emulators: every function behind the
@@ -109,6 +135,8 @@ export async function startTestStack(opts: { boot?: boolean } = {}): Promise<Tes
     return { status: res.status, body: parsed as any, text, headers: res.headers };
   };
   const workshop = async (id: string) => (await api('GET', `/workshops/${id}`)).body;
+  const post = (topic: Topic, payload: unknown, messageId?: string) =>
+    pushTo(functions.url, env.projectId, topic, payload, messageId);
 
   return {
     url: functions.url,
@@ -144,22 +172,19 @@ export async function startTestStack(opts: { boot?: boolean } = {}): Promise<Tes
     standin,
     functions,
     services: s,
-    async push(topic, payload, messageId = `m-${++pushCounter}`) {
-      const data = Buffer.from(typeof payload === 'string' ? payload : JSON.stringify(payload));
-      const res = await fetch(`${functions.url}/projects/${env.projectId}/topics/${topic}`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({
-          subscription: `projects/${env.projectId}/subscriptions/${topic}.push`,
-          message: {
-            data: data.toString('base64'),
-            messageId,
-            publishTime: new Date().toISOString(),
-          },
-        }),
-      });
-      await res.arrayBuffer();
-      return res.status;
+    async push(topic, payload, messageId) {
+      return (await post(topic, payload, messageId)).status;
+    },
+    async deliver(topic, payload) {
+      const messageId = `m-${++pushCounter}`;
+      for (let attempt = 1; ; attempt++) {
+        const { status, text } = await post(topic, payload, messageId);
+        if (status < 500 || attempt === 5) return status;
+        // The Functions Framework answers a failed event with its error's message (not in
+        // production); Pub/Sub would redeliver after its backoff.
+        console.error(`${topic} ${messageId}: attempt ${attempt} answered ${status}: ${text}`);
+        await new Promise((resolve) => setTimeout(resolve, 500 * attempt));
+      }
     },
     async publish(topic, payload) {
       await pubsub.topic(topic).publishMessage({ json: payload });

@@ -240,7 +240,7 @@ test.serial('the sweep deletes a leaked VM in the second zone', async (t) => {
     },
     crypto.randomUUID(),
   );
-  t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
+  t.is(await stack.deliver(TOPICS.workshopSweep, {}), 204);
   t.deepEqual(
     stack.standin.instances().map((i) => [i.name, i.zone]),
     [[`ct-${live.id}-0`, A]],
@@ -261,7 +261,7 @@ test.serial(
 
     // Lost in B, its own zone: replaced there, though A has room now.
     await compute.delete({ name: inB.name, zone: B });
-    t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
+    t.is(await stack.deliver(TOPICS.workshopSweep, {}), 204);
     const again = await eventually('replacement in B', () =>
       stack.instancesOf(ws.id).find((i) => i.name === inB.name && i.status === 'RUNNING'),
     );
@@ -270,7 +270,7 @@ test.serial(
     // Lost in A while A is out of capacity: replaced in the next zone.
     stack.standin.injectFault({ op: 'insert', kind: 'stockout', zone: A, times: 1 });
     await compute.delete({ name: inA.name, zone: A });
-    t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
+    t.is(await stack.deliver(TOPICS.workshopSweep, {}), 204);
     const moved = await eventually('replacement in B', () =>
       stack.instancesOf(ws.id).find((i) => i.name === inA.name && i.status === 'RUNNING'),
     );
@@ -295,7 +295,7 @@ test.serial(
     const name = `ct-${ws.id}-0`;
     await stack.services.compute.delete({ name, zone: A });
     stack.standin.injectFault({ op: 'insert', kind: 'stockout', times: Infinity });
-    t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
+    t.is(await stack.deliver(TOPICS.workshopSweep, {}), 204);
     const stuck = await eventually('the replacement failed', async () => {
       const w = await stack.workshop(ws.id);
       return w.error?.message.startsWith('replacing a lost VM failed') ? w : undefined;
@@ -305,7 +305,7 @@ test.serial(
     t.deepEqual(stack.instancesOf(ws.id), []);
 
     stack.standin.clearFaults();
-    t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
+    t.is(await stack.deliver(TOPICS.workshopSweep, {}), 204);
     const back = await eventually('replaced once capacity is back', () =>
       stack.instancesOf(ws.id).find((i) => i.status === 'RUNNING'),
     );

@@ -102,7 +102,7 @@ test.serial(
     // At the provisioning deadline the sweep fails it.
     const later = new Date(Date.parse(startedAt) + 16 * 60_000);
     sinon.stub(stack.services, 'now').returns(later);
-    t.is(await stack.push(TOPICS.workshopSweep, {}), 204);
+    t.is(await stack.deliver(TOPICS.workshopSweep, {}), 204);
     const failed = await stack.untilStatus(ws.id, 'failed');
     t.is(failed.endReason, 'provisioning-timeout');
     t.is(failed.error.code, 'PROVISIONING_TIMEOUT');

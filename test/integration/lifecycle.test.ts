@@ -206,7 +206,7 @@ test.serial('100 concurrent joins race for 20 seats: exactly 20 win, no seat twi
     const list = stack.instancesOf(ws.id);
     return list.length === 1 ? list : undefined;
   });
-  t.is(await stack.push(TOPICS.vmReady, readyReport(instance!, 0)), 204);
+  t.is(await stack.deliver(TOPICS.vmReady, readyReport(instance!, 0)), 204);
   t.is((await stack.api('GET', `/workshops/${ws.id}`)).body.status, 'ready');
 
   const results = await Promise.all(

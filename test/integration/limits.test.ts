@@ -249,7 +249,7 @@ test.serial(
     t.is(early.status, 409);
     t.is(early.body.error.code, 'WORKSHOP_FULL');
     const [report] = await stack.readyReports(ws.id);
-    t.is(await stack.push('vm.ready', { ...report, seatResets: `${freedSeat}:1` }), 204);
+    t.is(await stack.deliver('vm.ready', { ...report, seatResets: `${freedSeat}:1` }), 204);
     // Then the seat goes to the next learner, and the address may take a third seat again.
     const next = await stack.api('POST', '/join', { code: ws.joinCode, name: 'H4' }, home);
     t.is(next.status, 200);

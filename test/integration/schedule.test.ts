@@ -34,7 +34,7 @@ test.beforeEach(() => {
 });
 
 const runSweep = async () => {
-  const status = await stack.push(TOPICS.workshopSweep, {});
+  const status = await stack.deliver(TOPICS.workshopSweep, {});
   if (status !== 204) throw new Error(`sweep answered ${status}`);
 };
 
@@ -54,7 +54,7 @@ async function schedule(image: string, seats: number, startInMinutes: number, du
 
 async function reportReady(id: string) {
   for (const report of await stack.readyReports(id)) {
-    t204(await stack.push(TOPICS.vmReady, report));
+    t204(await stack.deliver(TOPICS.vmReady, report));
   }
 }
 const t204 = (status: number) => {

@@ -178,11 +178,11 @@ test.serial(
     t.not(replacement.requestId, firstInsert);
     t.is(replacement.metadata['seat-first'], '14');
     // A late copy of the lost VM's own report does not pass for the replacement's.
-    t.is(await stack.push(TOPICS.vmReady, before), 204);
+    t.is(await stack.deliver(TOPICS.vmReady, before), 204);
     t.is((await stack.workshop(ws.id)).seatsReady, 13);
     const report = (await stack.readyReports(ws.id)).find((r) => r.vmName === lost)!;
     t.not(report.readyToken, before.readyToken);
-    t.is(await stack.push(TOPICS.vmReady, report), 204);
+    t.is(await stack.deliver(TOPICS.vmReady, report), 204);
     const healed = await stack.workshop(ws.id);
     t.is(healed.seatsReady, 25);
     t.is(healed.error, null);
@@ -365,7 +365,7 @@ test.serial(
       stack.standin.instances().find((i) => i.name === lost),
     );
     const report = (await stack.readyReports(ws.id)).find((r) => r.vmName === lost)!;
-    t.is(await stack.push(TOPICS.vmReady, report), 204);
+    t.is(await stack.deliver(TOPICS.vmReady, report), 204);
     const back = await stack.api('POST', '/join', {
       code: ws.joinCode,
       name: 'Back',

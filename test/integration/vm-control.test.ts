@@ -61,7 +61,7 @@ test.serial(
     );
     // The VM applies it: the next request is a new reset.
     const [report] = await stack.readyReports(ws.id);
-    t.is(await stack.push(TOPICS.vmReady, { ...report, seatResets: `${a.seat}:2` }), 204);
+    t.is(await stack.deliver(TOPICS.vmReady, { ...report, seatResets: `${a.seat}:2` }), 204);
     t.is((await reset(a.seat, { keepHome: true })).body.generation, 3);
 
     // The learner, with their own seatToken and no identity; the same credential stays.

@@ -23,7 +23,13 @@ vmTest(
     const messages = await readyMessages(t);
     const vm = await boot(t, plan);
 
-    const [ready] = await messages.forVm(plan.vmName);
+    const [first] = await messages.forVm(plan.vmName);
+    const { certificate, ...ready } = first!;
+    // The seats' certificate as Caddy serves it: checked now, ending later, renewing without error.
+    t.is(certificate?.renewalError, null);
+    const checkedAt = Date.parse(certificate?.checkedAt ?? '');
+    t.true(Date.parse(certificate?.notAfter ?? '') > checkedAt, 'it ends after it was checked');
+    t.true(Math.abs(checkedAt - Date.now()) < 10 * 60_000, 'checked at boot');
     t.deepEqual(ready, {
       workshopId: plan.workshopId,
       vmName: plan.vmName,
