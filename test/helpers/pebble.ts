@@ -4,6 +4,7 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { prepareMachine } from '../../local/machine.ts';
@@ -24,6 +25,10 @@ export interface Pebble {
   certStatus(serialHex: string): Promise<{ Status: string; Certificate: string }>;
   /** Its output so far. */
   log(): string;
+  /** Its ACME port refuses every connection from now on (the server out of reach)... */
+  cutOff(): Promise<void>;
+  /** ...until this. */
+  reconnect(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -79,6 +84,46 @@ function getText(url: string, ca: string): Promise<{ status: number; text: strin
   });
 }
 
+/**
+ * A loopback TCP relay in front of pebble's ACME port that can go away for a while and come back
+ * on the same port: the ACME server out of reach (connections refused), without pebble losing its
+ * accounts as a restart would. (Pebble builds its URLs from the request's Host: they name the relay.)
+ */
+async function relay(targetPort: number) {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(targetPort, '127.0.0.1');
+    const drop = () => {
+      for (const s of [client, upstream]) {
+        s.destroy();
+        sockets.delete(s);
+      }
+    };
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('error', drop);
+      s.on('close', drop);
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  const listen = (port: number) =>
+    new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  const close = () => {
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of sockets) s.destroy();
+    return closed;
+  };
+  await listen(0);
+  const port = (server.address() as net.AddressInfo).port;
+  return { port, cutOff: close, reconnect: () => listen(port), close };
+}
+
 /** Starts pebble on free loopback ports; installs Debian's `pebble` first when it is missing
  * (as root on Debian; elsewhere this throws, naming the command that installs it).
  * `validitySeconds`: how long the certificates it issues last (pebble's own default: 5 years). */
@@ -132,7 +177,9 @@ export async function startPebble(options: { validitySeconds?: number } = {}): P
       child.once('exit', (code) => resolve(code));
     });
     const log = () => readFileSync(logPath, 'utf8');
+    const front = await relay(acmePort);
     const stop = async () => {
+      await front.close();
       if (child.exitCode === null && child.signalCode === null) {
         child.kill('SIGTERM');
         const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
@@ -144,7 +191,7 @@ export async function startPebble(options: { validitySeconds?: number } = {}): P
 
     const tlsRootPath = path.join(dir, 'root.pem');
     const tlsRootPem = readFileSync(tlsRootPath, 'utf8');
-    const directory = `https://127.0.0.1:${acmePort}/dir`;
+    const directory = `https://127.0.0.1:${front.port}/dir`;
     const management = `https://127.0.0.1:${managementPort}`;
     // It makes its issuing keys first (seconds on a loaded machine), then listens.
     let up = false;
@@ -181,6 +228,8 @@ export async function startPebble(options: { validitySeconds?: number } = {}): P
           Certificate: string;
         },
       log,
+      cutOff: () => front.cutOff(),
+      reconnect: () => front.reconnect(),
       stop,
     };
   } catch (error) {

@@ -129,7 +129,7 @@ emulatorTest(
 );
 
 emulatorTest(
-  'a renewal that fails is logged on the VM and reported on vm.ready with the certificate’s end',
+  'a renewal that fails, and one that succeeds after, is logged on the VM and reported on vm.ready with the certificate’s end',
   async (t) => {
     t.timeout(10 * 60_000);
     // Certificates of a minute: Caddy renews them in their last third, looking every 2 s.
@@ -160,7 +160,7 @@ emulatorTest(
     );
 
     // The ACME server goes away: the next renewal fails.
-    await pebble.stop();
+    await pebble.cutOff();
     const report = await messages.firstForVm(
       plan.vmName,
       (r) => Boolean(r.certificate?.renewalError),
@@ -176,6 +176,21 @@ emulatorTest(
     t.notRegex(report.certificate!.renewalError!, /\\"|"attempt"/, 'Caddy’s message, not its JSON');
     t.regex(report.certificate!.notAfter!, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
     t.regex(readFileSync(vm.logPath, 'utf8'), /clarateach-watcher: certificate renewal failing: /);
+
+    // It comes back: Caddy's next try renews, and the VM says so with the new end.
+    await pebble.reconnect();
+    const renewed = await messages.firstForVm(
+      plan.vmName,
+      (r) =>
+        r.certificate?.renewalError === null &&
+        Date.parse(r.certificate.checkedAt) > Date.parse(report.certificate!.checkedAt),
+      5 * 60_000,
+    );
+    t.true(
+      Date.parse(renewed.certificate!.notAfter!) > Date.parse(report.certificate!.notAfter!),
+      'a certificate that ends later',
+    );
+    t.regex(readFileSync(vm.logPath, 'utf8'), /clarateach-watcher: certificate renewed/);
 
     await stopAndCheckNothingLeft(t, vm);
   },
