@@ -628,8 +628,11 @@ functions_step() { # PUBSUB_AGENT
     --docker-repository="$REPO_PATH" --memory=512Mi "$env_flag")
   local fn
   for fn in workshops join; do
+    # A class joins at once: 30 learners at 9:00 are 30 requests in the same second. One request
+    # per instance (gen2's default) starts 30 instances, each cold; a whole vCPU serving 80 at once
+    # (they wait on Firestore, not the CPU) answers them from one or two. Above 1 needs --cpu=1.
     deploy_fn "$fn" "$PORTAL_SERVICE_ACCOUNT" --trigger-http --no-allow-unauthenticated \
-      --timeout=60s
+      --timeout=60s --cpu=1 --concurrency=80
     # --browser-api: anyone may reach the function; the ID token still gates every instructor call.
     if [[ $BROWSER_API == true ]]; then
       grant "run services" "$DEPLOYED_SERVICE" allUsers roles/run.invoker --region="$REGION"

@@ -84,6 +84,9 @@ test('deploy.sh deploys every registered function, retries events, never dev ide
     if (kind === 'http') {
       t.deepEqual(flag(deploy, 'no-allow-unauthenticated'), [''], name);
       t.deepEqual(flag(deploy, 'ingress-settings'), [], name);
+      // A class's joins come all at once: one warm instance serves many, with the vCPU that needs.
+      t.deepEqual(flag(deploy, 'concurrency'), ['80'], name);
+      t.deepEqual(flag(deploy, 'cpu'), ['1'], name);
     } else {
       // Pub/Sub and Eventarc deliveries are internal: nothing else reaches an event function.
       t.deepEqual(flag(deploy, 'ingress-settings'), ['internal-only'], name);

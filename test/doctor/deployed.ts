@@ -87,6 +87,7 @@ export async function load(
       buildConfig: { runtime: fn.get('runtime'), entryPoint: fn.get('entry-point') },
       serviceConfig: {
         environmentVariables: envVars(fn.get('set-env-vars')),
+        maxInstanceRequestConcurrency: Number(fn.get('concurrency') ?? 1),
         ...(service ? { service: `${location}/services/${name.toLowerCase()}` } : {}),
       },
       ...(topic

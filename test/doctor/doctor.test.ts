@@ -115,12 +115,18 @@ test.serial(
     ) as { indexes: { fields: { fieldPath: string }[]; state: string }[] };
     const index = list.indexes.find((i) => i.fields.some((f) => f.fieldPath === 'endingAt'))!;
     index.state = 'CREATING';
+    // join redeployed by hand without its concurrency: one request per instance, gen2's default.
+    const join = standin.resources.get(`/v2/${location}/functions/join`) as {
+      serviceConfig: Record<string, unknown>;
+    };
+    delete join.serviceConfig.maxInstanceRequestConcurrency;
 
     const rows = allRows(await gatherFrom(project, standin));
     const table = formatTable(rows);
     t.deepEqual(
       failing(rows).map((r) => r.check),
       [
+        'function join',
         'invoker of onVmReady',
         "dead-letter policy of onWorkshopEnded's trigger",
         'index workshops COLLECTION status:ASCENDING endingAt:ASCENDING',
@@ -143,6 +149,8 @@ test.serial(
       table,
       /index workshops COLLECTION status:ASCENDING endingAt:ASCENDING\s+FAIL\s+CREATING/,
     );
+    t.regex(table, /function join\s+FAIL\s+ACTIVE, nodejs24, 1 at once/);
+    t.regex(table, /function workshops\s+ok\s+ACTIVE, nodejs24, 80 at once/);
   },
 );
 

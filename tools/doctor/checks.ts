@@ -86,6 +86,8 @@ export interface Facts {
     | {
         state: string;
         runtime: string;
+        /** requests one instance serves at once (gen2's default: 1) */
+        concurrency: number;
         env: Record<string, string>;
         /** the function's Cloud Run service (full name), '' without one */
         service: string;
@@ -167,8 +169,12 @@ export function functionRows(facts: Facts): Row[] {
     read(`function ${name}`, facts.functions[name] ?? null, (fn) => [
       {
         check: `function ${name}`,
-        ok: fn.state === 'ACTIVE' && fn.runtime === RUNTIME,
-        detail: `${fn.state}, ${fn.runtime}`,
+        // A class's joins come in one burst: one request per instance starts one cold each.
+        ok:
+          fn.state === 'ACTIVE' &&
+          fn.runtime === RUNTIME &&
+          (!HTTP_FUNCTIONS.includes(name) || fn.concurrency > 1),
+        detail: `${fn.state}, ${fn.runtime}, ${fn.concurrency} at once`,
       },
     ]),
   );

@@ -106,6 +106,8 @@ export async function gather(target: Target): Promise<Facts> {
           return {
             state: enumName(f.state, FUNCTION_STATE),
             runtime: f.buildConfig?.runtime ?? '',
+            // Unset reads as 0 (proto3's default): the service's default, one at a time.
+            concurrency: f.serviceConfig?.maxInstanceRequestConcurrency || 1,
             env: { ...(f.serviceConfig?.environmentVariables ?? {}) },
             service: f.serviceConfig?.service ?? '',
             topic: f.eventTrigger?.pubsubTopic ?? '',
