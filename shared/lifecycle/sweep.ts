@@ -34,13 +34,25 @@ export interface SweepReport {
   lostVms: string[];
   /** VMs whose control metadata disagreed with Firestore, told again. */
   controlRepushed: string[];
+  /** Work that failed, each logged: the rest of the sweep went on, the next sweep tries again. */
+  failed: (WorkIds & { step: string; error: string })[];
   /** Documents read from Firestore by this sweep: it must grow with due work, not history. */
   documentsRead: number;
 }
 
+interface WorkIds {
+  workshopId?: string;
+  vmName?: string;
+}
+/** Runs one piece of the sweep; a failure is logged and reported, and the sweep goes on. */
+type Isolated = <T>(step: string, ids: WorkIds, work: () => Promise<T>) => Promise<T | undefined>;
+
 /**
  * The reconciler (DESIGN.md §4): compares what should exist with what does and acts on the
- * difference. Every query reads only due documents (indexes in firestore.indexes.json).
+ * difference. Every query reads only due documents (indexes in firestore.indexes.json). Each
+ * workshop and each VM is its own piece of work: one that fails (a record that breaks a rule, a VM
+ * that refuses deletion, a contended transaction) is logged and left to the next sweep, and never
+ * keeps the others, least of all the deletion of leaked VMs, from being done.
  */
 export async function sweep(s: Services): Promise<SweepReport> {
   const now = s.now().toISOString();
@@ -53,151 +65,207 @@ export async function sweep(s: Services): Promise<SweepReport> {
     leakedDeleted: [],
     lostVms: [],
     controlRepushed: [],
+    failed: [],
     documentsRead: 0,
   };
-  const query = async (q: FirebaseFirestore.Query<WorkshopRecord>) => {
-    const snap = await q.limit(SWEEP_BATCH).get();
-    report.documentsRead += snap.size;
-    return snap.docs.map((d) => d.data());
+  const isolated: Isolated = async (step, ids, work) => {
+    try {
+      return await work();
+    } catch (error) {
+      const message = error instanceof Error ? error.message : String(error);
+      report.failed.push({ step, ...ids, error: message });
+      log.error(`sweep: ${step} failed; the next sweep tries again`, { ...ids, step, error });
+      return undefined;
+    }
   };
+  const query = (step: string, q: FirebaseFirestore.Query<WorkshopRecord>) =>
+    isolated(step, {}, async () => {
+      const snap = await q.limit(SWEEP_BATCH).get();
+      report.documentsRead += snap.size;
+      return snap.docs.map((d) => d.data());
+    }).then((found) => found ?? []);
   const workshops = s.store.workshops();
 
   // 1. Past their time: running classes end with reason ttl, unstarted ones are cleaned up.
-  for (const w of await query(
+  const expired = await query(
+    'expiry',
     workshops
       .where('status', 'in', ['created', 'provisioning', 'ready'])
       .where('expiresAt', '<=', now),
-  )) {
-    await requestEnd(s, w.id, { reason: 'ttl', onlyFrom: ['created', 'provisioning', 'ready'] });
-    report.expired.push(w.id);
+  );
+  for (const w of expired) {
+    await isolated('expiry', { workshopId: w.id }, async () => {
+      await requestEnd(s, w.id, { reason: 'ttl', onlyFrom: ['created', 'provisioning', 'ready'] });
+      report.expired.push(w.id);
+    });
   }
 
   // 2. Provisioning past its deadline: fail it, which deletes whatever VMs it got.
-  const provisioning = await query(workshops.where('status', '==', 'provisioning'));
-  for (const w of provisioning) {
-    if (w.provisioningDeadline && w.provisioningDeadline <= now) {
-      await requestEnd(s, w.id, {
-        reason: 'provisioning-timeout',
-        error: {
-          code: 'PROVISIONING_TIMEOUT',
-          message: `the VMs were not ready within ${s.config.provisioningTimeoutMinutes} minutes`,
-        },
-        onlyFrom: ['provisioning'],
-      });
-      report.timedOut.push(w.id);
-    } else if (w.startedAt && addMinutes(w.startedAt, START_REDRIVE_MINUTES) <= now) {
-      // Its start event may be lost; provisioning is idempotent, so asking again is safe.
-      const pending = await s.store.vms(w.id).where('status', '==', 'pending').get();
-      report.documentsRead += pending.size;
-      if (!pending.empty) {
-        await s.bus.publish(TOPICS.workshopStarted, { workshopId: w.id });
-        report.redrivenStarts.push(w.id);
+  for (const w of await query('provisioning', workshops.where('status', '==', 'provisioning'))) {
+    await isolated('provisioning', { workshopId: w.id }, async () => {
+      if (w.provisioningDeadline && w.provisioningDeadline <= now) {
+        await requestEnd(s, w.id, {
+          reason: 'provisioning-timeout',
+          error: {
+            code: 'PROVISIONING_TIMEOUT',
+            message: `the VMs were not ready within ${s.config.provisioningTimeoutMinutes} minutes`,
+          },
+          onlyFrom: ['provisioning'],
+        });
+        report.timedOut.push(w.id);
+      } else if (w.startedAt && addMinutes(w.startedAt, START_REDRIVE_MINUTES) <= now) {
+        // Its start event may be lost; provisioning is idempotent, so asking again is safe.
+        const pending = await s.store.vms(w.id).where('status', '==', 'pending').get();
+        report.documentsRead += pending.size;
+        if (!pending.empty) {
+          await s.bus.publish(TOPICS.workshopStarted, { workshopId: w.id });
+          report.redrivenStarts.push(w.id);
+        }
       }
-    }
+    });
   }
 
   // 3. Stuck in ending: the teardown event was lost or its handler died; run it again.
-  for (const w of await query(
+  const stuck = await query(
+    'ending',
     workshops
       .where('status', '==', 'ending')
       .where('endingAt', '<=', addMinutes(now, -ENDING_REDRIVE_MINUTES)),
-  )) {
-    await s.bus.publish(TOPICS.workshopEnded, { workshopId: w.id, reason: w.endReason ?? 'ttl' });
-    report.redrivenEnds.push(w.id);
+  );
+  for (const w of stuck) {
+    await isolated('ending', { workshopId: w.id }, async () => {
+      await s.bus.publish(TOPICS.workshopEnded, {
+        workshopId: w.id,
+        reason: w.endReason ?? 'ttl',
+      });
+      report.redrivenEnds.push(w.id);
+    });
   }
 
   // 4. Scheduled classes whose provisioning time (startAt − lead) has come. One that the quotas
   // cannot hold yet says so and stays due: the next sweep tries again, until its planned end.
   // After the provisioning checks, which have nothing to do for a class started just now.
-  for (const w of await query(
+  const due = await query(
+    'scheduled start',
     workshops.where('status', '==', 'created').where('schedule.provisionAt', '<=', now),
-  )) {
-    try {
-      report.documentsRead += 1;
-      if (await startScheduled(s, w)) report.scheduledStarts.push(w.id);
-    } catch (error) {
-      if (!(error instanceof HttpError) || error.code !== 'QUOTA_EXCEEDED') throw error;
-      await noteUnstarted(s, w.id, { code: error.code, message: error.message });
-    }
+  );
+  for (const w of due) {
+    await isolated('scheduled start', { workshopId: w.id }, async () => {
+      try {
+        report.documentsRead += 1;
+        if (await startScheduled(s, w)) report.scheduledStarts.push(w.id);
+      } catch (error) {
+        if (!(error instanceof HttpError) || error.code !== 'QUOTA_EXCEEDED') throw error;
+        await noteUnstarted(s, w.id, { code: error.code, message: error.message });
+      }
+    });
   }
 
   // 5. Instances that no active workshop accounts for are leaks: delete them. One aggregated
-  // list covers every zone, so a VM that moved zones is seen wherever it is.
-  const instances = await s.compute.list({ app: APP_LABEL });
+  // list covers every zone, so a VM that moved zones is seen wherever it is. Without the list,
+  // the steps that need it wait for the next sweep.
+  const instances = await isolated('instance list', {}, () => s.compute.list({ app: APP_LABEL }));
+  if (instances) {
+    await deleteLeaks(s, report, instances, isolated);
+    const existing = new Map(instances.map((i) => [i.name, i]));
+    const ready = await query('ready', workshops.where('status', '==', 'ready'));
+    // 6. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor and
+    // replace it under the same name, with the same seats and credentials, in its own zone or,
+    // when that one has no capacity, the next.
+    for (const w of ready) {
+      for (const vm of w.vmPlan) {
+        const name = instanceName(w.id, vm.index);
+        const instance = existing.get(name);
+        if (instance && !DOWN_STATES.has(instance.status)) continue;
+        await isolated('lost VM', { workshopId: w.id, vmName: name }, async () => {
+          // A stopped VM keeps its name, which its replacement needs.
+          if (instance) await s.compute.delete(instance);
+          const outcome = await replaceLostVm(s, w.id, name, instance?.status ?? 'DELETED', now);
+          report.documentsRead += 1;
+          if (outcome === 'none') return;
+          if (outcome === 'replaced') report.lostVms.push(name);
+          else report.redrivenStarts.push(w.id);
+          await s.bus.publish(TOPICS.workshopStarted, { workshopId: w.id });
+        });
+      }
+    }
+    // 7. A running VM whose control metadata (seat credentials, resets, class end) is not what
+    // Firestore wants, e.g. after a setMetadata that failed once the change was committed: tell
+    // it again. The list above carries each VM's metadata; the push re-reads and writes only a
+    // change.
+    for (const w of ready) {
+      await isolated('control', { workshopId: w.id }, () => repushControl(s, report, w, existing));
+    }
+  }
+  const fields = { ...report, failed: report.failed.length };
+  if (report.failed.length > 0) log.warn('sweep done, with failures', fields);
+  else log.info('sweep done', fields);
+  return report;
+}
+
+/** Step 5: deletes every instance labelled as ours that no live workshop accounts for. */
+async function deleteLeaks(
+  s: Services,
+  report: SweepReport,
+  instances: InstanceInfo[],
+  isolated: Isolated,
+): Promise<void> {
   const byWorkshop = new Map<string, InstanceInfo[]>();
   for (const instance of instances) {
     const id = instance.labels.workshop ?? '';
     byWorkshop.set(id, [...(byWorkshop.get(id) ?? []), instance]);
   }
-  const owners = new Map<string, WorkshopRecord | null>();
-  await Promise.all(
+  const owners = await Promise.all(
     [...byWorkshop.keys()].map(async (id) => {
-      const w = id ? await s.store.getWorkshop(id) : null;
-      if (id) report.documentsRead += 1;
-      owners.set(id, w);
+      const workshopId = id || undefined;
+      const found = await isolated('leaked VMs', { workshopId }, async () => {
+        if (id) report.documentsRead += 1;
+        return { owner: id ? await s.store.getWorkshop(id) : null };
+      });
+      return [id, found] as const;
     }),
   );
-  for (const [id, owned] of byWorkshop) {
-    const owner = owners.get(id);
+  for (const [id, found] of owners) {
+    // Its workshop unread (the read failed): its VMs are left alone, never taken for leaks.
+    if (!found) continue;
+    const { owner } = found;
     const expected = new Set(owner?.vmPlan.map((vm) => instanceName(owner.id, vm.index)) ?? []);
-    for (const instance of owned) {
+    for (const instance of byWorkshop.get(id)!) {
       if (owner && mayHaveVms(owner.status) && expected.has(instance.name)) continue;
-      await s.compute.delete(instance);
-      report.leakedDeleted.push(instance.name);
-      log.warn('deleted a leaked VM', {
-        workshopId: id || undefined,
-        vmName: instance.name,
-        zone: instance.zone,
-        status: owner?.status,
+      const ids = { workshopId: id || undefined, vmName: instance.name };
+      await isolated('leaked VMs', ids, async () => {
+        await s.compute.delete(instance);
+        report.leakedDeleted.push(instance.name);
+        log.warn('deleted a leaked VM', { ...ids, zone: instance.zone, status: owner?.status });
       });
     }
   }
+}
 
-  // 6. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor and
-  // replace it under the same name, with the same seats and credentials, in its own zone or,
-  // when that one has no capacity, the next.
-  const ready = await query(workshops.where('status', '==', 'ready'));
-  const existing = new Map(instances.map((i) => [i.name, i]));
-  for (const w of ready) {
-    for (const vm of w.vmPlan) {
-      const name = instanceName(w.id, vm.index);
-      const instance = existing.get(name);
-      if (instance && !DOWN_STATES.has(instance.status)) continue;
-      // A stopped VM keeps its name, which its replacement needs.
-      if (instance) await s.compute.delete(instance);
-      const outcome = await replaceLostVm(s, w.id, name, instance?.status ?? 'DELETED', now);
-      report.documentsRead += 1;
-      if (outcome === 'none') continue;
-      if (outcome === 'replaced') report.lostVms.push(name);
-      else report.redrivenStarts.push(w.id);
-      await s.bus.publish(TOPICS.workshopStarted, { workshopId: w.id });
-    }
-  }
-  // 7. A running VM whose control metadata (seat credentials, resets, class end) is not what
-  // Firestore wants, e.g. after a setMetadata that failed once the change was committed: tell it
-  // again. The list above carries each VM's metadata; the push re-reads and writes only a change.
-  for (const w of ready) {
-    const running = w.vmPlan.flatMap((plan) => {
-      const instance = existing.get(instanceName(w.id, plan.index));
-      return instance && !DOWN_STATES.has(instance.status) ? [{ plan, instance }] : [];
-    });
-    if (running.length === 0) continue;
-    const secrets = await s.store.getSecrets(w.id);
-    report.documentsRead += 1;
-    if (!secrets) continue;
-    const behind = running
-      .filter(
-        ({ plan, instance }) =>
-          !controlApplied(controlMetadata(w, plan, secrets), instance.metadata),
-      )
-      .map(({ instance }) => instance.name);
-    if (behind.length === 0) continue;
-    await pushVmControl(s, w.id, behind);
-    report.controlRepushed.push(...behind);
-    log.warn('a VM missed a control change; told again', { workshopId: w.id, vmNames: behind });
-  }
-  log.info('sweep done', { ...report });
-  return report;
+/** Step 7 for one ready workshop: its running VMs that missed a control change, told again. */
+async function repushControl(
+  s: Services,
+  report: SweepReport,
+  w: WorkshopRecord,
+  existing: Map<string, InstanceInfo>,
+): Promise<void> {
+  const running = w.vmPlan.flatMap((plan) => {
+    const instance = existing.get(instanceName(w.id, plan.index));
+    return instance && !DOWN_STATES.has(instance.status) ? [{ plan, instance }] : [];
+  });
+  if (running.length === 0) return;
+  const secrets = await s.store.getSecrets(w.id);
+  report.documentsRead += 1;
+  if (!secrets) return;
+  const behind = running
+    .filter(
+      ({ plan, instance }) => !controlApplied(controlMetadata(w, plan, secrets), instance.metadata),
+    )
+    .map(({ instance }) => instance.name);
+  if (behind.length === 0) return;
+  await pushVmControl(s, w.id, behind);
+  report.controlRepushed.push(...behind);
+  log.warn('a VM missed a control change; told again', { workshopId: w.id, vmNames: behind });
 }
 
 /** Shows the instructor why a due scheduled class has not started, while it is still unstarted. */

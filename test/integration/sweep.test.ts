@@ -2,6 +2,7 @@ import sinon from 'sinon';
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, startTestStack, type TestStack, fromLearner } from '../helpers/stack.ts';
 import { TOPICS } from '../../shared/topics.ts';
+import { sweep } from '../../shared/lifecycle/sweep.ts';
 
 /** The reconciler (issue 4): time limits, stuck work, leaks and lost VMs, through the real function. */
 let stack: TestStack;
@@ -23,7 +24,7 @@ async function readyWorkshop(seats: number, durationMinutes?: number) {
     .body;
   await stack.api('POST', `/workshops/${ws.id}/start`);
   await eventually('instances', () => stack.instancesOf(ws.id).length === Math.ceil(seats / 20));
-  for (const report of await stack.readyReports(ws.id)) await stack.push(TOPICS.vmReady, report);
+  for (const report of await stack.readyReports(ws.id)) await stack.deliver(TOPICS.vmReady, report);
   return stack.untilStatus(ws.id, 'ready');
 }
 
@@ -130,6 +131,75 @@ test.serial('VMs labelled as ours that no active workshop accounts for are delet
   await stack.untilStatus(live.id, 'ended');
   t.deepEqual(stack.standin.instances(), []);
 });
+
+test.serial(
+  'a class whose end keeps failing and a leaked VM that refuses deletion hold up nothing else',
+  async (t) => {
+    const [a, b] = (await Promise.all([readyWorkshop(1), readyWorkshop(1)])).sort((x, y) =>
+      x.id.localeCompare(y.id),
+    );
+    const leak = (name: string) =>
+      stack.services.compute.insert(
+        {
+          name,
+          zone: ZONE,
+          machineType: 'e2-standard-4',
+          labels: { app: 'clarateach', workshop: name.slice(3, -2) },
+          metadata: {},
+          spot: false,
+        },
+        crypto.randomUUID(),
+      );
+    // Named so that the stuck one comes first in the list.
+    const [stuck, loose] = ['ct-aaaaaaaaaaleak-0', 'ct-zzzzzzzzzzleak-0'];
+    await leak(stuck);
+    await leak(loose);
+    // The first class's end fails every time (a record that breaks a rule, say), and so does the
+    // first leak's deletion (deletion protection, say).
+    const store = stack.services.store;
+    const inTransaction = store.inTransaction.bind(store);
+    sinon.stub(store, 'inTransaction').callsFake((id, body) => {
+      if (id === a.id) return Promise.reject(new Error(`a record that breaks a rule: ${id}`));
+      return inTransaction(id, body);
+    });
+    const compute = stack.services.compute;
+    const remove = compute.delete.bind(compute);
+    sinon.stub(compute, 'delete').callsFake(async (ref) => {
+      if (ref.name === stuck) throw new Error('deletion protection is on');
+      return remove(ref);
+    });
+    sinon
+      .stub(stack.services, 'now')
+      .returns(minutesAfter([a.expiresAt, b.expiresAt].sort().at(-1)!, 1));
+
+    const report = await sweep(stack.services);
+    t.deepEqual(report.expired, [b.id], 'the other class ended');
+    t.deepEqual(report.leakedDeleted, [loose], 'the other leak deleted');
+    t.like(report.failed, [
+      { step: 'expiry', workshopId: a.id, error: `a record that breaks a rule: ${a.id}` },
+      { step: 'leaked VMs', vmName: stuck, error: 'deletion protection is on' },
+    ]);
+    t.is(report.failed.length, 2);
+    t.is((await stack.untilStatus(b.id, 'ended')).endReason, 'ttl');
+    t.is((await stack.workshop(a.id)).status, 'ready');
+    t.deepEqual(
+      stack.standin
+        .instances()
+        .map((i) => i.name)
+        .sort(),
+      [stuck, `ct-${a.id}-0`].sort(),
+    );
+
+    // Once the faults are gone, the next sweep does the rest.
+    sinon.restore();
+    sinon
+      .stub(stack.services, 'now')
+      .returns(minutesAfter([a.expiresAt, b.expiresAt].sort().at(-1)!, 2));
+    await runSweep();
+    t.is((await stack.untilStatus(a.id, 'ended')).endReason, 'ttl');
+    await eventually('nothing left', () => stack.standin.instances().length === 0);
+  },
+);
 
 test.serial(
   'a ready class whose VM vanished (Spot preemption): the instructor sees it, it is replaced',
