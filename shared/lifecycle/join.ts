@@ -50,14 +50,11 @@ interface Found {
 }
 
 /**
- * The code's workshop, if live, from the code's document (`codeDoc`, read by the caller with the
- * address's misses). Its VMs, secrets and taken seats are read alongside it, before its status is
- * known: a learner waits for one round trip after the code's, not two. The workshop and its
- * secrets are one getAll: three calls, not four.
+ * The workshop, if live, with everything a seat in it needs. Its VMs, secrets and taken seats are
+ * read alongside it, before its status is known: a learner waits for one round trip after the
+ * code's, not two. The workshop and its secrets are one getAll: three calls, not four.
  */
-async function lookup(s: Services, codeDoc: JoinCodeRecord | undefined): Promise<Found | null> {
-  if (!codeDoc) return null;
-  const id = codeDoc.workshopId;
+async function readLive(s: Services, id: string): Promise<Found | null> {
   const [[workshopSnap, secretsSnap], vms, seats] = await Promise.all([
     s.store.db.getAll(s.store.workshop(id), s.store.secrets(id)) as Promise<
       [DocumentSnapshot<WorkshopRecord>, DocumentSnapshot<WorkshopSecrets>]
@@ -73,6 +70,29 @@ async function lookup(s: Services, codeDoc: JoinCodeRecord | undefined): Promise
     secrets: secretsSnap.data() ?? null,
     taken: new Set(seats.docs.map((d) => Number(d.id))),
   };
+}
+
+/**
+ * The reads of a workshop under way on this instance, by store. A class joins at once, and one
+ * instance serves many joins together (deploy.sh: 80): each would read the same workshop, VMs,
+ * secrets and taken seats. A join that arrives while a read of its workshop is under way takes
+ * that read's answer, as fresh as a read of its own sent a moment earlier; seats are claimed with
+ * create() all the same, so one taken since is skipped as before. Nothing is kept once a read is
+ * back: the next join reads anew.
+ */
+const readsUnderWay = new WeakMap<Services['store'], Map<string, Promise<Found | null>>>();
+
+/** The code's workshop, if live (`codeDoc` was read by the caller with the address's misses). */
+function lookup(s: Services, codeDoc: JoinCodeRecord | undefined): Promise<Found | null> {
+  if (!codeDoc) return Promise.resolve(null);
+  const id = codeDoc.workshopId;
+  let reads = readsUnderWay.get(s.store);
+  if (!reads) readsUnderWay.set(s.store, (reads = new Map()));
+  const underWay = reads.get(id);
+  if (underWay) return underWay;
+  const read = readLive(s, id).finally(() => reads.delete(id));
+  reads.set(id, read);
+  return read;
 }
 
 /**

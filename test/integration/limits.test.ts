@@ -1,4 +1,5 @@
 import type { ExecutionContext } from 'ava';
+import sinon from 'sinon';
 import { emulatorTest as test } from '../helpers/emulators.ts';
 import { eventually, fromLearner, startTestStack, type TestStack } from '../helpers/stack.ts';
 import { missWindow } from '../../shared/rate-limit.ts';
@@ -31,7 +32,7 @@ async function readyWorkshop(seats: number, extra: object = {}, owner = 'teacher
   const ws = (await stack.api('POST', '/workshops', body, as(owner))).body;
   await stack.api('POST', `/workshops/${ws.id}/start`, undefined, as(owner));
   await eventually('instances', () => stack.instancesOf(ws.id).length === Math.ceil(seats / 20));
-  for (const report of await stack.readyReports(ws.id)) await stack.push(TOPICS.vmReady, report);
+  for (const report of await stack.readyReports(ws.id)) await stack.deliver(TOPICS.vmReady, report);
   await stack.untilStatus(ws.id, 'ready');
   return ws as { id: string; joinCode: string };
 }
@@ -95,7 +96,17 @@ test.serial(
   async (t) => {
     const ws = await readyWorkshop(25);
     const room = '203.0.113.50';
+    const reads = sinon.spy(stack.services.store, 'getVms');
     const seated = await classroomJoins(t, ws.joinCode, () => room);
+    // Joins that arrive together share the reads of their workshop under way (one instance here).
+    t.log(`${reads.callCount} reads of the workshop for 30 joins`);
+    t.true(reads.callCount >= 1 && reads.callCount < 30, `${reads.callCount} reads`);
+    // Nothing is kept once a read is back: the next join reads anew, and finds the class full.
+    const before = reads.callCount;
+    const late = await stack.api('POST', '/join', { code: ws.joinCode, name: 'Late' }, from(room));
+    t.is(late.body.error?.code, 'WORKSHOP_FULL');
+    t.is(reads.callCount, before + 1);
+    reads.restore();
     // A learner who mistyped the code is told so, and joins with the right one.
     const typo = await stack.api('POST', '/join', { code: 'ZZZZZZZZ', name: 'T' }, from(room));
     t.is(typo.status, 404);
