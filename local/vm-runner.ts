@@ -86,13 +86,33 @@ export function mountsUnder(dir: string): string[] {
     .sort((a, b) => b.length - a.length);
 }
 
-/** Loop devices whose backing file lies below `dir` (deleted ones too), as `losetup -a` lists them. */
-async function loopsUnder(dir: string, env: NodeJS.ProcessEnv): Promise<string[]> {
-  const out = await runCommand('losetup', ['-a'], env);
-  return out.stdout
+/** Loop devices whose backing file lies below `dir` (deleted ones too): name and device number. */
+async function loopsUnder(
+  dir: string,
+  env: NodeJS.ProcessEnv,
+): Promise<{ name: string; device: string }[]> {
+  const out = await runCommand(
+    'losetup',
+    ['--list', '--json', '--output', 'NAME,MAJ:MIN,BACK-FILE'],
+    env,
+  );
+  if (!out.stdout.trim()) return [];
+  const { loopdevices } = JSON.parse(out.stdout) as {
+    loopdevices: { name: string; 'maj:min': string; 'back-file': string | null }[];
+  };
+  return loopdevices
+    .filter((loop) => loop['back-file']?.startsWith(`${dir}/`))
+    .map((loop) => ({ name: loop.name, device: loop['maj:min'].trim() }));
+}
+
+/** Mount points, anywhere, of the filesystem on device `major:minor`, deepest first. */
+function mountsOf(device: string): string[] {
+  return readFileSync('/proc/self/mountinfo', 'utf8')
     .split('\n')
-    .filter((line) => line.includes(`(${dir}/`))
-    .map((line) => line.slice(0, line.indexOf(':')));
+    .map((line) => line.split(' '))
+    .filter((fields) => fields[2] === device)
+    .map((fields) => fields[4]!.replace(/\\040/g, ' '))
+    .sort((a, b) => b.length - a.length);
 }
 
 interface ScriptRun {
@@ -280,17 +300,30 @@ export async function bootInstance(
       const out = await runCommand('umount', [mountPoint], toolEnv);
       if (out.code !== 0) failures.push(out.stderr.trim());
     }
-    // The kernel detaches an autoclear loop device after the unmount, in a work queue of its own:
-    // on a busy machine it can still be attached when umount returns. Detach what is left.
+    // A seat disk stays attached while any mount of it is left: Docker's own bind mount of a
+    // seat's home volume (under its data root) when the daemon did not take it down, say after a
+    // crash. Those go too. The kernel then detaches the device (autoclear) in a work queue of
+    // its own, which on a busy machine takes a moment after umount returns.
     for (let attempt = 0; ; attempt++) {
       const loops = await loopsUnder(vmDir, toolEnv);
       if (loops.length === 0) break;
       if (attempt === 20) {
-        failures.push(`loop devices still attached: ${loops.join(', ')}`);
+        const held = loops.map((loop) => `${loop.name} (${mountsOf(loop.device).join(', ')})`);
+        failures.push(`seat disks still attached: ${held.join('; ')}`);
         break;
       }
-      await Promise.all(loops.map((loop) => runCommand('losetup', ['-d', loop], toolEnv)));
-      await new Promise((resolve) => setTimeout(resolve, 250 * attempt));
+      for (const loop of loops) {
+        const mounts = mountsOf(loop.device);
+        for (const mountPoint of mounts) {
+          const out = await runCommand('umount', [mountPoint], toolEnv);
+          if (out.code !== 0) await runCommand('umount', ['-l', mountPoint], toolEnv);
+        }
+        // Unmounted everywhere and still there: not set to clear itself, so detached here.
+        if (mounts.length === 0 && attempt > 0) {
+          await runCommand('losetup', ['-d', loop.name], toolEnv);
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
     }
     // The jumps to DOCKER-USER the script keeps first in FORWARD (two tagged copies take turns).
     for (const tag of firewallChain ? ['a', 'b'] : []) {

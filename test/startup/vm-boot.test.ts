@@ -1,7 +1,9 @@
 // The VM startup script, run for real against this machine's Docker with the images built from
 // images/, reporting on vm.ready through the Pub/Sub emulator: what it reports, what its Caddy
 // lets through, what a rerun keeps, and how it fails.
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { emulatorTest } from '../helpers/emulators.ts';
 import {
   boot,
@@ -13,6 +15,8 @@ import {
   request,
   stopAndCheckNothingLeft,
 } from '../helpers/vm.ts';
+import { runCommand } from '../../local/commands.ts';
+import { mountsUnder } from '../../local/vm-runner.ts';
 
 const vmTest = emulatorTest;
 
@@ -141,7 +145,14 @@ vmTest(
       t.is((await get(vm, `/vm/${seatA}/${kind}/`)).status, 403, 'no token');
     }
     t.is((await get(vm, '/health')).text, 'OK');
+    // A mount of a seat's home left outside the VM's directory (Docker leaves its volume's bind
+    // mount so when it dies) holds the seat's disk: the stop takes that mount down too.
+    const stray = mkdtempSync(path.join(os.tmpdir(), 'ct-stray-mount-'));
+    t.teardown(() => rmSync(stray, { recursive: true, force: true }));
+    const home = path.join(vm.stateDir, 'vm', 'seats', 'seat-4', 'home');
+    t.is((await runCommand('mount', ['--bind', home, stray])).code, 0);
     await stopAndCheckNothingLeft(t, vm);
+    t.deepEqual(mountsUnder(stray), [], 'the stray mount is gone');
   },
 );
 
