@@ -1,4 +1,3 @@
-import { randomInt } from 'node:crypto';
 import type { DocumentSnapshot } from '@google-cloud/firestore';
 import { addressKey } from '../core/client-address.ts';
 import { hashToken, newToken } from '../core/secrets.ts';
@@ -18,6 +17,7 @@ import { log } from '../log.ts';
 import type { JoinBody } from '../schemas.ts';
 import { missWindow, type MissWindow } from '../rate-limit.ts';
 import { isAlreadyExists } from '../store.ts';
+import { SeatClaims } from './seat-claims.ts';
 import type { Services } from '../services.ts';
 
 export interface JoinResult {
@@ -31,14 +31,6 @@ export interface JoinResult {
 const codeNotFound = () =>
   new HttpError(404, 'CODE_NOT_FOUND', 'no running workshop has this code');
 
-function shuffled<T>(values: T[]): T[] {
-  for (let i = values.length - 1; i > 0; i--) {
-    const j = randomInt(i + 1);
-    [values[i], values[j]] = [values[j]!, values[i]!];
-  }
-  return values;
-}
-
 const LIVE = new Set<WorkshopRecord['status']>(['created', 'provisioning', 'ready']);
 
 /** A live workshop the code names, with everything a seat in it needs. */
@@ -47,6 +39,8 @@ interface Found {
   vms: VmRecord[];
   secrets: WorkshopSecrets | null;
   taken: Set<number>;
+  /** When (performance.now()) the read of it started. */
+  readAt: number;
 }
 
 /**
@@ -55,6 +49,7 @@ interface Found {
  * code's, not two. The workshop and its secrets are one getAll: three calls, not four.
  */
 async function readLive(s: Services, id: string): Promise<Found | null> {
+  const readAt = performance.now();
   const [[workshopSnap, secretsSnap], vms, seats] = await Promise.all([
     s.store.db.getAll(s.store.workshop(id), s.store.secrets(id)) as Promise<
       [DocumentSnapshot<WorkshopRecord>, DocumentSnapshot<WorkshopSecrets>]
@@ -69,6 +64,7 @@ async function readLive(s: Services, id: string): Promise<Found | null> {
     vms,
     secrets: secretsSnap.data() ?? null,
     taken: new Set(seats.docs.map((d) => Number(d.id))),
+    readAt,
   };
 }
 
@@ -111,6 +107,28 @@ async function missesAndCode(
     DocumentSnapshot<JoinCodeRecord>,
   ];
   return [misses.countIn(missSnap), codeSnap.data()];
+}
+
+/** Longer than a join can take (the function's timeout is 60 s): no read in use is older. */
+const CLAIMS_MEMORY_MS = 120_000;
+const claimsByStore = new WeakMap<Services['store'], Map<string, SeatClaims>>();
+
+/** What this instance knows of the workshop's seat claims (seat-claims.ts). */
+function seatClaims(s: Services, id: string): SeatClaims {
+  let all = claimsByStore.get(s.store);
+  if (!all) claimsByStore.set(s.store, (all = new Map()));
+  let claims = all.get(id);
+  if (!claims) all.set(id, (claims = new SeatClaims()));
+  return claims;
+}
+
+/** Drops what no join in flight can need, and the workshops left with nothing. */
+function forgetClaims(s: Services): void {
+  const all = claimsByStore.get(s.store);
+  const before = performance.now() - CLAIMS_MEMORY_MS;
+  for (const [id, claims] of all ?? []) {
+    if (claims.prune(before) && claims.users === 0) all!.delete(id);
+  }
 }
 
 const vmNameOf = (workshop: WorkshopRecord, seat: number): string | undefined => {
@@ -199,53 +217,70 @@ function addressSlots(s: Services, id: string, clientAddress: string, cap: numbe
 /**
  * Claims a free seat with create(), in one batch with its token record (and the address's slot
  * when the class caps seats per address), so no seat is ever given twice. A seat someone took a
- * moment ago fails the batch, and the next free one is tried.
+ * moment ago fails the batch, and another free one is tried: one this instance is not claiming
+ * nor saw taken since the read (seat-claims.ts), so the joins of one instance do not collide.
  */
 async function takeSeat(s: Services, found: Found, name: string, clientAddress: string) {
-  const { workshop, vms, taken } = found;
+  const { workshop, vms, taken, readAt } = found;
   const id = workshop.id;
   // Seats on a VM that is gone (Spot preemption) or broken are not handed out.
   const serving = new Set(vms.filter((vm) => vm.status === 'ready').map((vm) => vm.name));
-  const free = shuffled(
-    Array.from({ length: workshop.seats }, (_, i) => i + 1).filter(
-      (n) => !taken.has(n) && serving.has(vmNameOf(workshop, n) ?? ''),
-    ),
+  const free = Array.from({ length: workshop.seats }, (_, i) => i + 1).filter(
+    (n) => !taken.has(n) && serving.has(vmNameOf(workshop, n) ?? ''),
   );
   const cap = workshop.seatsPerAddress;
   const slots = cap ? addressSlots(s, id, clientAddress, cap) : null;
-  let held = slots ? await slots.held() : new Set<string>();
-  const seatToken = newToken();
-  const tokenHash = hashToken(seatToken);
-  for (let i = 0; i < free.length;) {
-    const seat = free[i]!;
-    const slot = slots?.free(held);
-    if (slots && !slot) throw slots.full();
-    const record: SeatRecord = {
-      seat,
-      learnerName: name,
-      tokenHash,
-      vmName: vmNameOf(workshop, seat)!,
-      joinedAt: s.now().toISOString(),
-      ...(slot && { slot: slot.id }),
-    };
-    const batch = s.store.db.batch();
-    batch.create(s.store.seats(id).doc(String(seat)), record);
-    batch.create(s.store.seatToken(tokenHash), { workshopId: id, seat, freed: false });
-    if (slot) batch.create(slot, { createdAt: record.joinedAt });
-    try {
-      await batch.commit();
-      return { seat, seatToken };
-    } catch (error) {
-      if (!isAlreadyExists(error)) throw error;
+  const claims = seatClaims(s, id);
+  claims.users++;
+  try {
+    let held = slots ? await slots.held() : new Set<string>();
+    const seatToken = newToken();
+    const tokenHash = hashToken(seatToken);
+    const tried = new Set<number>();
+    let seat = claims.next(free, tried, readAt);
+    while (seat !== undefined) {
+      const slot = slots?.free(held);
+      if (slots && !slot) throw slots.full();
+      const record: SeatRecord = {
+        seat,
+        learnerName: name,
+        tokenHash,
+        vmName: vmNameOf(workshop, seat)!,
+        joinedAt: s.now().toISOString(),
+        ...(slot && { slot: slot.id }),
+      };
+      const batch = s.store.db.batch();
+      batch.create(s.store.seats(id).doc(String(seat)), record);
+      batch.create(s.store.seatToken(tokenHash), { workshopId: id, seat, freed: false });
+      if (slot) batch.create(slot, { createdAt: record.joinedAt });
+      claims.claim(seat);
+      try {
+        await batch.commit();
+        claims.settle(seat, true);
+        return { seat, seatToken };
+      } catch (error) {
+        if (!isAlreadyExists(error)) {
+          claims.settle(seat, false);
+          throw error;
+        }
+      }
+      // Taken a moment ago: the seat, or the slot (then the same seat is tried with another).
+      if (slots && slot) {
+        held = await slots.held();
+        if (held.has(slot.id)) {
+          claims.settle(seat, false);
+          continue;
+        }
+      }
+      claims.settle(seat, true);
+      tried.add(seat);
+      seat = claims.next(free, tried, readAt);
     }
-    // Taken a moment ago: the seat, or the slot (then the same seat is tried with another).
-    if (slots && slot) {
-      held = await slots.held();
-      if (held.has(slot.id)) continue;
-    }
-    i++;
+    throw new HttpError(409, 'WORKSHOP_FULL', 'every seat of this workshop is taken');
+  } finally {
+    claims.users--;
+    forgetClaims(s);
   }
-  throw new HttpError(409, 'WORKSHOP_FULL', 'every seat of this workshop is taken');
 }
 
 /**

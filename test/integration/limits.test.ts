@@ -147,6 +147,28 @@ test.serial(
 );
 
 test.serial(
+  'a class of 20 joins at once through one instance: each learner gets a seat on the first try',
+  async (t) => {
+    const ws = await readyWorkshop(20);
+    const batches = sinon.spy(stack.services.store.db, 'batch');
+    const joins = await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        stack.api('POST', '/join', { code: ws.joinCode, name: `L${i}` }, from('203.0.113.60')),
+      ),
+    );
+    batches.restore();
+    t.deepEqual(
+      joins.map((r) => r.body.seat as number).sort((a, b) => a - b),
+      Array.from({ length: 20 }, (_, i) => i + 1),
+    );
+    // Joins sharing a read would pick among the same free seats; knowing what the others of the
+    // instance claim, none picks a seat taken meanwhile: one claim (one batch) per learner.
+    t.is(batches.callCount, 20, 'no claim failed');
+    await end(ws.id);
+  },
+);
+
+test.serial(
   'a classroom on one IPv6 /64: counted by the /64 whatever the host bits; its code ends with it',
   async (t) => {
     const ws = await readyWorkshop(25);
