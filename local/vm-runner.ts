@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { mkdtemp, rm, writeFile, mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -103,6 +103,38 @@ async function loopsUnder(
   return loopdevices
     .filter((loop) => loop['back-file']?.startsWith(`${dir}/`))
     .map((loop) => ({ name: loop.name, device: loop['maj:min'].trim() }));
+}
+
+/**
+ * Whether a mount namespace other than this process's holds a mount of device `major:minor`. A
+ * process that makes a namespace of its own (Chromium's sandbox, a container being set up) while
+ * a seat disk is mounted gets a copy of that mount, which no unmount here reaches: the disk stays
+ * attached until that process ends, and then clears itself. That is not the VM's leftover.
+ */
+export function heldElsewhere(device: string): boolean {
+  const own = readlinkSync('/proc/self/ns/mnt');
+  const seen = new Set([own]);
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const ns = readlinkSync(`/proc/${pid}/ns/mnt`);
+      if (seen.has(ns)) continue;
+      seen.add(ns);
+      const mounts = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n');
+      if (mounts.some((line) => line.split(' ')[2] === device)) return true;
+    } catch {
+      // gone meanwhile, or not ours to read
+    }
+  }
+  return false;
+}
+
+/**
+ * The seat disks of `dir` left attached by this side: mounted in this namespace, or attached and
+ * held by no other namespace (as `losetup` names them).
+ */
+export async function seatDisksLeft(dir: string, env: NodeJS.ProcessEnv = process.env) {
+  const loops = await loopsUnder(dir, env);
+  return loops.filter((loop) => mountsOf(loop.device).length > 0 || !heldElsewhere(loop.device));
 }
 
 /** Mount points, anywhere, of the filesystem on device `major:minor`, deepest first. */
@@ -303,9 +335,10 @@ export async function bootInstance(
     // A seat disk stays attached while any mount of it is left: Docker's own bind mount of a
     // seat's home volume (under its data root) when the daemon did not take it down, say after a
     // crash. Those go too. The kernel then detaches the device (autoclear) in a work queue of
-    // its own, which on a busy machine takes a moment after umount returns.
+    // its own, which on a busy machine takes a moment after umount returns. Copies in another
+    // process's mount namespace are out of reach and go with it (heldElsewhere).
     for (let attempt = 0; ; attempt++) {
-      const loops = await loopsUnder(vmDir, toolEnv);
+      const loops = await seatDisksLeft(vmDir, toolEnv);
       if (loops.length === 0) break;
       if (attempt === 20) {
         const held = loops.map((loop) => `${loop.name} (${mountsOf(loop.device).join(', ')})`);
@@ -318,7 +351,7 @@ export async function bootInstance(
           const out = await runCommand('umount', [mountPoint], toolEnv);
           if (out.code !== 0) await runCommand('umount', ['-l', mountPoint], toolEnv);
         }
-        // Unmounted everywhere and still there: not set to clear itself, so detached here.
+        // Unmounted and held by nobody, yet still there: not set to clear itself, so detached.
         if (mounts.length === 0 && attempt > 0) {
           await runCommand('losetup', ['-d', loop.name], toolEnv);
         }

@@ -15,7 +15,12 @@ import { prepareMachine } from '../../local/machine.ts';
 import { runCommand } from '../../local/commands.ts';
 import { processAlive } from '../../local/process-groups.ts';
 import { localCa } from '../../local/tls-ca.ts';
-import { bootInstance, mountsUnder, type BootedInstance } from '../../local/vm-runner.ts';
+import {
+  bootInstance,
+  mountsUnder,
+  seatDisksLeft,
+  type BootedInstance,
+} from '../../local/vm-runner.ts';
 import type { CertificateReport } from '../../shared/core/workshop.ts';
 
 export interface VmReady {
@@ -180,10 +185,10 @@ export async function leftovers(vm: BootedInstance): Promise<string[]> {
     ...(await docker('network', 'ls', '--format', '{{.Name}}')).split('\n'),
     ...(await docker('volume', 'ls', '--format', '{{.Name}}')).split('\n'),
   ].filter((name) => name.startsWith(vm.namePrefix));
-  // The seats' disks: no mount, no loop device on an image of the VM's.
+  // The seats' disks: no mount, no loop device on an image of the VM's (but those another
+  // process's mount namespace still holds, which go when it ends: local/vm-runner.ts).
   names.push(...mountsUnder(vm.stateDir));
-  const loops = await runCommand('losetup', ['-a']);
-  names.push(...loops.stdout.split('\n').filter((line) => line.includes(vm.stateDir)));
+  names.push(...(await seatDisksLeft(vm.stateDir)).map((loop) => `seat disk ${loop.name}`));
   if (vm.firewallChain) {
     const rules = await runCommand('iptables', ['-w', '-S']);
     names.push(...rules.stdout.split('\n').filter((rule) => rule.includes(vm.firewallChain)));
