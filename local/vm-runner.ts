@@ -74,16 +74,23 @@ const MAX_SEATS_PER_VM = 20;
 /** Firewalling seats needs root's iptables; elsewhere the seats run open, and the log says so. */
 const canFirewall = process.getuid?.() === 0;
 
+/** A mount table (`/proc/PID/mountinfo`): each mount's device (`major:minor`) and mount point. */
+function mountTable(file = '/proc/self/mountinfo'): { device: string; mountPoint: string }[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => line.split(' '))
+    .map((fields) => ({ device: fields[2]!, mountPoint: fields[4]!.replace(/\\040/g, ' ') }));
+}
+
+const deepestFirst = (a: string, b: string) => b.length - a.length;
+
 /** Mount points at or below `dir`, deepest first. */
 export function mountsUnder(dir: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' ')[4]?.replace(/\\040/g, ' '))
-    .filter(
-      (mountPoint): mountPoint is string =>
-        !!mountPoint && (mountPoint === dir || mountPoint.startsWith(`${dir}/`)),
-    )
-    .sort((a, b) => b.length - a.length);
+  return mountTable()
+    .map((m) => m.mountPoint)
+    .filter((mountPoint) => mountPoint === dir || mountPoint.startsWith(`${dir}/`))
+    .sort(deepestFirst);
 }
 
 /** Loop devices whose backing file lies below `dir` (deleted ones too): name and device number. */
@@ -119,8 +126,7 @@ export function heldElsewhere(device: string): boolean {
       const ns = readlinkSync(`/proc/${pid}/ns/mnt`);
       if (seen.has(ns)) continue;
       seen.add(ns);
-      const mounts = readFileSync(`/proc/${pid}/mountinfo`, 'utf8').split('\n');
-      if (mounts.some((line) => line.split(' ')[2] === device)) return true;
+      if (mountTable(`/proc/${pid}/mountinfo`).some((m) => m.device === device)) return true;
     } catch {
       // gone meanwhile, or not ours to read
     }
@@ -139,12 +145,10 @@ export async function seatDisksLeft(dir: string, env: NodeJS.ProcessEnv = proces
 
 /** Mount points, anywhere, of the filesystem on device `major:minor`, deepest first. */
 function mountsOf(device: string): string[] {
-  return readFileSync('/proc/self/mountinfo', 'utf8')
-    .split('\n')
-    .map((line) => line.split(' '))
-    .filter((fields) => fields[2] === device)
-    .map((fields) => fields[4]!.replace(/\\040/g, ' '))
-    .sort((a, b) => b.length - a.length);
+  return mountTable()
+    .filter((m) => m.device === device)
+    .map((m) => m.mountPoint)
+    .sort(deepestFirst);
 }
 
 interface ScriptRun {
