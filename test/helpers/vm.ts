@@ -85,8 +85,12 @@ export async function readyMessages(t: ExecutionContext) {
     await subscription.delete();
   });
   return {
-    /** Waits (bounded) until `count` messages for `vmName` arrived; returns them in order. */
-    async forVm(vmName: string, count = 1, ms = 240_000): Promise<VmReady[]> {
+    /**
+     * Waits (bounded) until `count` messages for `vmName` arrived; returns them in order. The bound
+     * is generous: vm-boot boots its VMs at once (a 20-seat one among them) on two cores, and a
+     * 3-seat VM once took more than 4 minutes there to report.
+     */
+    async forVm(vmName: string, count = 1, ms = 480_000): Promise<VmReady[]> {
       const deadline = Date.now() + ms;
       for (;;) {
         const mine = received.filter((r) => r.vmName === vmName);
@@ -101,7 +105,7 @@ export async function readyMessages(t: ExecutionContext) {
     async firstForVm(
       vmName: string,
       wanted: (report: VmReady) => boolean,
-      ms = 240_000,
+      ms = 480_000,
     ): Promise<VmReady> {
       const deadline = Date.now() + ms;
       for (;;) {
