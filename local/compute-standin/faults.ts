@@ -1,5 +1,5 @@
 /** Fault injection: queued faults that the next matching calls take, one call each. */
-import { backendError, quotaExceeded } from './errors.ts';
+import { ApiError, backendError, quotaExceeded } from './errors.ts';
 import type { Fault, FaultKind, FaultOp } from './types.ts';
 
 const ALLOWED_FAULTS: Record<FaultOp, FaultKind[]> = {
@@ -8,6 +8,7 @@ const ALLOWED_FAULTS: Record<FaultOp, FaultKind[]> = {
   get: ['quota', 'http503'],
   list: ['quota', 'http503'],
   regions: ['http503'],
+  dns: ['http503', 'http403'],
 };
 
 export interface QueuedFault {
@@ -78,8 +79,9 @@ export class FaultQueue {
   }
 }
 
-/** Throws the error a call answers with for a `quota` or `http503` fault; other kinds pass. */
+/** Throws the error a call answers with for a quota, http503 or http403 fault; other kinds pass. */
 export function rejectFault(fault: FaultKind | undefined, quotaMessage: string): void {
   if (fault === 'quota') throw quotaExceeded(quotaMessage);
   if (fault === 'http503') throw backendError();
+  if (fault === 'http403') throw new ApiError(403, 'forbidden', 'Forbidden');
 }

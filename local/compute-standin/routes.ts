@@ -1,6 +1,7 @@
-/** Routing: a request's method and path to the control endpoints or a Compute method. */
+/** Routing: a request's method and path to the control endpoints, a Compute or Cloud DNS method. */
 import { ApiError, notServed } from './errors.ts';
 import { control } from './control.ts';
+import { dnsRoute } from './dns.ts';
 import { rejectFault } from './faults.ts';
 import { aggregatedList, get, insert, list, remove } from './instances.ts';
 import { setMetadata } from './metadata.ts';
@@ -24,6 +25,8 @@ export async function route(
 ): Promise<[number, unknown]> {
   const controlled = control(standin, method, path, body);
   if (controlled) return controlled;
+  const dns = dnsRoute(standin, method, path, query, body);
+  if (dns) return dns;
 
   const p = PROJECT_ROUTE.exec(path);
   if (p && method === 'GET') {

@@ -1,9 +1,13 @@
-/** What the stand-in holds while it runs: instances, operations, requestIds, faults and timers. */
+/**
+ * What the stand-in holds while it runs: instances, operations, requestIds, faults and timers, and
+ * Cloud DNS record sets.
+ */
 import { FaultQueue } from './faults.ts';
 import { MAX_PAGE } from './paging.ts';
 import type {
   BootHandle,
   ComputeStandinOptions,
+  DnsRecord,
   InstanceRecord,
   QuotaLimits,
   StandinRequest,
@@ -47,6 +51,8 @@ export interface Settings {
   waitTimeoutMs: number;
   pageSize: number;
   logLimit: number;
+  /** managed zone name → dnsName, lowercase with its trailing dot */
+  dnsZones: Map<string, string>;
 }
 
 export function settingsOf(opts: ComputeStandinOptions): Settings {
@@ -57,6 +63,12 @@ export function settingsOf(opts: ComputeStandinOptions): Settings {
     waitTimeoutMs: opts.waitTimeoutMs ?? 2_000,
     pageSize: Math.min(Math.max(1, opts.pageSize ?? MAX_PAGE), MAX_PAGE),
     logLimit: opts.requestLogLimit ?? 1000,
+    dnsZones: new Map(
+      Object.entries(opts.dnsZones ?? {}).map(([zone, dnsName]) => [
+        zone,
+        `${dnsName.toLowerCase().replace(/\.$/, '')}.`,
+      ]),
+    ),
   };
 }
 
@@ -65,6 +77,9 @@ export const LOOPBACK = '127.0.0.1';
 
 /** The key of a zonal resource in the maps below. */
 export const key = (project: string, zone: string, name: string) => `${project}/${zone}/${name}`;
+
+/** The key of a Cloud DNS record set in StandinState.dnsRecords. */
+export const dnsKey = (zone: string, name: string, type: string) => `${zone}/${name}/${type}`;
 
 export class StandinState {
   readonly instances = new Map<string, InstanceState>(); // key: project/zone/name
@@ -75,6 +90,8 @@ export class StandinState {
   readonly quotas = new Map<string, QuotaLimits>();
   /** the Compute requests received, oldest first (the log ComputeStandin.requests is) */
   readonly requests: StandinRequest[] = [];
+  /** Cloud DNS record sets; key: zone/name/type (dnsKey) */
+  readonly dnsRecords = new Map<string, DnsRecord>();
   /** timers that belong to no instance */
   readonly looseTimers = new Set<NodeJS.Timeout>();
   /** set once stop() begins: no new timers, boots or blocking waits */

@@ -46,18 +46,30 @@ export interface InstanceRecord {
   resource: Record<string, unknown>;
 }
 
-export type FaultOp = 'insert' | 'delete' | 'get' | 'list' | 'regions';
-export type FaultKind = 'quota' | 'stockout' | 'invalid-image' | 'http503' | 'never-done';
+/** `dns`: any Cloud DNS rrsets call (http503 or http403 only). */
+export type FaultOp = 'insert' | 'delete' | 'get' | 'list' | 'regions' | 'dns';
+export type FaultKind =
+  'quota' | 'stockout' | 'invalid-image' | 'http503' | 'http403' | 'never-done';
 
 export interface Fault {
   op: FaultOp;
   kind: FaultKind;
   /** how many matching calls it affects; default 1 */
   times?: number;
-  /** only calls in this zone (any zone when absent) */
+  /** only calls in this zone, for `dns` this managed zone (any zone when absent) */
   zone?: string;
   /** inserts only: only Spot (true) or only standard (false) instances; both when absent */
   spot?: boolean;
+}
+
+/** A Cloud DNS resource record set the stand-in holds; `name` is fully qualified, lowercase. */
+export interface DnsRecord {
+  /** the managed zone's name */
+  zone: string;
+  name: string;
+  type: string;
+  ttl: number;
+  rrdatas: string[];
 }
 
 /** A region's quota limits by metric, e.g. {CPUS: 24, IN_USE_ADDRESSES: 8}. */
@@ -81,12 +93,16 @@ export interface ComputeStandinOptions {
   stepMs?: number;
   /** how long operations/OP/wait blocks before answering a running operation; Compute: ~2 min */
   waitTimeoutMs?: number;
-  /** the most instances one list page holds, whatever maxResults says; default 500 */
+  /** the most items (instances, DNS record sets) a list page holds, whatever maxResults says; 500 */
   pageSize?: number;
   /** how many requests the log keeps (oldest dropped); default 1000 */
   requestLogLimit?: number;
   /** quota limits by region; a region without them has none (regions.get lists no quota) */
   quotas?: Record<string, QuotaLimits>;
+  /** Cloud DNS managed zones: name → dnsName (e.g. `seats.localhost.`); other zones are 404 */
+  dnsZones?: Record<string, string>;
+  /** also answer A queries for the held records over UDP on 127.0.0.1 (port: `dnsPort`) */
+  dnsUdp?: boolean;
 }
 
 export interface ComputeStandin {
@@ -98,5 +114,9 @@ export interface ComputeStandin {
   clearFaults(): void;
   /** Sets (replaces) the quota limits of a region; an empty object removes them. */
   setQuotas(region: string, limits: QuotaLimits): void;
+  /** Copies of the Cloud DNS record sets held, every zone's, the zones' own SOA and NS included. */
+  dnsRecords(): DnsRecord[];
+  /** the UDP port of the DNS responder, when started with `dnsUdp` */
+  dnsPort?: number;
   stop(): Promise<void>;
 }
