@@ -28,6 +28,9 @@
 # token is then the only gate of the instructor API. Without it, a run takes that access back.
 # Its console's join QR code points at JOIN_PAGE_URL (the join function's URL) when set.
 # PORTAL_ORIGIN (https://portal.example): the portal, the one other site that may frame a seat.
+# SEAT_DOMAIN with SEAT_DNS_ZONE (seats.school.example, a public Cloud DNS zone of this project
+# that holds it): each VM is named VM.SEAT_DOMAIN and its seats' certificate is for that name
+# (README); the functions may change that one zone's records. Without them, seats use the VM's IP.
 #
 # Needs: gcloud (authenticated as a project owner, user or service account), curl, node and npm.
 # Always configures AUTH_MODE=token: Cloud Run IAM lets the portal in (X-Serverless-Authorization),
@@ -78,6 +81,13 @@ GCP_USE_SPOT=${GCP_USE_SPOT:-false}
 ADMIN_EMAILS=${ADMIN_EMAILS:-}
 NETWORK=${NETWORK:-default}
 SUBNETWORK=${SUBNETWORK:-}
+SEAT_DOMAIN=${SEAT_DOMAIN:-}
+SEAT_DNS_ZONE=${SEAT_DNS_ZONE:-}
+SEAT_DOMAIN=${SEAT_DOMAIN%.}
+if [[ -n $SEAT_DOMAIN || -n $SEAT_DNS_ZONE ]]; then
+  [[ $SEAT_DOMAIN =~ ^([a-z0-9-]+\.)+[a-z0-9-]+$ && $SEAT_DNS_ZONE =~ ^[a-z][a-z0-9-]*$ ]] ||
+    { echo "SEAT_DOMAIN and SEAT_DNS_ZONE go together: a lowercase DNS name and the Cloud DNS zone that holds it" >&2; exit 2; }
+fi
 IAM_RETRY_SECONDS=${IAM_RETRY_SECONDS:-5}
 DEPLOY_RETRY_SECONDS=${DEPLOY_RETRY_SECONDS:-30}
 # Ports the VM startup script (startup/clarateach-startup.sh) really uses: Caddy on CT_HTTP_PORT
@@ -261,6 +271,17 @@ destroy() {
   done < <(ask '' g compute instances list --filter='labels.app=clarateach' \
     --format='value(name,zone.basename())' || true)
 
+  if [[ -n $SEAT_DOMAIN ]]; then
+    step "The VMs' names under $SEAT_DOMAIN"
+    local name
+    while read -r name; do
+      [[ -n $name ]] || continue
+      run g dns record-sets delete "$name" --type=A --zone="$SEAT_DNS_ZONE"
+    done < <(ask '' g dns record-sets list --zone="$SEAT_DNS_ZONE" --filter='type=A' \
+      --format='value(name)' | grep -E "^ct-[a-z2-7]+-[0-9]+\.${SEAT_DOMAIN//./\\.}\.$" || true)
+    ! exists dns managed-zones describe "$SEAT_DNS_ZONE" || zone_binding remove
+  fi
+
   step "Topics, the dead-letter subscription, firewall rules"
   ! exists pubsub subscriptions describe "$DEAD_LETTER_SUB" ||
     run g pubsub subscriptions delete "$DEAD_LETTER_SUB"
@@ -338,6 +359,7 @@ deploy() {
     eventarc.googleapis.com pubsub.googleapis.com firestore.googleapis.com
     firebaserules.googleapis.com cloudscheduler.googleapis.com artifactregistry.googleapis.com
     cloudbuild.googleapis.com iam.googleapis.com orgpolicy.googleapis.com) enabled missing=() api
+  [[ -z $SEAT_DOMAIN ]] || apis+=(dns.googleapis.com)
   enabled=$(ask '' g services list --enabled --format='value(config.name)' || true)
   for api in "${apis[@]}"; do
     grep -qxF "$api" <<<"$enabled" || missing+=("$api")
@@ -378,6 +400,7 @@ deploy() {
   images_step
   topics_step "$pubsub_agent"
   network_step
+  [[ -z $SEAT_DOMAIN ]] || seat_domain_step
   functions_step "$pubsub_agent"
 
   step "Cloud Scheduler: the sweep every minute"
@@ -598,6 +621,47 @@ firewall_rule() { # NAME ALLOW
   fi
 }
 
+# The operator's zone must hold SEAT_DOMAIN and be public (Let's Encrypt resolves the VMs' names
+# through it); the functions' account gets DNS Administrator on that zone alone, not the project.
+seat_domain_step() {
+  step "Cloud DNS zone $SEAT_DNS_ZONE for $SEAT_DOMAIN"
+  local zone dns_name visibility
+  zone=$(ask "$SEAT_DOMAIN. public" g dns managed-zones describe "$SEAT_DNS_ZONE" \
+    --format='value(dnsName,visibility)') ||
+    die "the Cloud DNS zone $SEAT_DNS_ZONE does not exist in $GCP_PROJECT. Fix: create it (gcloud dns managed-zones create) and delegate $SEAT_DOMAIN to its name servers"
+  read -r dns_name visibility <<<"$zone"
+  [[ $visibility == public ]] || die "the Cloud DNS zone $SEAT_DNS_ZONE is $visibility: the seats' names must be public"
+  [[ $SEAT_DOMAIN. == "$dns_name" || $SEAT_DOMAIN. == *".$dns_name" ]] ||
+    die "SEAT_DOMAIN $SEAT_DOMAIN is not inside the zone $SEAT_DNS_ZONE ($dns_name)"
+  zone_binding add
+}
+
+# gcloud has no add-iam-policy-binding for DNS zones: read the zone's policy, add (or remove) the
+# functions' DNS Administrator binding, and write it back, only when that changes it.
+zone_binding() { # add|remove
+  local policy updated file
+  policy=$(ask '{}' g dns managed-zones get-iam-policy "$SEAT_DNS_ZONE" --format=json) || policy='{}'
+  # shellcheck disable=SC2016 # JavaScript
+  updated=$(node -e '
+    const [op, m, r] = process.argv.slice(1);
+    const p = JSON.parse(require("fs").readFileSync(0, "utf8") || "{}");
+    const plain = (p.bindings ?? []).filter((b) => b.role === r && !b.condition);
+    const has = plain.some((b) => (b.members ?? []).includes(m));
+    if (has === (op === "add")) process.exit(3);
+    if (op === "add") p.bindings = [...(p.bindings ?? []), { role: r, members: [m] }];
+    else for (const b of plain) b.members = b.members.filter((x) => x !== m);
+    p.bindings = p.bindings.filter((b) => (b.members ?? []).length > 0);
+    process.stdout.write(JSON.stringify(p));
+  ' "$1" "serviceAccount:$FN_SA" roles/dns.admin <<<"$policy") || {
+    (($? == 3)) && return 0
+    die "could not read the IAM policy of the zone $SEAT_DNS_ZONE"
+  }
+  file=$(mktemp)
+  printf '%s\n' "$updated" >"$file"
+  run g dns managed-zones set-iam-policy "$SEAT_DNS_ZONE" "$file" >/dev/null
+  rm -f "$file"
+}
+
 functions_step() { # PUBSUB_AGENT
   step "Functions"
   local env_vars=(
@@ -610,6 +674,7 @@ functions_step() { # PUBSUB_AGENT
     "INSTRUCTORS=$INSTRUCTORS"
     "CONSOLE_ORIGINS=$CONSOLE_ORIGINS" "JOIN_PAGE_URL=${JOIN_PAGE_URL:-}"
     "PORTAL_ORIGIN=${PORTAL_ORIGIN:-}"
+    "SEAT_DOMAIN=$SEAT_DOMAIN" "SEAT_DNS_ZONE=$SEAT_DNS_ZONE"
   ) pair env_flag
   # One --set-env-vars (gcloud accepts only one of the env-var flags, and it replaces what was set
   # by hand), with `|` as the delimiter (`gcloud topic escaping`) so that values may hold commas.

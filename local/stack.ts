@@ -69,8 +69,12 @@ export async function startLocalStack(opts: LocalStackOptions): Promise<LocalSta
       PUBSUB_EMULATOR_HOST: pubsubHost,
       METADATA_SERVER_DETECTION: 'none',
     });
+    // An operator's seat domain (SEAT_DOMAIN, say seats.localhost, which Chromium takes for
+    // loopback) is a zone of the stand-in's Cloud DNS.
+    const { SEAT_DOMAIN: seatDomain, SEAT_DNS_ZONE: seatZone } = process.env;
     const standin = await startComputeStandin({
       project: opts.projectId,
+      ...(seatDomain && seatZone ? { dnsZones: { [seatZone]: `${seatDomain}.` } } : {}),
       onBoot: opts.boot
         ? async (instance) => {
             const vm = await bootInstance(instance, { pubsubEmulatorHost: emulatorPubsub });

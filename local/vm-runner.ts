@@ -247,7 +247,9 @@ export async function bootInstance(
     // Caddy's own CA, the same for every local VM (local/tls-ca.ts): what the tests trust.
     CT_TLS: 'internal',
     CT_TLS_CA_DIR: localCa().dir,
-    CT_PUBLIC_HOST: '127.0.0.1',
+    // Loopback, where every local VM's Caddy listens, unless the VM has a name under a seat
+    // domain, which the script reads from its metadata as on a real VM.
+    ...(instance.metadata['public-host'] ? {} : { CT_PUBLIC_HOST: '127.0.0.1' }),
     CT_HTTPS_PORT: String(await freePort()),
     CT_SEAT_HTTPS_BASE: String(seatHttpsBase),
     CT_HTTP_BIND: '127.0.0.1',
@@ -396,7 +398,8 @@ export async function bootInstance(
   return {
     httpPort,
     seatHttpsBase,
-    seatOrigin: (seat) => `https://127.0.0.1:${seatHttpsBase + seat - seatFirst + 1}`,
+    seatOrigin: (seat) =>
+      `https://${scriptEnv.CT_PUBLIC_HOST || instance.metadata['public-host']}:${seatHttpsBase + seat - seatFirst + 1}`,
     namePrefix,
     subnetPool,
     firewallChain,

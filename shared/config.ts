@@ -80,6 +80,11 @@ export interface Config {
   watcherScript: string;
   /** PORTAL_ORIGIN: the portal whose pages may frame the seats ('' when none: only the seat's own). */
   portalOrigin: string;
+  /**
+   * SEAT_DOMAIN and SEAT_DNS_ZONE: the operator's Cloud DNS zone that names each VM
+   * (`VM.SEAT_DOMAIN`, an A record the control plane keeps); null: seats are ports of the VM's IP.
+   */
+  seatDomain: { domain: string; zone: string } | null;
 }
 
 export class ConfigError extends Error {
@@ -156,6 +161,32 @@ function issuersVar(env: NodeJS.ProcessEnv, project: string, problems: string[])
     issuers.push({ issuer, certsUrl });
   }
   return issuers;
+}
+
+/** A DNS name a VM's name (`ct-…`, up to 38 characters) and a dot still fit in front of. */
+const SEAT_DOMAIN_RE =
+  /^(?=.{1,200}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z][a-z0-9-]{0,61}[a-z0-9]$/;
+/** A Cloud DNS managed zone's name. */
+const DNS_ZONE_RE = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** `SEAT_DOMAIN` with `SEAT_DNS_ZONE`, both or neither. */
+function seatDomainVar(env: NodeJS.ProcessEnv, problems: string[]): Config['seatDomain'] {
+  const domain = (env.SEAT_DOMAIN ?? '').trim().toLowerCase().replace(/\.$/, '');
+  const zone = (env.SEAT_DNS_ZONE ?? '').trim();
+  if (!domain && !zone) return null;
+  if (!domain || !zone) {
+    problems.push('SEAT_DOMAIN and SEAT_DNS_ZONE go together (the domain and its Cloud DNS zone)');
+    return null;
+  }
+  if (!SEAT_DOMAIN_RE.test(domain)) {
+    problems.push(`SEAT_DOMAIN must be a DNS name such as seats.example.edu (got "${domain}")`);
+    return null;
+  }
+  if (!DNS_ZONE_RE.test(zone)) {
+    problems.push(`SEAT_DNS_ZONE must be a Cloud DNS zone name such as seats (got "${zone}")`);
+    return null;
+  }
+  return { domain, zone };
 }
 
 /** `INSTRUCTORS`: comma-separated emails and `@domain` entries. */
@@ -287,6 +318,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     startupScript,
     watcherScript,
     portalOrigin: originVar(env, 'PORTAL_ORIGIN', problems),
+    seatDomain: seatDomainVar(env, problems),
   };
   if (problems.length > 0) {
     throw new ConfigError(`configuration is incomplete:\n  - ${problems.join('\n  - ')}`);

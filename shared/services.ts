@@ -2,6 +2,7 @@ import { Firestore } from '@google-cloud/firestore';
 import type { EventBus } from './bus.ts';
 import type { IdTokenVerifier } from './id-token.ts';
 import type { ComputeProvisioner, Provisioner } from './compute.ts';
+import type { SeatDns } from './dns.ts';
 import { loadConfig, type Config } from './config.ts';
 import { Store } from './store.ts';
 
@@ -15,6 +16,8 @@ export interface Services {
   store: Store;
   bus: Pick<EventBus, 'publish'>;
   compute: Provisioner;
+  /** The VMs' names under SEAT_DOMAIN (Cloud DNS); null when the operator has no seat domain. */
+  dns: Pick<SeatDns, 'setAddress' | 'removeAddress' | 'listAddresses'> | null;
   /** Checks instructors' ID tokens; holds the issuers' keys between calls. */
   idTokens: Pick<IdTokenVerifier, 'verify'>;
   now(): Date;
@@ -58,6 +61,16 @@ export function createServices(config: Config = loadConfig()): Services {
       operationTimeoutMs: config.operationTimeoutMs,
     });
   });
+  const seatDomain = config.seatDomain;
+  const dns = onFirstUse(async (): Promise<SeatDns> => {
+    const { SeatDns } = await import('./dns.ts');
+    // The stand-in that plays Compute Engine locally plays Cloud DNS too.
+    return new SeatDns({
+      project: config.project,
+      zone: seatDomain?.zone ?? '',
+      endpoint: config.computeEndpoint,
+    });
+  });
   const idTokens = onFirstUse(async () => {
     const { IdTokenVerifier } = await import('./id-token.ts');
     return new IdTokenVerifier(config.auth.issuers, config.auth.audiences);
@@ -79,6 +92,13 @@ export function createServices(config: Config = loadConfig()): Services {
       regionQuotas: async (...args) => (await compute.get()).regionQuotas(...args),
       updateMetadata: async (...args) => (await compute.get()).updateMetadata(...args),
     },
+    dns: seatDomain
+      ? {
+          setAddress: async (...args) => (await dns.get()).setAddress(...args),
+          removeAddress: async (...args) => (await dns.get()).removeAddress(...args),
+          listAddresses: async (...args) => (await dns.get()).listAddresses(...args),
+        }
+      : null,
     idTokens: { verify: async (...args) => (await idTokens.get()).verify(...args) },
     now: () => new Date(),
     async close() {
@@ -86,6 +106,7 @@ export function createServices(config: Config = loadConfig()): Services {
         store?.db.terminate(),
         bus.made()?.then((b) => b?.close()),
         compute.made()?.then((c) => c?.close()),
+        dns.made()?.then((d) => d?.close()),
       ]);
     },
   };

@@ -29,15 +29,18 @@
 #   CT_HTTP_PORT          Caddy's plain HTTP port: /health, ACME challenges, redirects (80)
 #   CT_HTTPS_PORT         Caddy's default HTTPS port (443; no site uses it, nothing opens it)
 #   CT_SEAT_HTTPS_BASE    seat i's HTTPS origin is https://PUBLIC_HOST:SEAT_HTTPS_BASE+i (8400)
-#   CT_PUBLIC_HOST        the host the seats' origins and certificate name (the external IP)
+#   CT_PUBLIC_HOST        the host the seats' origins and certificate name (the metadata's
+#                         public-host, the VM's name under the operator's SEAT_DOMAIN, when it
+#                         has one; else the external IP)
 #   CT_TLS                acme: a certificate from CT_ACME_CA; internal: Caddy's own CA (local)
 #   CT_TLS_CA_DIR         internal: root.{pem,key} and intermediate.{pem,key} of the CA to use
 #                         (the local stack's one CA, trusted by its tests); empty: Caddy makes one
 #   CT_ACME_CA            ACME directory (Let's Encrypt's production directory)
 #   CT_ACME_CA_ROOT       PEM file of the root that the ACME server's own HTTPS chains to (a
 #                         local ACME server); empty: the system's roots
-#   CT_ACME_PROFILE       ACME profile (shortlived: the only one LE issues IP certificates under;
-#                         empty for an ACME server or a Caddy without profiles)
+#   CT_ACME_PROFILE       ACME profile (unset: shortlived for an IP address, the only one LE
+#                         issues those under, and the CA's default for a name, 90 days at LE;
+#                         empty: none, for an ACME server or a Caddy without profiles)
 #   CT_RENEW_INTERVAL     how often Caddy looks for certificates to renew (empty: its 10m)
 #   CT_HTTP_BIND          address Caddy and the WebRTC mux ports bind to (empty: all interfaces)
 #   CT_PORT_BASE          seat i uses PORT_BASE+10i+1..4 (3000)
@@ -81,7 +84,6 @@ CT_TLS=${CT_TLS:-acme}
 CT_TLS_CA_DIR=${CT_TLS_CA_DIR:-}
 CT_ACME_CA=${CT_ACME_CA:-https://acme-v02.api.letsencrypt.org/directory}
 CT_ACME_CA_ROOT=${CT_ACME_CA_ROOT:-}
-CT_ACME_PROFILE=${CT_ACME_PROFILE-shortlived}
 CT_RENEW_INTERVAL=${CT_RENEW_INTERVAL:-}
 CT_HTTP_BIND=${CT_HTTP_BIND:-}
 CT_PORT_BASE=${CT_PORT_BASE:-3000}
@@ -278,8 +280,13 @@ internal_ip=$(metadata instance/network-interfaces/0/ip) || fail "no internal IP
 # Learners reach the seats, and Neko's WebRTC its NAT address, only through the external IP.
 external_ip=$(metadata instance/network-interfaces/0/access-configs/0/external-ip) || external_ip=''
 [[ -n $external_ip ]] || fail "no external IP in metadata (the VM needs an access config)"
+CT_PUBLIC_HOST=${CT_PUBLIC_HOST:-$(optional_attribute public-host)}
 CT_PUBLIC_HOST=${CT_PUBLIC_HOST:-$external_ip}
 [[ $CT_PUBLIC_HOST =~ ^[A-Za-z0-9.-]+$ ]] || fail "malformed public host $CT_PUBLIC_HOST"
+if [[ -z ${CT_ACME_PROFILE+set} ]]; then
+  CT_ACME_PROFILE=''
+  if [[ $CT_PUBLIC_HOST =~ ^[0-9.]+$ ]]; then CT_ACME_PROFILE=shortlived; fi
+fi
 
 seat_first=$(attribute seat-first)
 seat_count=$(attribute seat-count)

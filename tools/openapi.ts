@@ -335,7 +335,16 @@ export function openApiDocument(): Schema {
               type: 'array',
               items: {
                 type: 'object',
-                required: ['name', 'status', 'externalIp', 'zone', 'spot', 'moved', 'certificate'],
+                required: [
+                  'name',
+                  'status',
+                  'externalIp',
+                  'publicHost',
+                  'zone',
+                  'spot',
+                  'moved',
+                  'certificate',
+                ],
                 properties: {
                   name: { type: 'string' },
                   status: {
@@ -343,6 +352,11 @@ export function openApiDocument(): Schema {
                     enum: ['pending', 'booting', 'ready', 'failed', 'deleted'],
                   },
                   externalIp: { type: ['string', 'null'] },
+                  publicHost: {
+                    type: ['string', 'null'],
+                    description:
+                      "its name under the operator's SEAT_DOMAIN, which its seats' origins carry (https://publicHost:PORT); null: they carry externalIp",
+                  },
                   zone: { type: 'string', description: 'where it is, or is being tried' },
                   spot: { type: 'boolean' },
                   moved: {

@@ -42,6 +42,22 @@ export function instanceName(workshopId: string, index: number): string {
 }
 
 /**
+ * A VM's hostname under the operator's seat domain: its instance name is a DNS label of its own
+ * (lowercase, digits, dashes, at most 38 characters), so no two VMs ever share one.
+ */
+export function vmHostname(vmName: string, seatDomain: string): string {
+  return `${vmName}.${seatDomain}`;
+}
+
+/** The VM a hostname under `seatDomain` names, or null when it names none of ours. */
+export function vmOfHostname(host: string, seatDomain: string): string | null {
+  const suffix = `.${seatDomain}`;
+  if (!host.endsWith(suffix)) return null;
+  const name = host.slice(0, -suffix.length);
+  return /^ct-[a-z][a-z2-7]{9,31}-\d{1,3}$/.test(name) ? name : null;
+}
+
+/**
  * A UUID (v4 layout) derived from its inputs: the Compute API answers a repeated insert with the
  * same requestId with the original operation instead of a second VM.
  */

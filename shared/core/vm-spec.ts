@@ -1,6 +1,6 @@
 import type { Placement } from './placement.ts';
 import type { VmPlan } from './plan.ts';
-import { instanceName } from './ids.ts';
+import { instanceName, vmHostname } from './ids.ts';
 import { controlMetadata } from './vm-control.ts';
 import type { WorkshopRecord, WorkshopSecrets } from './workshop.ts';
 
@@ -18,6 +18,8 @@ export interface VmSpecSettings {
   watcherScript: string;
   /** PORTAL_ORIGIN: the one other site whose pages may frame a seat's ('' when none). */
   portalOrigin: string;
+  /** SEAT_DOMAIN: the VM is named VM.SEAT_DOMAIN ('' when none: its seats are ports of its IP). */
+  seatDomain: string;
 }
 
 /** One VM as the provisioner creates it. */
@@ -65,6 +67,8 @@ export function instanceSpec(
       ...controlMetadata(workshop, vm, secrets),
       'viewer-token': secrets.viewerToken ?? '',
       'portal-origin': settings.portalOrigin,
+      // The name the seats' origins and certificate carry; empty: the VM's external IP.
+      'public-host': settings.seatDomain ? vmHostname(name, settings.seatDomain) : '',
       'ssh-keys': `${SSH_USER}:${secrets.sshPublicKey}`,
     },
     spot: placement.spot,

@@ -79,9 +79,11 @@ export interface VmRecord {
   status: VmStatus;
   instanceId: string | null;
   externalIp: string | null;
+  /** Its name under the operator's SEAT_DOMAIN, which its seats' origins carry; null: the IP. */
+  publicHost?: string | null;
   internalIp: string | null;
   httpPort: number | null;
-  /** Seat i of the VM (i from 1, in seat order) is https://externalIp:(seatHttpsBase + i). */
+  /** Seat i of the VM (i from 1, in seat order) is https://HOST:(seatHttpsBase + i). */
   seatHttpsBase?: number | null;
   readyAt: string | null;
   readyTokenHash: string;
@@ -202,6 +204,8 @@ export interface VmView {
   name: string;
   status: VmStatus;
   externalIp: string | null;
+  /** Its name under SEAT_DOMAIN, which its seats' origins carry; null: they carry the IP. */
+  publicHost: string | null;
   zone: string;
   spot: boolean;
   /** Why it is not where it first tried, e.g. `VM 2 moved to us-central1-b: …`; else null. */
@@ -216,6 +220,7 @@ export function toVmView(vm: VmRecord, workshopSpot: boolean): VmView {
     name: vm.name,
     status: vm.status,
     externalIp: vm.externalIp,
+    publicHost: vm.publicHost ?? null,
     zone: vm.zone,
     spot,
     moved: placementNote({ ...vm, spot }),
@@ -277,13 +282,21 @@ export interface SeatEndpoints {
 export const SEAT_HTTPS_BASE = 8400;
 
 /**
+ * Seat S's HTTPS origin: a port of its VM's public host, the VM's name under SEAT_DOMAIN when the
+ * operator has one, else its external IP.
+ */
+export function seatOrigin(vm: VmRecord, seat: number): string {
+  const port = (vm.seatHttpsBase ?? SEAT_HTTPS_BASE) + seat - vm.firstSeat + 1;
+  return `https://${vm.publicHost || vm.externalIp}:${port}`;
+}
+
+/**
  * The seat's URLs on its VM's proxy, carrying the seat's access credential. Each seat is an
  * HTTPS origin of its own, a port of its VM's IP (one certificate for the IP); the paths keep
  * `/vm/S/`. Each path ends with `/`: the pages there use relative URLs.
  */
 export function seatEndpoints(vm: VmRecord, seat: number, accessToken: string): SeatEndpoints {
-  const port = (vm.seatHttpsBase ?? SEAT_HTTPS_BASE) + seat - vm.firstSeat + 1;
-  const base = `https://${vm.externalIp}:${port}/vm/${seat}`;
+  const base = `${seatOrigin(vm, seat)}/vm/${seat}`;
   const query = `?t=${encodeURIComponent(accessToken)}`;
   return {
     terminal: `${base}/terminal/${query}`,

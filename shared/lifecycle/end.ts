@@ -1,4 +1,5 @@
 import { workshopCost } from '../core/cost.ts';
+import { vmHostname } from '../core/ids.ts';
 import { APP_LABEL } from '../core/vm-spec.ts';
 import type { InstanceRef } from '../compute.ts';
 import { decide, type EndReason, isTerminal } from '../core/state.ts';
@@ -60,8 +61,10 @@ export async function requestEnd(
 
 /**
  * Deletes every VM the workshop may own: the recorded ones, in the zone each was last put in,
- * and any carrying its label, in whatever zone it is. Returns the `zone/name`s it deleted and
- * the VM records it read.
+ * and any carrying its label, in whatever zone it is, then their names under SEAT_DOMAIN (a name
+ * left on a released address would name whoever gets that address next; one that cannot be
+ * removed now is the sweep's to remove). Returns the
+ * `zone/name`s it deleted and the VM records it read.
  */
 export async function deleteWorkshopVms(
   s: Services,
@@ -76,7 +79,24 @@ export async function deleteWorkshopVms(
     targets.set(`${zone}/${name}`, { name, zone });
   }
   await Promise.all([...targets.values()].map((ref) => s.compute.delete(ref)));
+  try {
+    await unnameVms(
+      s,
+      [...targets.values()].map((ref) => ref.name),
+    );
+  } catch (error) {
+    // The VMs are gone, so the class can end; the sweep removes names whose VM is gone.
+    log.error('could not remove the VMs’ names; the sweep will', { workshopId: id, error });
+  }
   return { deleted: [...targets.keys()], recorded };
+}
+
+/** Removes the VMs' names under SEAT_DOMAIN, when the operator has one. */
+export async function unnameVms(s: Services, names: readonly string[]): Promise<void> {
+  const { dns, config } = s;
+  if (!dns || !config.seatDomain) return;
+  const domain = config.seatDomain.domain;
+  await Promise.all([...new Set(names)].map((n) => dns.removeAddress(vmHostname(n, domain))));
 }
 
 /**

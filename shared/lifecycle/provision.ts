@@ -1,7 +1,7 @@
 import { FieldValue } from '@google-cloud/firestore';
 import { ComputeError } from '../core/compute-errors.ts';
 import { workshopCost } from '../core/cost.ts';
-import { deterministicUuid } from '../core/ids.ts';
+import { deterministicUuid, vmHostname } from '../core/ids.ts';
 import { placements, type Placement } from '../core/placement.ts';
 import { instanceSpec } from '../core/vm-spec.ts';
 import { isTerminal } from '../core/state.ts';
@@ -92,6 +92,25 @@ function noCapacity(vm: VmRecord, tried: readonly Placement[], last: ComputeErro
 }
 
 /**
+ * Points the VM's name under SEAT_DOMAIN at the address Compute gave it, as soon as the insert is
+ * done: before its startup script runs, so its Caddy finds the name its certificate is for. A
+ * replacement under the same name moves the record to its new address.
+ */
+async function nameVm(s: Services, workshopId: string, name: string, zone: string) {
+  if (!s.dns || !s.config.seatDomain) return;
+  const instance = await s.compute.get({ name, zone });
+  if (!instance) {
+    // Gone already (a Spot VM taken back): the sweep replaces it, and names the replacement.
+    log.warn('a VM was gone before it could be named', { workshopId, vmName: name });
+    return;
+  }
+  if (!instance.externalIp) {
+    throw new ComputeError('transient', 'NO_EXTERNAL_IP', `VM ${name} has no external IP yet`);
+  }
+  await s.dns.setAddress(vmHostname(name, s.config.seatDomain.domain), instance.externalIp);
+}
+
+/**
  * Inserts one VM where it is to go, moving on to the next zone (and, for a Spot class that allows
  * it, to standard VMs) while the zones are out of capacity. Every attempt has its own requestId,
  * derived from the VM, its generation and the placement, so a retried event finds the same
@@ -114,6 +133,7 @@ async function insertVm(
     startupScript: s.config.startupScript,
     watcherScript: s.config.watcherScript,
     portalOrigin: s.config.portalOrigin,
+    seatDomain: s.config.seatDomain?.domain ?? '',
   };
   const current = { zone: vm.zone, spot: vm.spot ?? workshop.spot };
   const order = placements(s.config.zones, current, workshop.spotFallback ?? true);
@@ -142,6 +162,7 @@ async function insertVm(
         continue;
       }
     }
+    await nameVm(s, workshop.id, vm.name, placement.zone);
     await markBooting(s, workshop.id, vm, placement);
     return;
   }

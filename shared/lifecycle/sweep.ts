@@ -1,5 +1,5 @@
 import { FieldPath } from '@google-cloud/firestore';
-import { instanceName } from '../core/ids.ts';
+import { instanceName, vmOfHostname } from '../core/ids.ts';
 import { hashToken, newToken } from '../core/secrets.ts';
 import { APP_LABEL } from '../core/vm-spec.ts';
 import { mayHaveVms } from '../core/state.ts';
@@ -9,7 +9,7 @@ import type { InstanceInfo } from '../compute.ts';
 import { log } from '../log.ts';
 import type { Services } from '../services.ts';
 import { TOPICS } from '../topics.ts';
-import { requestEnd } from './end.ts';
+import { requestEnd, unnameVms } from './end.ts';
 import { startScheduled } from './start.ts';
 import { pushVmControl } from './vm-control.ts';
 import { HttpError } from '../http.ts';
@@ -31,6 +31,8 @@ export interface SweepReport {
   redrivenEnds: string[];
   redrivenStarts: string[];
   leakedDeleted: string[];
+  /** Names under SEAT_DOMAIN whose VM is gone, removed. */
+  leakedNames: string[];
   lostVms: string[];
   /** VMs whose control metadata disagreed with Firestore, told again. */
   controlRepushed: string[];
@@ -63,6 +65,7 @@ export async function sweep(s: Services): Promise<SweepReport> {
     redrivenEnds: [],
     redrivenStarts: [],
     leakedDeleted: [],
+    leakedNames: [],
     lostVms: [],
     controlRepushed: [],
     failed: [],
@@ -163,10 +166,16 @@ export async function sweep(s: Services): Promise<SweepReport> {
 
   // 5. Instances that no active workshop accounts for are leaks: delete them. One aggregated
   // list covers every zone, so a VM that moved zones is seen wherever it is. Without the list,
-  // the steps that need it wait for the next sweep.
+  // the steps that need it wait for the next sweep. The VMs' names are listed first: a name is
+  // written once its VM exists, so every name listed has its VM in the instance list, if it has one.
+  const named = await isolated('name list', {}, async () => {
+    const { dns, config } = s;
+    return dns && config.seatDomain ? dns.listAddresses(config.seatDomain.domain) : [];
+  });
   const instances = await isolated('instance list', {}, () => s.compute.list({ app: APP_LABEL }));
   if (instances) {
     await deleteLeaks(s, report, instances, isolated);
+    if (named) await unnameLeaks(s, report, named, instances, isolated);
     const existing = new Map(instances.map((i) => [i.name, i]));
     const ready = await query('ready', workshops.where('status', '==', 'ready'));
     // 6. A ready class whose VM vanished or stopped (Spot preemption): tell the instructor and
@@ -180,6 +189,8 @@ export async function sweep(s: Services): Promise<SweepReport> {
         await isolated('lost VM', { workshopId: w.id, vmName: name }, async () => {
           // A stopped VM keeps its name, which its replacement needs.
           if (instance) await s.compute.delete(instance);
+          // Its address is released: its name must not send learners to whoever gets it next.
+          await unnameVms(s, [name]);
           const outcome = await replaceLostVm(s, w.id, name, instance?.status ?? 'DELETED', now);
           report.documentsRead += 1;
           if (outcome === 'none') return;
@@ -235,10 +246,35 @@ async function deleteLeaks(
       const ids = { workshopId: id || undefined, vmName: instance.name };
       await isolated('leaked VMs', ids, async () => {
         await s.compute.delete(instance);
+        await unnameVms(s, [instance.name]);
         report.leakedDeleted.push(instance.name);
         log.warn('deleted a leaked VM', { ...ids, zone: instance.zone, status: owner?.status });
       });
     }
+  }
+}
+
+/**
+ * Step 5 for the names under SEAT_DOMAIN: one of a VM of ours (`ct-…`) that is not in the instance
+ * list names a released address, and is removed. Other names in the operator's zone are theirs.
+ */
+async function unnameLeaks(
+  s: Services,
+  report: SweepReport,
+  named: readonly { host: string }[],
+  instances: readonly InstanceInfo[],
+  isolated: Isolated,
+): Promise<void> {
+  const domain = s.config.seatDomain?.domain ?? '';
+  const existing = new Set(instances.map((i) => i.name));
+  for (const { host } of named) {
+    const vmName = vmOfHostname(host, domain);
+    if (!vmName || existing.has(vmName)) continue;
+    await isolated('leaked names', { vmName }, async () => {
+      await unnameVms(s, [vmName]);
+      report.leakedNames.push(host);
+      log.warn('removed the name of a VM that is gone', { vmName, host });
+    });
   }
 }
 

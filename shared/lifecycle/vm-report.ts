@@ -79,6 +79,8 @@ export async function recordVmReport(s: Services, report: VmReadyEvent): Promise
           ? {}
           : {
               externalIp: instance.externalIp ?? null,
+              // The name its Caddy got the seats' certificate for: what it was booted with.
+              publicHost: instance.metadata['public-host'] || null,
               internalIp: instance.internalIp ?? null,
               httpPort: s.config.acceptReportedHttpPort ? (report.httpPort ?? 80) : 80,
               seatHttpsBase: s.config.acceptReportedHttpPort

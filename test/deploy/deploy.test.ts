@@ -803,3 +803,55 @@ test('a custom-mode network needs SUBNETWORK, which the functions then get', asy
   t.is(envOf(deployOf(given, 'workshops')).get('VM_SUBNETWORK'), 'class-subnet');
   t.is(envOf(deployOf(await fresh(), 'workshops')).get('VM_SUBNETWORK'), '');
 });
+
+test('SEAT_DOMAIN: the zone must hold it and be public; the functions may change that zone alone, and learn the domain', async (t) => {
+  const seats = {
+    SEAT_DOMAIN: 'seats.school.example',
+    SEAT_DNS_ZONE: 'seats',
+    FAKE_DNS_ZONE: 'seats school.example. public',
+  };
+  const state = newState();
+  const run = await runDeploy(seats, { state });
+  t.is(run.code, 0, run.stderr);
+  const deployed = stateOf(state);
+  t.true(deployed.enabled!.includes('dns.googleapis.com'));
+  const env = envOf(deployOf(run, 'workshops'));
+  t.is(env.get('SEAT_DOMAIN'), 'seats.school.example');
+  t.is(env.get('SEAT_DNS_ZONE'), 'seats');
+  const bindings = deployed.iam!.split('\n').filter((line) => line.includes('dns'));
+  t.deepEqual(bindings, [`dns_managed-zones_seats\tserviceAccount:${FN_SA}\troles/dns.admin`]);
+
+  const again = await runDeploy(seats, { state });
+  t.is(again.code, 0, again.stderr);
+  t.deepEqual(callsOf(again.calls, 'dns managed-zones set-iam-policy'), [], 'granted once');
+
+  // Destroy removes the VMs' names (the operator's other names stay) and the zone binding.
+  const destroy = await runDeploy(
+    {
+      ...seats,
+      PORTAL_SERVICE_ACCOUNT: '',
+      FAKE_DNS_RECORDS: 'www.seats.school.example.\nct-abcdefghij-0.seats.school.example.\n',
+    },
+    { state, args: ['destroy'] },
+  );
+  t.is(destroy.code, 0, destroy.stderr);
+  t.deepEqual(
+    callsOf(destroy.calls, 'dns record-sets delete').map((c) => words(c)),
+    ['dns record-sets delete ct-abcdefghij-0.seats.school.example.'],
+  );
+  t.is(stateOf(state).iam, '', 'no binding left');
+
+  for (const [zone, why] of [
+    ['', /does not exist/],
+    ['seats other.example. public', /not inside the zone/],
+    ['seats school.example. private', /private: the seats' names must be public/],
+  ] as const) {
+    const refused = await runDeploy({ ...seats, FAKE_DNS_ZONE: zone });
+    t.not(refused.code, 0);
+    t.regex(refused.stderr, why);
+    t.is(callsOf(refused.calls, 'functions deploy').length, 0);
+  }
+  const half = await runDeploy({ SEAT_DOMAIN: 'seats.school.example' });
+  t.is(half.code, 2);
+  t.regex(half.stderr, /go together/);
+});

@@ -20,6 +20,8 @@
 #   FAKE_NO_TRIGGER=1: functions report no Eventarc trigger.
 #   FAKE_CUSTOM_VPC=1: networks are custom-mode.
 #   FAKE_INSTANCES: what `compute instances list` prints (NAME<TAB>ZONE lines).
+#   FAKE_DNS_ZONE="NAME DNSNAME VISIBILITY": the operator's Cloud DNS zone, which exists already;
+#     FAKE_DNS_RECORDS: what `dns record-sets list` prints (a name a line).
 set -u
 log_dir=${FAKE_LOG_DIR:?FAKE_LOG_DIR must name the directory for the call log}
 state=${FAKE_STATE_DIR:-$log_dir}
@@ -56,7 +58,7 @@ verb='' group=() name=''
 for i in "${!words[@]}"; do
   case ${words[i]} in
   create | deploy | delete | describe | update | list | get-iam-policy | add-iam-policy-binding | \
-    remove-iam-policy-binding | enable | submit | pause | resume | print-access-token)
+    remove-iam-policy-binding | set-iam-policy | enable | submit | pause | resume | print-access-token)
     verb=${words[i]}
     name=${words[i + 1]:-}
     # `scheduler jobs create pubsub NAME`: the target kind comes first.
@@ -85,6 +87,8 @@ field() { # a field of `--format=value(...)`, answered from what was recorded
   case $f in
   name) printf '%s' "$name" ;;
   projectNumber) printf 123456789012 ;;
+  dnsName) read -r _ v _ <<<"${FAKE_DNS_ZONE:-}" && printf '%s' "$v" ;;
+  visibility) read -r _ _ v <<<"${FAKE_DNS_ZONE:-}" && printf '%s' "$v" ;;
   autoCreateSubnetworks) [[ -n ${FAKE_CUSTOM_VPC:-} ]] && printf False || printf True ;;
   labels.*)
     k=${f#labels.}
@@ -137,7 +141,11 @@ project_value() { # FIELDS
 }
 exists() {
   case $key in
-  projects_* | compute_networks_* | compute_instances_*) return 0 ;;
+  projects_* | compute_networks_* | compute_instances_* | dns_record-sets_*) return 0 ;;
+  dns_managed-zones_*)
+    local zone=${FAKE_DNS_ZONE:-}
+    [[ -n $zone && $key == "dns_managed-zones_${zone%% *}" ]] && return 0
+    ;;
   esac
   [[ -f $file ]]
 }
@@ -187,6 +195,7 @@ list)
   ) ;;
   firestore_fields_) sed -n "s|^$(flag collection-group)/||p" "$state/ttls" ;;
   compute_instances_) printf '%s' "${FAKE_INSTANCES:-}" ;;
+  dns_record-sets_) printf '%s' "${FAKE_DNS_RECORDS:-}" ;;
   esac
   ;;
 create | deploy)
@@ -258,6 +267,15 @@ get-iam-policy)
   ;;
 add-iam-policy-binding)
   printf '%s\t%s\t%s\n' "$key" "$(flag member)" "$(flag role)" >>"$state/iam"
+  ;;
+set-iam-policy)
+  # The whole policy, from the file named after the resource: its bindings replace the resource's.
+  awk -F'\t' -v k="$key" '$1 != k' "$state/iam" >"$state/iam.new" && mv "$state/iam.new" "$state/iam"
+  # shellcheck disable=SC2016 # JavaScript
+  node -e '
+    const p = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8"));
+    for (const b of p.bindings ?? []) for (const m of b.members ?? []) console.log([process.argv[2], m, b.role].join("\t"));
+  ' "${words[$((${#words[@]} - 1))]}" "$key" >>"$state/iam"
   ;;
 remove-iam-policy-binding)
   awk -F'\t' -v k="$key" -v m="$(flag member)" -v r="$(flag role)" \

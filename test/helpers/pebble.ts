@@ -126,8 +126,11 @@ async function relay(targetPort: number) {
 
 /** Starts pebble on free loopback ports; installs Debian's `pebble` first when it is missing
  * (as root on Debian; elsewhere this throws, naming the command that installs it).
- * `validitySeconds`: how long the certificates it issues last (pebble's own default: 5 years). */
-export async function startPebble(options: { validitySeconds?: number } = {}): Promise<Pebble> {
+ * `validitySeconds`: how long the certificates it issues last (pebble's own default: 5 years);
+ * `dnsServer`: host:port of the DNS server it resolves names with. */
+export async function startPebble(
+  options: { validitySeconds?: number; dnsServer?: string } = {},
+): Promise<Pebble> {
   await prepareMachine({ acme: true, say: (line) => console.error(`setup: ${line}`) });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'ct-pebble-'));
   try {
@@ -166,7 +169,9 @@ export async function startPebble(options: { validitySeconds?: number } = {}): P
       PEBBLE_WFE_NONCEREJECT: '0',
     };
     delete env.PEBBLE_VA_ALWAYS_VALID;
-    const child = spawn('pebble', ['-config', configPath], {
+    // A name is validated where that DNS server says it is (an IP address needs none).
+    const dns = options.dnsServer ? ['-dnsserver', options.dnsServer] : [];
+    const child = spawn('pebble', ['-config', configPath, ...dns], {
       cwd: dir,
       env,
       stdio: ['ignore', logFd, logFd],

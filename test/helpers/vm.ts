@@ -5,6 +5,7 @@ import { randomBytes } from 'node:crypto';
 import http, { type IncomingHttpHeaders } from 'node:http';
 import https from 'node:https';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import type { LookupFunction } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PubSub, type Message } from '@google-cloud/pubsub';
@@ -257,18 +258,37 @@ export function urlOf(vm: BootedInstance, pathAndQuery: string): string {
   return `${seat ? vm.seatOrigin(Number(seat)) : `http://127.0.0.1:${vm.httpPort}`}${pathAndQuery}`;
 }
 
+/** A lookup that finds every name at `address`, as curl's --connect-to does. */
+export const lookupAt =
+  (address: string): LookupFunction =>
+  (_host, options, callback) => {
+    if (options.all) callback(null, [{ address, family: 4 }]);
+    else (callback as (e: null, a: string, f: number) => void)(null, address, 4);
+  };
+
 /** A request as a client that trusts the local CA (or `ca`) and nothing else, following no
- * redirect. */
+ * redirect; `resolveTo`: the address every name is found at (a VM's name under a test domain). */
 export function request(
   url: string,
-  opts: { method?: string; headers?: Record<string, string>; body?: string; ca?: string } = {},
+  opts: {
+    method?: string;
+    headers?: Record<string, string>;
+    body?: string;
+    ca?: string;
+    resolveTo?: string;
+  } = {},
 ): Promise<{ status: number; text: string; headers: IncomingHttpHeaders }> {
   const target = new URL(url);
   const send = target.protocol === 'https:' ? https.request : http.request;
   return new Promise((resolve, reject) => {
     const req = send(
       target,
-      { method: opts.method ?? 'GET', headers: opts.headers, ca: opts.ca ?? localCa().rootPem },
+      {
+        method: opts.method ?? 'GET',
+        headers: opts.headers,
+        ca: opts.ca ?? localCa().rootPem,
+        ...(opts.resolveTo ? { lookup: lookupAt(opts.resolveTo) } : {}),
+      },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));

@@ -8,6 +8,8 @@ import tls, { type DetailedPeerCertificate } from 'node:tls';
 import { localCa } from '../../local/tls-ca.ts';
 import { emulatorTest } from '../helpers/emulators.ts';
 import { startPebble, type Pebble } from '../helpers/pebble.ts';
+import { startComputeStandin } from '../../local/compute-standin.ts';
+import { SeatDns } from '../../shared/dns.ts';
 import {
   boot,
   instanceFor,
@@ -24,15 +26,17 @@ interface Handshake {
 
 /** A TLS handshake with `origin` trusting `ca` alone: what the server presents, and whether its
  * chain checks out against `ca`. */
-function handshake(origin: string, ca: string): Promise<Handshake> {
+function handshake(origin: string, ca: string, servername?: string): Promise<Handshake> {
   const { hostname, port } = new URL(origin);
   return new Promise((resolve, reject) => {
     // An IP address: no SNI, as a browser sends none (Caddy's default_sni picks the certificate).
+    // A name: its SNI, at loopback, where every local VM listens.
     const socket = tls.connect({
-      host: hostname,
+      host: servername ? '127.0.0.1' : hostname,
       port: Number(port),
       ca,
       rejectUnauthorized: false,
+      ...(servername ? { servername } : {}),
     });
     socket.once('secureConnect', () => {
       resolve({
@@ -125,6 +129,66 @@ emulatorTest(
     t.regex(terminal.text, /<div id="terminal">/);
 
     await stopAndCheckNothingLeft(t, vm);
+  },
+);
+
+emulatorTest(
+  'SEAT_DOMAIN: the VM named in Cloud DNS gets a certificate for its name by HTTP-01, and serves it on every seat',
+  async (t) => {
+    // Cloud DNS is the local stand-in, whose records pebble resolves over DNS, as Let's Encrypt
+    // resolves the operator's zone; the name is written with the control plane's own client.
+    const standin = await startComputeStandin({
+      project: 'ct-acme',
+      dnsZones: { seats: 'seats.test.' },
+      dnsUdp: true,
+    });
+    t.teardown(() => standin.stop());
+    const pebble = await startPebble({ dnsServer: `127.0.0.1:${standin.dnsPort}` });
+    t.teardown(() => pebble.stop());
+    const plan = await instanceFor({ seatFirst: 1, seatCount: 2 });
+    const host = `${plan.vmName}.seats.test`;
+    plan.instance.metadata['public-host'] = host;
+    const dns = new SeatDns({
+      project: 'ct-acme',
+      zone: 'seats',
+      endpoint: { host: '127.0.0.1', port: standin.port },
+    });
+    await dns.setAddress(host, '127.0.0.1');
+
+    const messages = await readyMessages(t);
+    const vm = await boot(t, plan, acmeSettings(pebble));
+    const [ready] = await messages.forVm(plan.vmName);
+    t.like(ready, { state: 'ready', seatsReady: 2 }, ready?.error);
+    t.is(await vm.exited(), 0);
+    t.regex(readFileSync(vm.logPath, 'utf8'), /starting/);
+
+    const { root } = await pebble.issuance();
+    for (const seat of [1, 2]) {
+      const origin = vm.seatOrigin(seat);
+      t.is(new URL(origin).hostname, host, 'the seat’s origin carries the VM’s name');
+      const seen = await handshake(origin, root, host);
+      t.true(seen.authorized, `${seen.authorizationError}`);
+      t.is(tls.checkServerIdentity(host, seen.cert), undefined, `valid for ${host}`);
+      t.is(seen.cert.subjectaltname, `DNS:${host}`);
+      const token = plan.tokens.get(seat)!;
+      const exchange = await request(`${origin}/vm/${seat}/terminal/?t=${token}`, {
+        ca: root,
+        resolveTo: '127.0.0.1',
+      });
+      t.is(exchange.status, 200);
+      t.deepEqual(exchange.headers['set-cookie'], [
+        `ct_seat_${seat}=${token}; Path=/vm/${seat}; Secure; HttpOnly; SameSite=Strict`,
+      ]);
+    }
+    t.true(
+      pebble.log().includes(`Identifier{Type:"dns", Value:"${host}"}`),
+      'a DNS identifier, validated by HTTP-01 at the address the zone gives',
+    );
+    // One certificate for the VM, whatever its seat count.
+    t.is((pebble.log().match(/Issued certificate serial/g) ?? []).length, 1);
+
+    await stopAndCheckNothingLeft(t, vm);
+    await dns.removeAddress(host);
   },
 );
 

@@ -169,3 +169,27 @@ test('PORTAL_ORIGIN is one origin or nothing: it becomes a CSP source on every V
     });
   }
 });
+
+test('SEAT_DOMAIN comes with its Cloud DNS zone, or not at all', (t) => {
+  t.is(loadConfig(minimal).seatDomain, null, 'no DNS setup needed by default');
+  t.deepEqual(
+    loadConfig({ ...minimal, SEAT_DOMAIN: 'Seats.Example.EDU.', SEAT_DNS_ZONE: 'seats' })
+      .seatDomain,
+    { domain: 'seats.example.edu', zone: 'seats' },
+  );
+  const bad: Record<string, string>[] = [
+    { SEAT_DOMAIN: 'seats.example.edu' },
+    { SEAT_DNS_ZONE: 'seats' },
+    { SEAT_DOMAIN: 'seats.example.edu/x', SEAT_DNS_ZONE: 'seats' },
+    { SEAT_DOMAIN: '*.example.edu', SEAT_DNS_ZONE: 'seats' },
+    { SEAT_DOMAIN: 'localhost', SEAT_DNS_ZONE: 'seats' },
+    { SEAT_DOMAIN: 'seats.example.edu', SEAT_DNS_ZONE: 'Seats Zone' },
+    { SEAT_DOMAIN: `${'a'.repeat(64)}.example.edu`, SEAT_DNS_ZONE: 'seats' },
+  ];
+  for (const env of bad) {
+    t.throws(() => loadConfig({ ...minimal, ...env }), {
+      instanceOf: ConfigError,
+      message: /SEAT_DOMAIN|SEAT_DNS_ZONE/,
+    });
+  }
+});

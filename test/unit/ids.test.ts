@@ -8,6 +8,8 @@ import {
   newJoinCode,
   newWorkshopId,
   normalizeJoinCode,
+  vmHostname,
+  vmOfHostname,
 } from '../../shared/core/ids.ts';
 
 test('workshop ids are DNS-safe lowercase base32 of at least 10 characters', (t) => {
@@ -29,6 +31,23 @@ test('instance names are valid GCE names, deterministic per workshop and index',
   t.is(instanceName(id, 3), name);
   t.regex(name, /^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$/);
   t.true(instanceName(`${id}${'a'.repeat(16)}`, 9).length <= 63);
+});
+
+test('a VM is named under the seat domain by its instance name, and only ours are read back', (t) => {
+  const id = newWorkshopId();
+  const host = vmHostname(instanceName(id, 2), 'seats.example.edu');
+  t.is(host, `ct-${id}-2.seats.example.edu`);
+  t.is(vmOfHostname(host, 'seats.example.edu'), `ct-${id}-2`);
+  // The operator's other names in the zone are never taken for a VM's.
+  for (const other of [
+    'www.seats.example.edu',
+    `ct-${id}-2.other.example.edu`,
+    `x.ct-${id}-2.seats.example.edu`,
+    `ct-${id}-2seats.example.edu`,
+    'seats.example.edu',
+  ]) {
+    t.is(vmOfHostname(other, 'seats.example.edu'), null, other);
+  }
 });
 
 test('join codes use an unambiguous alphabet and carry at least 30 bits', (t) => {

@@ -37,6 +37,7 @@ const settings = {
   startupScript: '#!/bin/bash',
   watcherScript: '#!/bin/bash\n# watcher',
   portalOrigin: 'https://portal.example',
+  seatDomain: '',
 };
 
 test('a VM gets its seats, tokens, topic and labels in metadata, never the private key', (t) => {
@@ -60,6 +61,7 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
   t.is(spec.metadata['clarateach-watcher'], settings.watcherScript);
   t.is(spec.metadata['viewer-token'], 'viewer1');
   t.is(spec.metadata['portal-origin'], 'https://portal.example');
+  t.is(spec.metadata['public-host'], '', 'no seat domain: the seats are ports of the IP');
   t.is(spec.metadata['ready-topic'], 'projects/p1/topics/vm.ready');
   t.is(spec.metadata.registry, 'us-central1-docker.pkg.dev');
   t.is(spec.metadata['ssh-keys'], 'clarateach:ssh-ed25519 AAAA clarateach');
@@ -79,6 +81,14 @@ test('a VM gets its seats, tokens, topic and labels in metadata, never the priva
   });
   t.false(fellBack.spot, 'a VM that fell back is standard, whatever the workshop asked');
   t.deepEqual(fellBack.metadata, spec.metadata, 'same seats and credentials wherever it lands');
+  const named = instanceSpec(
+    workshop,
+    workshop.vmPlan[1]!,
+    secrets,
+    { ...settings, seatDomain: 'seats.example.edu' },
+    { zone: 'z', spot: true },
+  );
+  t.is(named.metadata['public-host'], 'ct-abcdefghijklmnop-1.seats.example.edu');
 });
 
 const vm = { externalIp: '203.0.113.5', httpPort: 80 } as VmRecord;
@@ -95,6 +105,12 @@ test('seat endpoints: each seat an HTTPS origin of its own on its VM, carrying i
     seatEndpoints({ ...vm, firstSeat: 1, httpPort: 8123, seatHttpsBase: 20000 }, 1, 't').files,
     'https://203.0.113.5:20001/vm/1/files/?t=t',
   );
+  // Under the operator's seat domain the origins carry the VM's name, ports as before.
+  const named = { ...vm, firstSeat: 5, publicHost: 'ct-abcdefghijklmnop-0.seats.example.edu' };
+  t.is(
+    seatEndpoints(named, 7, 'x').terminal,
+    'https://ct-abcdefghijklmnop-0.seats.example.edu:8403/vm/7/terminal/?t=x',
+  );
 });
 
 test('the workshop view holds the contract fields only, VMs in order', (t) => {
@@ -106,6 +122,7 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
         index: 1,
         status: 'ready',
         externalIp: '1.1.1.1',
+        publicHost: 'b.seats.example.edu',
         zone: 'us-central1-b',
         spot: false,
         machineType: 'e2-standard-8',
@@ -139,6 +156,7 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
       name: 'a',
       status: 'booting',
       externalIp: null,
+      publicHost: null,
       zone: 'us-central1-a',
       spot: true,
       moved: null,
@@ -148,6 +166,7 @@ test('the workshop view holds the contract fields only, VMs in order', (t) => {
       name: 'b',
       status: 'ready',
       externalIp: '1.1.1.1',
+      publicHost: 'b.seats.example.edu',
       zone: 'us-central1-b',
       spot: false,
       moved:
