@@ -11,10 +11,13 @@ import type { PubSub } from '@google-cloud/pubsub';
 import { newState, runDeploy } from '../deploy/harness.ts';
 import type { GoogleStandin } from './google-standin.ts';
 
-/** Runs deploy.sh on `project` against the stand-ins; answers the directory of their state. */
-export async function deploy(project: string): Promise<string> {
+/**
+ * Runs deploy.sh on `project` against the stand-ins, with `env` added to its settings; answers the
+ * directory of their state.
+ */
+export async function deploy(project: string, env: Record<string, string> = {}): Promise<string> {
   const state = newState();
-  const run = await runDeploy({ GCP_PROJECT: project }, { state });
+  const run = await runDeploy({ ...env, GCP_PROJECT: project }, { state });
   if (run.code !== 0) throw new Error(`deploy.sh failed (${run.code}):\n${run.stderr}`);
   return state;
 }
@@ -101,21 +104,32 @@ export async function load(
     });
   }
 
-  // IAM policies of the Cloud Run services, from the recorded bindings.
+  // IAM policies of the Cloud Run services, and of the Cloud DNS zones deploy.sh granted on (the
+  // zones themselves are the operator's: the tests put them in), from the recorded bindings.
   const bindings = readFileSync(join(state, 'iam'), 'utf8')
     .split('\n')
     .filter(Boolean)
     .map((line) => line.split('\t') as [string, string, string]);
-  for (const service of namesOf(state, 'run_services')) {
+  const policy = (resource: string) => {
     const roles = new Map<string, string[]>();
     for (const [key, member, role] of bindings) {
-      if (key === `run_services_${service}`) roles.set(role, [...(roles.get(role) ?? []), member]);
+      if (key === resource) roles.set(role, [...(roles.get(role) ?? []), member]);
     }
-    set(`/v2/${location}/services/${service}:getIamPolicy`, {
+    return {
       version: 1,
       bindings: [...roles].map(([role, members]) => ({ role, members })),
       etag: 'BwY=',
-    });
+    };
+  };
+  for (const service of namesOf(state, 'run_services')) {
+    set(`/v2/${location}/services/${service}:getIamPolicy`, policy(`run_services_${service}`));
+  }
+  const zones = new Set(
+    bindings.map(([key]) => key).filter((key) => key.startsWith('dns_managed-zones_')),
+  );
+  for (const key of zones) {
+    const zone = key.slice('dns_managed-zones_'.length);
+    set(`/dns/v1/projects/${project}/managedZones/${zone}:getIamPolicy`, policy(key));
   }
 
   const repository = namesOf(state, 'artifacts_repositories')[0];

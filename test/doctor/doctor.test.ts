@@ -17,18 +17,30 @@ import { startGoogleStandin, type GoogleStandin } from './google-standin.ts';
  */
 
 const REGION = 'us-central1';
+/** deploy.sh's settings for an operator's seat domain, with the zone that holds it already. */
+const SEATS = {
+  SEAT_DOMAIN: 'seats.school.example',
+  SEAT_DNS_ZONE: 'seats',
+  FAKE_DNS_ZONE: 'seats school.example. public',
+};
 
-let deployed: Promise<{ project: string; state: string }> | undefined;
-function deployedOnce() {
-  deployed ??= (async () => {
-    const { projectId: project } = await emulators();
-    return { project, state: await deploy(project) };
-  })();
-  return deployed;
+/** One deploy.sh run per set of settings, shared by the tests that ask for it. */
+const deployed = new Map<string, Promise<{ project: string; state: string }>>();
+function deployedOnce(env: Record<string, string>) {
+  const key = JSON.stringify(env);
+  if (!deployed.has(key))
+    deployed.set(
+      key,
+      (async () => {
+        const { projectId: project } = await emulators();
+        return { project, state: await deploy(project, env) };
+      })(),
+    );
+  return deployed.get(key)!;
 }
 
-async function setUp(t: ExecutionContext) {
-  const { project, state } = await deployedOnce();
+async function setUp(t: ExecutionContext, env: Record<string, string> = {}) {
+  const { project, state } = await deployedOnce(env);
   const pubsub = new PubSub({ projectId: project });
   beforeEmulatorsStop(() => pubsub.close());
   const standin = await startGoogleStandin();
@@ -91,6 +103,129 @@ test.serial(
       standin.requests.some((r) => r.includes('/dockerImages/workspace@sha256:')),
       standin.requests.join('\n'),
     );
+    // No seat domain: no row for it, and Cloud DNS is not asked.
+    t.false(
+      rows.some((r) => r.check === 'seat domain'),
+      formatTable(rows),
+    );
+    t.false(
+      standin.requests.some((r) => r.includes('/dns/')),
+      standin.requests.join('\n'),
+    );
+  },
+);
+
+/** Deployed with SEATS, and the operator's zone `seats` in the stand-in: public, over the domain. */
+async function setUpSeats(t: ExecutionContext) {
+  const set = await setUp(t, SEATS);
+  const zonePath = `/dns/v1/projects/${set.project}/managedZones/seats`;
+  set.standin.resources.set(zonePath, {
+    kind: 'dns#managedZone',
+    name: 'seats',
+    dnsName: 'school.example.',
+    visibility: 'public',
+  });
+  return { ...set, zonePath, policyPath: `${zonePath}:getIamPolicy` };
+}
+
+test.serial(
+  "a seat domain as deploy.sh leaves it: its zone is public, holds it, and the functions' account is its DNS admin",
+  async (t) => {
+    const { project, standin, zonePath, policyPath } = await setUpSeats(t);
+    const rows = allRows(await gatherFrom(project, standin));
+    const table = formatTable(rows);
+    t.deepEqual(failing(rows), [], table);
+    t.is(rows.length, 3 + 6 + 6 + 6 + 3 + 6 + 3 + 2 + 1, table);
+    t.regex(
+      table,
+      /seat domain\s+ok\s+seats\.school\.example in public zone seats \(school\.example\.\), the functions' roles\/dns\.admin/,
+    );
+    // Read as Cloud DNS v1 serves them: the zone with GET, its policy with POST.
+    t.true(standin.requests.includes(`GET ${zonePath}`), standin.requests.join('\n'));
+    t.true(standin.requests.includes(`POST ${policyPath}`), standin.requests.join('\n'));
+  },
+);
+
+test.serial(
+  'a private zone, a domain outside it, no DNS admin binding, no zone, an unreadable policy or half the settings each fail the seat domain row',
+  async (t) => {
+    const { project, location, standin, zonePath, policyPath } = await setUpSeats(t);
+    const account = `clarateach-functions@${project}.iam.gserviceaccount.com`;
+    const zone = standin.resources.get(zonePath) as Record<string, unknown>;
+    const policy = standin.resources.get(policyPath) as {
+      bindings: { role: string; members: string[]; condition?: unknown }[];
+    };
+    t.true(
+      policy.bindings.some(
+        (b) => b.role === 'roles/dns.admin' && b.members.includes(`serviceAccount:${account}`),
+      ),
+      JSON.stringify(policy),
+    );
+    const started = standin.resources.get(`/v2/${location}/functions/onWorkshopStarted`) as {
+      serviceConfig: { environmentVariables: Record<string, string> };
+    };
+    const env = { ...started.serviceConfig.environmentVariables };
+    const withoutAdmin = policy.bindings.filter((b) => b.role !== 'roles/dns.admin');
+    const cases: [string, () => void, string][] = [
+      ['private zone', () => (zone.visibility = 'private'), 'zone seats is private'],
+      [
+        'domain outside the zone',
+        () => (zone.dnsName = 'other.example.'),
+        'seats.school.example is not in zone seats (other.example.)',
+      ],
+      [
+        'no binding',
+        () => (policy.bindings = withoutAdmin),
+        `${account} lacks roles/dns.admin on zone seats`,
+      ],
+      [
+        'a conditioned binding only',
+        () =>
+          (policy.bindings = [
+            ...withoutAdmin,
+            {
+              role: 'roles/dns.admin',
+              members: [`serviceAccount:${account}`],
+              condition: {
+                title: 'until',
+                expression: 'request.time < timestamp("2020-01-01T00:00:00Z")',
+              },
+            },
+          ]),
+        `${account} lacks roles/dns.admin on zone seats`,
+      ],
+      [
+        'no zone',
+        () => {
+          standin.resources.delete(zonePath);
+          standin.resources.delete(policyPath);
+        },
+        `zone seats does not exist in ${project}`,
+      ],
+      [
+        'an unreadable policy',
+        () => standin.faults.set(policyPath, 403),
+        `cannot read: HTTP 403: ${policyPath}: PERMISSION_DENIED`,
+      ],
+      [
+        'half the settings',
+        () => delete started.serviceConfig.environmentVariables.SEAT_DNS_ZONE,
+        'SEAT_DOMAIN without SEAT_DNS_ZONE on onWorkshopStarted',
+      ],
+    ];
+    for (const [what, breakIt, detail] of cases) {
+      const healthy = { zone: structuredClone(zone), policy: structuredClone(policy) };
+      breakIt();
+      const rows = allRows(await gatherFrom(project, standin));
+      t.deepEqual(failing(rows), [{ check: 'seat domain', ok: false, detail }], what);
+      // Put it back for the next case.
+      Object.assign(zone, healthy.zone);
+      policy.bindings = healthy.policy.bindings;
+      standin.resources.set(zonePath, zone);
+      standin.resources.set(policyPath, policy);
+      standin.faults.clear();
+      started.serviceConfig.environmentVariables = { ...env };
+    }
   },
 );
 

@@ -24,6 +24,8 @@ export const FUNCTIONS = [
 export const RETRIED = ['onWorkshopStarted', 'onVmReady', 'onWorkshopEnded'];
 export const MAX_DELIVERY_ATTEMPTS = 20;
 export const INVOKER_ROLE = 'roles/run.invoker';
+/** What deploy.sh grants the functions' account on the operator's seat zone, and nowhere else. */
+export const DNS_ADMIN_ROLE = 'roles/dns.admin';
 /** The functions the portal calls; the event functions are invoked by the functions' account. */
 export const HTTP_FUNCTIONS = ['workshops', 'join'];
 export const RUNTIME = 'nodejs24';
@@ -109,6 +111,10 @@ export interface Facts {
     string,
     { allowed: string[]; disabled: boolean; targetServiceAccounts: string[] } | null | Error
   >;
+  /** the Cloud DNS zone of onWorkshopStarted's SEAT_DNS_ZONE; read only with a SEAT_DOMAIN */
+  seatZone?: { dnsName: string; visibility: string } | null | Error;
+  /** the members holding DNS_ADMIN_ROLE, unconditioned, on that zone */
+  seatZoneAdmins?: string[] | null | Error;
 }
 
 const basename = (path: string) => path.slice(path.lastIndexOf('/') + 1);
@@ -220,10 +226,14 @@ export function firewallRows(facts: Facts, vmServiceAccount: string): Row[] {
   );
 }
 
+/** The account the functions run as, as deploy.sh names it. */
+function functionsAccount(facts: Facts): string {
+  return `clarateach-functions@${facts.project}.iam.gserviceaccount.com`;
+}
+
 /** Who must be able to invoke each function's Cloud Run service, as deploy.sh grants it. */
 function expectedInvoker(facts: Facts, name: string): string | undefined {
-  if (!HTTP_FUNCTIONS.includes(name))
-    return `serviceAccount:clarateach-functions@${facts.project}.iam.gserviceaccount.com`;
+  if (!HTTP_FUNCTIONS.includes(name)) return `serviceAccount:${functionsAccount(facts)}`;
   return facts.portalServiceAccount && `serviceAccount:${facts.portalServiceAccount}`;
 }
 
@@ -308,6 +318,70 @@ export function indexRows(facts: Facts): Row[] {
   });
 }
 
+/**
+ * onWorkshopStarted's SEAT_DOMAIN and SEAT_DNS_ZONE, read as the functions read them ('' where
+ * unset): it writes the names, and deploy.sh gives every function the same pair.
+ */
+export function seatDomain(facts: Facts): { domain: string; zone: string } {
+  const fn = facts.functions.onWorkshopStarted;
+  const env = fn && !(fn instanceof Error) ? fn.env : {};
+  return {
+    domain: (env.SEAT_DOMAIN ?? '').trim().toLowerCase().replace(/\.$/, ''),
+    zone: (env.SEAT_DNS_ZONE ?? '').trim(),
+  };
+}
+
+/** What keeps the functions from naming VMs under `domain` in `zone`, as deploy.sh checks it. */
+function seatZoneProblems(
+  facts: Facts,
+  domain: string,
+  zone: string,
+  found: { dnsName: string; visibility: string },
+): string[] {
+  const problems: string[] = [];
+  // Let's Encrypt resolves the VMs' names from outside: a private zone never answers it.
+  if (found.visibility !== 'public') problems.push(`zone ${zone} is ${found.visibility}`);
+  const dnsName = found.dnsName.toLowerCase().replace(/\.?$/, '.');
+  if (`${domain}.` !== dnsName && !`${domain}.`.endsWith(`.${dnsName}`))
+    problems.push(`${domain} is not in zone ${zone} (${dnsName})`);
+  const admins = facts.seatZoneAdmins ?? [];
+  if (admins instanceof Error) problems.push(`cannot read: ${admins.message}`);
+  else if (!admins.includes(`serviceAccount:${functionsAccount(facts)}`))
+    problems.push(`${functionsAccount(facts)} lacks ${DNS_ADMIN_ROLE} on zone ${zone}`);
+  return problems;
+}
+
+/** The operator's seat domain: no row without one. */
+export function seatDomainRows(facts: Facts): Row[] {
+  const { domain, zone } = seatDomain(facts);
+  const check = 'seat domain';
+  if (!domain && !zone) return [];
+  // The functions refuse to start with half of the pair.
+  if (!domain || !zone) {
+    const [has, lacks] = domain
+      ? ['SEAT_DOMAIN', 'SEAT_DNS_ZONE']
+      : ['SEAT_DNS_ZONE', 'SEAT_DOMAIN'];
+    return [{ check, ok: false, detail: `${has} without ${lacks} on onWorkshopStarted` }];
+  }
+  return read(
+    check,
+    facts.seatZone ?? null,
+    (found) => {
+      const problems = seatZoneProblems(facts, domain, zone, found);
+      return [
+        {
+          check,
+          ok: problems.length === 0,
+          detail:
+            problems.join('; ') ||
+            `${domain} in public zone ${zone} (${found.dnsName}), the functions' ${DNS_ADMIN_ROLE}`,
+        },
+      ];
+    },
+    `zone ${zone} does not exist in ${facts.project}`,
+  );
+}
+
 export function allRows(facts: Facts): Row[] {
   return [
     ...schedulerRows(facts),
@@ -318,6 +392,7 @@ export function allRows(facts: Facts): Row[] {
     ...indexRows(facts),
     ...imageRows(facts),
     ...firewallRows(facts, `clarateach-vm@${facts.project}.iam.gserviceaccount.com`),
+    ...seatDomainRows(facts),
   ];
 }
 

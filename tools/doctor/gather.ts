@@ -11,10 +11,12 @@ import { FirestoreAdminClient, protos as firestoreProtos } from '@google-cloud/f
 import { PubSub } from '@google-cloud/pubsub';
 import { ServicesClient } from '@google-cloud/run';
 import { CloudSchedulerClient, protos as schedulerProtos } from '@google-cloud/scheduler';
+import { GoogleAuth, PassThroughClient } from 'google-auth-library';
 import { standinClientOptions } from '../../shared/compute.ts';
 import {
   DEAD_LETTER,
   DEAD_LETTER_SUB,
+  DNS_ADMIN_ROLE,
   FIREWALL_RULES,
   FUNCTIONS,
   imageReferences,
@@ -22,6 +24,7 @@ import {
   INVOKER_ROLE,
   RETRIED,
   SCHEDULER_JOB,
+  seatDomain,
   TOPICS,
   type Facts,
   type Subscription,
@@ -36,6 +39,7 @@ export interface Target {
 
 const NOT_FOUND = 5;
 const NO_RETRY = { retry: null };
+const DNS_TIMEOUT_MS = 30_000;
 
 /** The value, null for NOT_FOUND, an Error for anything else. */
 async function attempt<T>(read: () => Promise<T>): Promise<T | null | Error> {
@@ -63,6 +67,65 @@ export function dockerImageName(ref: string): string | undefined {
   if (!m) return undefined;
   const [, location, project, repository, image] = m;
   return `projects/${project}/locations/${location}/repositories/${repository}/dockerImages/${image!.replace(/\//g, '%2F')}`;
+}
+
+type DnsCall = (
+  method: 'GET' | 'POST',
+  zone: string,
+  suffix?: string,
+  data?: unknown,
+) => Promise<unknown>;
+
+/**
+ * Cloud DNS v1 over REST, for want of a client library of it here: with Application Default
+ * Credentials like the other clients, or plain HTTP without credentials to the stand-in. A 404
+ * rejects with NOT_FOUND's code, so that `attempt` answers null for it.
+ */
+function dnsClient(project: string, endpoint: Target['endpoint']): DnsCall {
+  const client = endpoint
+    ? new PassThroughClient()
+    : new GoogleAuth({ scopes: 'https://www.googleapis.com/auth/cloud-platform' });
+  const origin = endpoint
+    ? `http://${endpoint.host}:${endpoint.port}`
+    : 'https://dns.googleapis.com';
+  const base = `${origin}/dns/v1/projects/${encodeURIComponent(project)}/managedZones/`;
+  return async (method, zone, suffix = '', data) => {
+    const res = await client.request<{ error?: { message?: string } } | undefined>({
+      url: `${base}${encodeURIComponent(zone)}${suffix}`,
+      method,
+      ...(data === undefined ? {} : { data }),
+      retry: false,
+      timeout: DNS_TIMEOUT_MS,
+      validateStatus: () => true,
+    });
+    if (res.status === 404) throw Object.assign(new Error('not found'), { code: NOT_FOUND });
+    if (res.status !== 200)
+      throw new Error(`HTTP ${res.status}: ${res.data?.error?.message ?? res.statusText}`);
+    return res.data;
+  };
+}
+
+/** The seat zone as Cloud DNS describes it, and who holds DNS_ADMIN_ROLE on it unconditioned. */
+async function readSeatZone(
+  dns: DnsCall,
+  zone: string,
+): Promise<Pick<Facts, 'seatZone' | 'seatZoneAdmins'>> {
+  const [seatZone, seatZoneAdmins] = await Promise.all([
+    attempt(async () => {
+      const z = (await dns('GET', zone)) as { dnsName?: string; visibility?: string };
+      return { dnsName: z.dnsName ?? '', visibility: z.visibility ?? 'of unknown visibility' };
+    }),
+    attempt(async () => {
+      // Version 3 shows conditions, so that a conditioned binding does not pass for a plain one.
+      const policy = (await dns('POST', zone, ':getIamPolicy', {
+        options: { requestedPolicyVersion: 3 },
+      })) as { bindings?: { role?: string; members?: string[]; condition?: unknown }[] };
+      return (policy.bindings ?? [])
+        .filter((b) => b.role === DNS_ADMIN_ROLE && !b.condition)
+        .flatMap((b) => b.members ?? []);
+    }),
+  ]);
+  return { seatZone, seatZoneAdmins };
 }
 
 export async function gather(target: Target): Promise<Facts> {
@@ -210,6 +273,9 @@ export async function gather(target: Target): Promise<Facts> {
       });
       facts.images[ref] = found ?? false;
     }
+    const { domain, zone } = seatDomain(facts);
+    if (domain && zone)
+      Object.assign(facts, await readSeatZone(dnsClient(project, endpoint), zone));
     return facts;
   } finally {
     await Promise.allSettled([
