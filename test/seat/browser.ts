@@ -71,15 +71,30 @@ export async function launchChromium(opts: { executablePath?: string } = {}): Pr
 
 /** Opens a terminal page (any URL serving it, token query included) and waits for `connected`. */
 export async function openTerminal(page: Page, url: string): Promise<void> {
+  // What the page's sockets did, for a terminal that does not connect: whether the socket never
+  // opened, or opened and the seat never said `attached` (the shell did not start).
+  const sockets: string[] = [];
+  page.on('websocket', (ws) => {
+    const at = Date.now();
+    const seen = (what: string) => sockets.push(`${ws.url()} ${what} after ${Date.now() - at} ms`);
+    let frames = 0;
+    ws.on('framereceived', ({ payload }) => {
+      if (frames++ < 3) seen(`got ${String(payload).slice(0, 40)}`);
+    });
+    ws.on('socketerror', (error) => seen(`error ${error}`));
+    ws.on('close', () => seen(`closed, ${frames} frames`));
+  });
   await page.goto(url);
   try {
     await page.waitForSelector('#status[data-state="connected"]', { timeout: WAIT_MS });
   } catch (error) {
     // What the learner would have seen instead: the page's own words say why.
     const seen = await page.evaluate(() => document.body?.innerText.slice(0, 300)).catch(() => '');
-    throw new Error(`the terminal at ${page.url()} did not connect; the page shows: ${seen}`, {
-      cause: error,
-    });
+    const shot = await screenshot(page, 'terminal-not-connected').catch(() => 'no screenshot');
+    throw new Error(
+      `the terminal at ${page.url()} did not connect; the page shows: ${seen}; its sockets: ${sockets.join('; ') || 'none'} (${shot})`,
+      { cause: error },
+    );
   }
   await page.click('.xterm');
 }
