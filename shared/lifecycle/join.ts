@@ -68,6 +68,16 @@ async function readLive(s: Services, id: string): Promise<Found | null> {
   };
 }
 
+/** A map by workshop id for each store (tests run several side by side), made on first use. */
+function perStore<V>(): (s: Services) => Map<string, V> {
+  const maps = new WeakMap<Services['store'], Map<string, V>>();
+  return (s) => {
+    let map = maps.get(s.store);
+    if (!map) maps.set(s.store, (map = new Map()));
+    return map;
+  };
+}
+
 /**
  * The reads of a workshop under way on this instance, by store. A class joins at once, and one
  * instance serves many joins together (deploy.sh: 80): each would read the same workshop, VMs,
@@ -76,14 +86,13 @@ async function readLive(s: Services, id: string): Promise<Found | null> {
  * create() all the same, so one taken since is skipped as before. Nothing is kept once a read is
  * back: the next join reads anew.
  */
-const readsUnderWay = new WeakMap<Services['store'], Map<string, Promise<Found | null>>>();
+const readsUnderWay = perStore<Promise<Found | null>>();
 
 /** The code's workshop, if live (`codeDoc` was read by the caller with the address's misses). */
 function lookup(s: Services, codeDoc: JoinCodeRecord | undefined): Promise<Found | null> {
   if (!codeDoc) return Promise.resolve(null);
   const id = codeDoc.workshopId;
-  let reads = readsUnderWay.get(s.store);
-  if (!reads) readsUnderWay.set(s.store, (reads = new Map()));
+  const reads = readsUnderWay(s);
   const underWay = reads.get(id);
   if (underWay) return underWay;
   const read = readLive(s, id).finally(() => reads.delete(id));
@@ -111,12 +120,11 @@ async function missesAndCode(
 
 /** Longer than a join can take (the function's timeout is 60 s): no read in use is older. */
 const CLAIMS_MEMORY_MS = 120_000;
-const claimsByStore = new WeakMap<Services['store'], Map<string, SeatClaims>>();
+const claimsByStore = perStore<SeatClaims>();
 
 /** What this instance knows of the workshop's seat claims (seat-claims.ts). */
 function seatClaims(s: Services, id: string): SeatClaims {
-  let all = claimsByStore.get(s.store);
-  if (!all) claimsByStore.set(s.store, (all = new Map()));
+  const all = claimsByStore(s);
   let claims = all.get(id);
   if (!claims) all.set(id, (claims = new SeatClaims()));
   return claims;
@@ -124,10 +132,10 @@ function seatClaims(s: Services, id: string): SeatClaims {
 
 /** Drops what no join in flight can need, and the workshops left with nothing. */
 function forgetClaims(s: Services): void {
-  const all = claimsByStore.get(s.store);
+  const all = claimsByStore(s);
   const before = performance.now() - CLAIMS_MEMORY_MS;
-  for (const [id, claims] of all ?? []) {
-    if (claims.prune(before) && claims.users === 0) all!.delete(id);
+  for (const [id, claims] of all) {
+    if (claims.prune(before) && claims.users === 0) all.delete(id);
   }
 }
 
