@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core';
 import { localCa } from '../../local/tls-ca.ts';
 
 /**
@@ -69,31 +69,89 @@ export async function launchChromium(opts: { executablePath?: string } = {}): Pr
   }
 }
 
-/** Opens a terminal page (any URL serving it, token query included) and waits for `connected`. */
-export async function openTerminal(page: Page, url: string): Promise<void> {
-  // What the page's sockets did, for a terminal that does not connect: whether the socket never
-  // opened, or opened and the seat never said `attached` (the shell did not start).
-  const sockets: string[] = [];
+/**
+ * What a page's requests and sockets did, for a terminal that does not connect: requests still
+ * pending (the page's own scripts never arrived?), failed ones, and whether the socket opened and
+ * the seat said `attached`.
+ */
+function traceOf(page: Page): () => string {
+  const started = Date.now();
+  const pending = new Map<Request, number>();
+  const events: string[] = [];
+  const at = () => `${Date.now() - started} ms`;
+  page.on('request', (r) => pending.set(r, Date.now()));
+  page.on('requestfinished', (r) => pending.delete(r));
+  page.on('requestfailed', (r) => {
+    pending.delete(r);
+    events.push(`${r.url()} failed (${r.failure()?.errorText}) at ${at()}`);
+  });
   page.on('websocket', (ws) => {
-    const at = Date.now();
-    const seen = (what: string) => sockets.push(`${ws.url()} ${what} after ${Date.now() - at} ms`);
+    events.push(`socket ${ws.url()} at ${at()}`);
     let frames = 0;
     ws.on('framereceived', ({ payload }) => {
-      if (frames++ < 3) seen(`got ${String(payload).slice(0, 40)}`);
+      if (frames++ < 3) events.push(`got ${String(payload).slice(0, 40)} at ${at()}`);
     });
-    ws.on('socketerror', (error) => seen(`error ${error}`));
-    ws.on('close', () => seen(`closed, ${frames} frames`));
+    ws.on('socketerror', (error) => events.push(`socket error ${error} at ${at()}`));
+    ws.on('close', () => events.push(`socket closed after ${frames} frames at ${at()}`));
   });
-  await page.goto(url);
-  try {
-    await page.waitForSelector('#status[data-state="connected"]', { timeout: WAIT_MS });
-  } catch (error) {
+  return () => {
+    const waiting = [...pending].map(([r, t]) => `${r.url()} pending for ${Date.now() - t} ms`);
+    return [...waiting, ...events].join('; ') || 'no request, no socket';
+  };
+}
+
+/** Whether the page's terminal says `connected` within `ms`. */
+const connects = (page: Page, ms: number) =>
+  page.waitForSelector('#status[data-state="connected"]', { timeout: ms }).then(
+    () => true,
+    () => false,
+  );
+
+/**
+ * Opens a terminal page (any URL serving it, token query included) and waits for `connected`.
+ * A page whose requests fail with ERR_NETWORK_CHANGED is opened again, as a learner would reload
+ * it, up to three times, saying so on stderr: Chromium fails what is in flight whenever this machine's network
+ * interfaces change, and here they change whenever a local VM starts a seat (a bridge of its own),
+ * so a page that loads while another class boots can lose its own scripts and stay
+ * "connecting…". A learner's browser is on another machine.
+ */
+export async function openTerminal(page: Page, url: string): Promise<void> {
+  const trace = traceOf(page);
+  let changes = 0;
+  let wake = () => {};
+  page.on('requestfailed', (r) => {
+    if (r.failure()?.errorText !== 'net::ERR_NETWORK_CHANGED') return;
+    changes++;
+    wake();
+  });
+  // The token URL may be opened again: the exchange only sets the same cookie again.
+  const open = () =>
+    page.goto(url).then(
+      () => undefined,
+      (error: Error) => {
+        if (!error.message.includes('ERR_NETWORK_CHANGED')) throw error;
+        changes++;
+      },
+    );
+  await open();
+  for (let seen = 0, reloads = 0; ;) {
+    if (changes > seen && reloads < 3) {
+      seen = changes;
+      reloads++;
+      console.error(
+        `openTerminal: ${url} lost requests to a network change, opening it again: ${trace()}`,
+      );
+      await open();
+      continue;
+    }
+    const changed = new Promise<false>((resolve) => (wake = () => resolve(false)));
+    if (await Promise.race([connects(page, WAIT_MS), changed])) break;
+    if (changes > seen && reloads < 3) continue;
     // What the learner would have seen instead: the page's own words say why.
-    const seen = await page.evaluate(() => document.body?.innerText.slice(0, 300)).catch(() => '');
+    const shown = await page.evaluate(() => document.body?.innerText.slice(0, 300)).catch(() => '');
     const shot = await screenshot(page, 'terminal-not-connected').catch(() => 'no screenshot');
     throw new Error(
-      `the terminal at ${page.url()} did not connect; the page shows: ${seen}; its sockets: ${sockets.join('; ') || 'none'} (${shot})`,
-      { cause: error },
+      `the terminal at ${page.url()} did not connect; the page shows: ${shown}; ${trace()} (${shot})`,
     );
   }
   await page.click('.xterm');
