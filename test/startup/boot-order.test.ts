@@ -23,7 +23,9 @@ test('no seat process answers before the seat firewall is back, whatever restart
       '#!/bin/bash',
       'n=0',
       'while :; do',
-      `  if (exec 3<>/dev/tcp/${world.metadataIp}/${world.port}) 2>/dev/null; then echo HIT; fi`,
+      // Each try bounded: a dropped connect would otherwise wait out TCP's SYN retries (minutes),
+      // and the check that every seat keeps trying would see too few tries.
+      `  if timeout 2 bash -c 'exec 3<>/dev/tcp/${world.metadataIp}/${world.port}' 2>/dev/null; then echo HIT; fi`,
       '  n=$((n + 1)); if ((n % 20 == 0)); then echo "tries $n"; fi',
       'done',
       '',
