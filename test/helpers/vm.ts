@@ -193,7 +193,14 @@ export async function leftovers(vm: BootedInstance): Promise<string[]> {
   // The seats' disks: no mount, no loop device on an image of the VM's (but those another
   // process's mount namespace still holds, which go when it ends: local/vm-runner.ts).
   names.push(...mountsUnder(vm.stateDir));
-  names.push(...(await seatDisksLeft(vm.stateDir)).map((loop) => `seat disk ${loop.name}`));
+  // A disk another namespace held a copy of when the VM stopped is detached by the kernel once
+  // that process ends, a moment later (autoclear): given up to 10 s before it counts as left.
+  let disks = await seatDisksLeft(vm.stateDir);
+  for (let wait = 0; disks.length > 0 && wait < 20; wait++) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    disks = await seatDisksLeft(vm.stateDir);
+  }
+  names.push(...disks.map((loop) => `seat disk ${loop.name}`));
   if (vm.firewallChain) {
     const rules = await runCommand('iptables', ['-w', '-S']);
     names.push(...rules.stdout.split('\n').filter((rule) => rule.includes(vm.firewallChain)));
