@@ -27,6 +27,7 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import http from 'node:http';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -122,16 +123,50 @@ function stderrTail(child: ChildProcess): () => string {
   return () => tail.trim();
 }
 
+/**
+ * Cloud Run's front end sends an instance at most its concurrency of requests at once (deploy.sh:
+ * --concurrency=80) over connections it keeps open; the rest wait at the front end. So do these.
+ */
+const FRONT_END = new http.Agent({ keepAlive: true, maxSockets: 80 });
+
 /** `POST /join` on `base`; `ms` is the round trip as the learner sees it, body read. */
-async function postJoin(base: string, body: unknown, headers: Record<string, string>) {
+function postJoin(base: string, body: unknown, headers: Record<string, string>) {
   const start = performance.now();
-  const res = await fetch(`${base}/join`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: JSON.stringify(body),
-  });
-  const parsed = (await res.json()) as { workshopId?: string; seat?: number };
-  return { status: res.status, body: parsed, ms: performance.now() - start };
+  const payload = JSON.stringify(body);
+  return new Promise<{ status: number; body: { workshopId?: string; seat?: number }; ms: number }>(
+    (resolve, reject) => {
+      const req = http.request(
+        `${base}/join`,
+        {
+          method: 'POST',
+          agent: FRONT_END,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': Buffer.byteLength(payload),
+            ...headers,
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (chunk: Buffer) => chunks.push(chunk));
+          res.on('end', () => {
+            try {
+              const parsed = JSON.parse(Buffer.concat(chunks).toString()) as {
+                workshopId?: string;
+                seat?: number;
+              };
+              resolve({ status: res.statusCode ?? 0, body: parsed, ms: performance.now() - start });
+            } catch (error) {
+              reject(error as Error);
+            }
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      req.end(payload);
+    },
+  );
 }
 
 /**
@@ -163,7 +198,7 @@ async function startJoinInstance(cleanups: Array<() => Promise<void>>) {
       return { url, pid: child.pid };
     } catch (error) {
       if (Date.now() > deadline) throw new Error(`the join instance did not answer: ${log()}`);
-      if (!(error instanceof TypeError)) throw error; // fetch's "connection refused"
+      if ((error as NodeJS.ErrnoException).code !== 'ECONNREFUSED') throw error;
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -1,4 +1,5 @@
 import '../shared/framework-errors.ts';
+import '../shared/framework-http.ts';
 import * as ff from '@google-cloud/functions-framework';
 
 /**

@@ -78,25 +78,54 @@ function perStore<V>(): (s: Services) => Map<string, V> {
   };
 }
 
+/** A read of a workshop by this instance: under way, or back at `backAt` (performance.now()). */
+interface Read {
+  found: Promise<Found | null>;
+  backAt?: number;
+}
+
 /**
- * The reads of a workshop under way on this instance, by store. A class joins at once, and one
- * instance serves many joins together (deploy.sh: 80): each would read the same workshop, VMs,
- * secrets and taken seats. A join that arrives while a read of its workshop is under way takes
- * that read's answer, as fresh as a read of its own sent a moment earlier; seats are claimed with
- * create() all the same, so one taken since is skipped as before. Nothing is kept once a read is
- * back: the next join reads anew.
+ * How long a ready workshop's read answers this instance's joins once it is back. A class joins at
+ * once, and one instance serves many joins together (deploy.sh: 80): each would read the same
+ * workshop, VMs, secrets and taken seats. What a join takes from a read at most this old is still
+ * safe: the code is read by each join (the end deletes it in the transaction that ends the class,
+ * so no join of an ended class gets past it); a seat is claimed with create(), and one this
+ * instance saw taken since is skipped (seat-claims.ts); a seat shown free got its new credential
+ * while it was still taken (free-seat.ts). A seat freed since shows as taken: a join that finds no
+ * free seat reads anew before it answers WORKSHOP_FULL. What the read can miss is a VM lost since:
+ * one of its seats may be handed out, and that learner's next join moves them.
  */
-const readsUnderWay = perStore<Promise<Found | null>>();
+const FRESH_MS = 1000;
+
+const recentReads = perStore<Read>();
 
 /** The code's workshop, if live (`codeDoc` was read by the caller with the address's misses). */
-function lookup(s: Services, codeDoc: JoinCodeRecord | undefined): Promise<Found | null> {
-  if (!codeDoc) return Promise.resolve(null);
+function lookup(s: Services, codeDoc: JoinCodeRecord | undefined): Read | null {
+  if (!codeDoc) return null;
   const id = codeDoc.workshopId;
-  const reads = readsUnderWay(s);
-  const underWay = reads.get(id);
-  if (underWay) return underWay;
-  const read = readLive(s, id).finally(() => reads.delete(id));
+  const reads = recentReads(s);
+  const now = performance.now();
+  for (const [other, read] of reads) {
+    if (read.backAt !== undefined && now - read.backAt >= FRESH_MS) reads.delete(other);
+  }
+  const recent = reads.get(id);
+  if (recent) return recent;
+  return readAnew(s, id);
+}
+
+/** Reads the workshop, for this join and those that come in the next moment. */
+function readAnew(s: Services, id: string): Read {
+  const reads = recentReads(s);
+  const read: Read = { found: readLive(s, id) };
   reads.set(id, read);
+  const forget = () => {
+    if (reads.get(id) === read) reads.delete(id);
+  };
+  // Only a ready workshop's read is kept: one not ready yet is read anew by the next join.
+  read.found.then(
+    (found) => (found?.workshop.status === 'ready' ? (read.backAt = performance.now()) : forget()),
+    forget,
+  );
   return read;
 }
 
@@ -292,11 +321,34 @@ async function takeSeat(s: Services, found: Found, name: string, clientAddress: 
 }
 
 /**
+ * A seat of `found`; when it shows none free and was read before this join looked (a seat may have
+ * been freed since), a seat of a read made now. `from` is the read the seat came from.
+ */
+async function claimSeat(
+  s: Services,
+  found: Found,
+  lookedAt: number,
+  name: string,
+  clientAddress: string,
+) {
+  try {
+    return { ...(await takeSeat(s, found, name, clientAddress)), from: found };
+  } catch (error) {
+    const full = error instanceof HttpError && error.code === 'WORKSHOP_FULL';
+    if (!full || found.readAt >= lookedAt) throw error;
+    const now = await readAnew(s, found.workshop.id).found;
+    if (now?.workshop.status !== 'ready') throw error;
+    return { ...(await takeSeat(s, now, name, clientAddress)), from: now };
+  }
+}
+
+/**
  * Gives a learner a seat; a learner who comes back with their seatToken gets the same seat and is
  * never limited. Only a code that finds no live workshop counts against the client address
  * (shared/rate-limit.ts). In a row: the code with the address's misses (one getAll), then the
- * workshop with what its seat needs (three calls side by side), then the seat's batch: three
- * round trips and five calls (one more of each when the class caps seats per address).
+ * workshop with what its seat needs (three calls side by side, unless this instance read it a
+ * moment ago: see FRESH_MS), then the seat's batch: at most three round trips and five calls (one
+ * more of each when the class caps seats per address).
  */
 export async function joinWorkshop(
   s: Services,
@@ -312,7 +364,9 @@ export async function joinWorkshop(
   const [missed, codeDoc] = await missesAndCode(s, misses, body.code);
   // Past its misses, an address learns nothing of any code, live or not, until the window ends.
   if (missed >= limit) throw misses.limited();
-  const found = await lookup(s, codeDoc);
+  const lookedAt = performance.now();
+  const read = lookup(s, codeDoc);
+  const found = read && (await read.found);
   if (!found) throw (await misses.miss(limit)) ? codeNotFound() : misses.limited();
   const { workshop } = found;
   if (workshop.status !== 'ready') {
@@ -320,7 +374,13 @@ export async function joinWorkshop(
       status: workshop.status,
     });
   }
-  const { seat, seatToken } = await takeSeat(s, found, body.name.trim(), clientAddress);
+  const { seat, seatToken, from } = await claimSeat(
+    s,
+    found,
+    lookedAt,
+    body.name.trim(),
+    clientAddress,
+  );
   log.info('learner joined', { workshopId: workshop.id, seat });
-  return seatAnswer(s, workshop, seat, seatToken, found);
+  return seatAnswer(s, workshop, seat, seatToken, from);
 }

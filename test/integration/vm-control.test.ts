@@ -141,6 +141,32 @@ test.serial('an extension reaches every VM; concurrent frees and resets all land
 });
 
 test.serial(
+  "a full class's freed seat goes to the next learner at once, though the class was read a moment ago",
+  async (t) => {
+    const ws = await readyWorkshop(2);
+    const join = (i: number) =>
+      stack.api('POST', '/join', { code: ws.joinCode, name: `F${i}` }, fromLearner(i));
+    const [a, b] = [(await join(1)).body, (await join(2)).body];
+    t.deepEqual([a.seat, b.seat].sort(), [1, 2]);
+    const full = await join(3);
+    t.is(full.body.error?.code, 'WORKSHOP_FULL');
+    // The instructor frees a's seat and its VM confirms the wipe: the seat is free again. This
+    // instance's last read of the class (up to a second old) still shows it taken.
+    t.is(
+      (await stack.api('DELETE', `/workshops/${ws.id}/seats/${a.seat}`, undefined, owner)).status,
+      200,
+    );
+    const [report] = await stack.readyReports(ws.id);
+    t.is(await stack.deliver(TOPICS.vmReady, { ...report, seatResets: `${a.seat}:1` }), 204);
+    const late = await join(4);
+    t.is(late.status, 200, JSON.stringify(late.body));
+    t.is(late.body.seat, a.seat);
+    t.not(late.body.seatToken, a.seatToken);
+    await end(ws.id);
+  },
+);
+
+test.serial(
   'a VM that missed a change (setMetadata failed) is told again by the sweep, once',
   async (t) => {
     const ws = await readyWorkshop(4);
