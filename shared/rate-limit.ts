@@ -22,8 +22,6 @@ export const WINDOW_MINUTES = 10;
 export interface MissWindow {
   /** The window's count document, for reading it together with others (one getAll). */
   ref: DocumentReference;
-  /** Misses so far in this window. */
-  count(): Promise<number>;
   /** The misses a snapshot of `ref` holds. */
   countIn(snap: DocumentSnapshot): number;
   /** 429 with Retry-After until the window ends. */
@@ -41,7 +39,6 @@ export function missWindow(store: Store, address: string, now: Date): MissWindow
   const count = async () => countIn(await ref.get());
   return {
     ref,
-    count,
     countIn,
     limited() {
       const seconds = Math.max(1, Math.ceil((expiresAt.getTime() - now.getTime()) / 1000));

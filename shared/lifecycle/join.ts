@@ -18,6 +18,7 @@ import type { JoinBody } from '../schemas.ts';
 import { missWindow, type MissWindow } from '../rate-limit.ts';
 import { isAlreadyExists } from '../store.ts';
 import { SeatClaims } from './seat-claims.ts';
+import { batchedReads } from '../batched-reads.ts';
 import type { Services } from '../services.ts';
 
 export interface JoinResult {
@@ -130,21 +131,21 @@ function readAnew(s: Services, id: string): Read {
 }
 
 /**
- * The address's misses in this window, and the document of the code when it is one: one getAll
- * (only the misses when the code cannot be one).
+ * The address's misses in this window, and the document of the code when it is one, read with
+ * those of the other joins under way on this instance (batched-reads.ts).
  */
 async function missesAndCode(
   s: Services,
   misses: MissWindow,
   rawCode: string,
 ): Promise<[number, JoinCodeRecord | undefined]> {
+  const reads = batchedReads(s.store.db);
   const code = normalizeJoinCode(rawCode);
-  if (!code) return [await misses.count(), undefined];
-  const [missSnap, codeSnap] = (await s.store.db.getAll(misses.ref, s.store.joinCode(code))) as [
-    DocumentSnapshot,
-    DocumentSnapshot<JoinCodeRecord>,
-  ];
-  return [misses.countIn(missSnap), codeSnap.data()];
+  const [missSnap, codeSnap] = await Promise.all([
+    reads.get(misses.ref),
+    code ? reads.get(s.store.joinCode(code)) : undefined,
+  ]);
+  return [misses.countIn(missSnap), codeSnap?.data()];
 }
 
 /** Longer than a join can take (the function's timeout is 60 s): no read in use is older. */
@@ -345,7 +346,8 @@ async function claimSeat(
 /**
  * Gives a learner a seat; a learner who comes back with their seatToken gets the same seat and is
  * never limited. Only a code that finds no live workshop counts against the client address
- * (shared/rate-limit.ts). In a row: the code with the address's misses (one getAll), then the
+ * (shared/rate-limit.ts). In a row: the code with the address's misses (one getAll, shared with
+ * the other joins of the moment), then the
  * workshop with what its seat needs (three calls side by side, unless this instance read it a
  * moment ago: see FRESH_MS), then the seat's batch: at most three round trips and five calls (one
  * more of each when the class caps seats per address).
