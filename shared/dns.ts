@@ -59,6 +59,23 @@ function recordSet(data: unknown): RecordSet | null {
   return { name: data.name.toLowerCase(), type: data.type, rrdatas };
 }
 
+/**
+ * Cloud DNS v1 for `project`: the client that calls it (application default credentials, or none
+ * for the stand-in at `endpoint`) and the URL of its managed zones, ending in `/`.
+ */
+export function cloudDns(project: string, endpoint?: DnsSettings['endpoint']) {
+  const client: Requester = endpoint
+    ? new PassThroughClient()
+    : new GoogleAuth({ scopes: CLOUD_PLATFORM_SCOPE });
+  const origin = endpoint
+    ? `http://${endpoint.host}:${endpoint.port}`
+    : 'https://dns.googleapis.com';
+  return {
+    client,
+    zones: `${origin}/dns/v1/projects/${encodeURIComponent(project)}/managedZones/`,
+  };
+}
+
 export class SeatDns {
   private readonly settings: DnsSettings;
   private readonly client: Requester;
@@ -66,16 +83,9 @@ export class SeatDns {
 
   constructor(settings: DnsSettings) {
     this.settings = settings;
-    const { endpoint } = settings;
-    this.client = endpoint
-      ? new PassThroughClient()
-      : new GoogleAuth({ scopes: CLOUD_PLATFORM_SCOPE });
-    const origin = endpoint
-      ? `http://${endpoint.host}:${endpoint.port}`
-      : 'https://dns.googleapis.com';
-    this.base =
-      `${origin}/dns/v1/projects/${encodeURIComponent(settings.project)}` +
-      `/managedZones/${encodeURIComponent(settings.zone)}/rrsets`;
+    const { client, zones } = cloudDns(settings.project, settings.endpoint);
+    this.client = client;
+    this.base = `${zones}${encodeURIComponent(settings.zone)}/rrsets`;
   }
 
   /**

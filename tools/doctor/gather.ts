@@ -11,7 +11,7 @@ import { FirestoreAdminClient, protos as firestoreProtos } from '@google-cloud/f
 import { PubSub } from '@google-cloud/pubsub';
 import { ServicesClient } from '@google-cloud/run';
 import { CloudSchedulerClient, protos as schedulerProtos } from '@google-cloud/scheduler';
-import { GoogleAuth, PassThroughClient } from 'google-auth-library';
+import { cloudDns } from '../../shared/dns.ts';
 import { standinClientOptions } from '../../shared/compute.ts';
 import {
   DEAD_LETTER,
@@ -82,16 +82,10 @@ type DnsCall = (
  * rejects with NOT_FOUND's code, so that `attempt` answers null for it.
  */
 function dnsClient(project: string, endpoint: Target['endpoint']): DnsCall {
-  const client = endpoint
-    ? new PassThroughClient()
-    : new GoogleAuth({ scopes: 'https://www.googleapis.com/auth/cloud-platform' });
-  const origin = endpoint
-    ? `http://${endpoint.host}:${endpoint.port}`
-    : 'https://dns.googleapis.com';
-  const base = `${origin}/dns/v1/projects/${encodeURIComponent(project)}/managedZones/`;
+  const { client, zones } = cloudDns(project, endpoint);
   return async (method, zone, suffix = '', data) => {
     const res = await client.request<{ error?: { message?: string } } | undefined>({
-      url: `${base}${encodeURIComponent(zone)}${suffix}`,
+      url: `${zones}${encodeURIComponent(zone)}${suffix}`,
       method,
       ...(data === undefined ? {} : { data }),
       retry: false,
