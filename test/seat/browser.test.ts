@@ -58,6 +58,40 @@ test.serial('the terminal page shows the shell, with the seat in its environment
   await page.close();
 });
 
+test.serial(
+  'a terminal page whose script failed to load says so, and its link loads it again',
+  async (t) => {
+    const page = await browser.newPage();
+    // The learner's network changes while the page loads: its script is lost, once.
+    let lost = 0;
+    await page.route('**/app.js', (route) =>
+      lost++ === 0 ? route.abort('internetdisconnected') : route.continue(),
+    );
+    await page.goto(seat.terminalUrl);
+    t.false(await page.isVisible('#stalled'), 'not at once: a slow script still has time');
+    // After 10 s without the script the page says what happened (a wait, not a timing check).
+    await page.waitForSelector('#stalled', { state: 'visible', timeout: 30_000 });
+    t.regex((await page.textContent('#stalled')) ?? '', /did not finish loading/);
+    t.log(await screenshot(page, 'seat-terminal-stalled'));
+    await Promise.all([page.waitForEvent('load'), page.click('#stalled a')]);
+    await page.waitForSelector('#status[data-state="connected"]');
+    t.is(lost, 2, 'the script was asked for again');
+    t.false(await page.isVisible('#stalled'));
+    await typeLine(page, 'echo "back=$((6*7))"');
+    t.truthy(await waitForTerminalText(page, /^back=42$/m));
+    await page.close();
+  },
+);
+
+test.serial('a page whose script ran never shows the notice', async (t) => {
+  const page = await browser.newPage();
+  await openTerminal(page, seat.terminalUrl);
+  // Past the notice's 10 s, had the script not marked the page as started.
+  await page.waitForTimeout(11_000);
+  t.false(await page.isVisible('#stalled'));
+  await page.close();
+});
+
 test.serial('the files page lists the home and uploads a file chosen in its input', async (t) => {
   await writeFile(path.join(home, 'existing.txt'), 'was here');
   const page = await browser.newPage();

@@ -1,5 +1,5 @@
 import { build } from 'esbuild';
-import { cp, copyFile, mkdir, rm } from 'node:fs/promises';
+import { cp, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -35,6 +35,8 @@ export async function buildSeat(outDir: string = DEFAULT_OUT_DIR): Promise<void>
     },
     logLevel: 'warning',
   });
+  // A page whose script fails to load says so, and how to get it back (stalled-notice.html).
+  const stalledNotice = await readFile(path.join(here, 'client', 'stalled-notice.html'), 'utf8');
   const pages = {
     terminal: { entries: { app: 'terminal.ts' }, html: 'terminal.html' },
     files: { entries: { files: 'files.ts' }, html: 'files.html' },
@@ -57,7 +59,11 @@ export async function buildSeat(outDir: string = DEFAULT_OUT_DIR): Promise<void>
       minify: true,
       logLevel: 'warning',
     });
-    await copyFile(path.join(here, 'client', page.html), path.join(dir, 'index.html'));
+    const html = await readFile(path.join(here, 'client', page.html), 'utf8');
+    await writeFile(
+      path.join(dir, 'index.html'),
+      html.replace(/^ *<!-- stalled-notice:.*-->\n/m, stalledNotice),
+    );
   }
   const require = createRequire(import.meta.url);
   for (const pkg of PTY_PACKAGES) {

@@ -2,6 +2,9 @@ import { showClassClock } from './clock.ts';
 import { mountTerminal } from './terminal-view.ts';
 import './terminal.css';
 
+// The page's script runs: the HTML's "did not finish loading" notice stays hidden.
+document.documentElement.dataset.started = '';
+
 /**
  * The seat's bare terminal page. Every URL is relative to the page (a proxy serves it under a
  * prefix), and nothing depends on the page's query string.

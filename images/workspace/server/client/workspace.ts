@@ -2,6 +2,9 @@ import { showClassClock, showClock } from './clock.ts';
 import { mountTerminal } from './terminal-view.ts';
 import './workspace.css';
 
+// The page's script runs: the HTML's "did not finish loading" notice stays hidden.
+document.documentElement.dataset.started = '';
+
 /**
  * The learner's workspace page at the seat's root. Every URL is relative to the page, so it works
  * under `http://IP/vm/S/` and under a seat origin of its own. Instructions come rendered (and
