@@ -68,7 +68,6 @@ test.serial(
       lost++ === 0 ? route.abort('internetdisconnected') : route.continue(),
     );
     await page.goto(seat.terminalUrl);
-    t.false(await page.isVisible('#stalled'), 'not at once: a slow script still has time');
     // After 10 s without the script the page says what happened (a wait, not a timing check).
     await page.waitForSelector('#stalled', { state: 'visible', timeout: 30_000 });
     t.regex((await page.textContent('#stalled')) ?? '', /did not finish loading/);
