@@ -249,7 +249,7 @@ async function claimSeat(
  * (shared/rate-limit.ts). In a row: the code with the address's misses (one getAll, shared with
  * the other joins of the moment), then the
  * workshop with what its seat needs (three calls side by side, unless this instance read it a
- * moment ago: see FRESH_MS), then the seat's batch: at most three round trips and five calls (one
+ * moment ago: see FRESH_MS in workshop-reads.ts), then the seat's batch: at most three round trips and five calls (one
  * more of each when the class caps seats per address).
  */
 export async function joinWorkshop(
