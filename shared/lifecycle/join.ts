@@ -247,10 +247,10 @@ async function claimSeat(
  * Gives a learner a seat; a learner who comes back with their seatToken gets the same seat and is
  * never limited. Only a code that finds no live workshop counts against the client address
  * (shared/rate-limit.ts). In a row: the code with the address's misses (one getAll, shared with
- * the other joins of the moment), then the
- * workshop with what its seat needs (three calls side by side, unless this instance read it a
- * moment ago: see FRESH_MS in workshop-reads.ts), then the seat's batch: at most three round trips and five calls (one
- * more of each when the class caps seats per address).
+ * the other joins of the moment), then the workshop with what its seat needs (three calls side by
+ * side, unless this instance read it a moment ago: FRESH_MS in workshop-reads.ts), then the
+ * seat's batch: at most three round trips and five calls (one more of each when the class caps
+ * seats per address).
  */
 export async function joinWorkshop(
   s: Services,
