@@ -10,6 +10,7 @@ import {
   launchChromium,
   openTerminal,
   screenshot,
+  framedTerminal,
   terminalText,
   typeLine,
   waitForTerminalText,
@@ -229,9 +230,10 @@ test.serial(
     portalHtml = `<!doctype html><title>portal</title><h1>Portal</h1>
       <iframe id="seat" src="${linus.endpoints.terminal}" width="900" height="420"></iframe>`;
     const portalPage = await framer.newPage();
+    const framed = framedTerminal(portalPage);
     await portalPage.goto(`${portal}/`);
     const frame = await (await portalPage.waitForSelector('#seat')).contentFrame();
-    await frame!.waitForSelector('#status[data-state="connected"]', { timeout: 30_000 });
+    await framed.connect(frame!);
     t.false(frame!.url().includes('t='), frame!.url());
     await frame!.click('.xterm');
     await portalPage.keyboard.type('echo framed-$((6*7))');

@@ -2,7 +2,13 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core';
+import {
+  chromium,
+  type BrowserContext,
+  type Frame,
+  type Page,
+  type Request,
+} from 'playwright-core';
 import { localCa } from '../../local/tls-ca.ts';
 
 /**
@@ -155,6 +161,47 @@ export async function openTerminal(page: Page, url: string): Promise<void> {
     );
   }
   await page.click('.xterm');
+}
+
+/**
+ * For a page that frames a terminal (the portal): call before the page loads, then `connect` with
+ * the terminal's frame waits for `connected`. A frame whose scripts a network change failed
+ * (see openTerminal) shows the page's own "did not finish loading" notice, and is loaded again
+ * through its link, as a learner would, up to three times, saying so on stderr. Any other failure
+ * fails with what the page's requests and sockets did.
+ */
+export function framedTerminal(page: Page): { connect(frame: Frame): Promise<void> } {
+  const trace = traceOf(page);
+  let changes = 0;
+  page.on('requestfailed', (r) => {
+    if (r.failure()?.errorText === 'net::ERR_NETWORK_CHANGED') changes++;
+  });
+  const shows = (frame: Frame, selector: string, what: string) =>
+    frame.waitForSelector(selector, { state: 'visible', timeout: WAIT_MS }).then(
+      () => what,
+      () => 'nothing',
+    );
+  return {
+    async connect(frame) {
+      for (let reloads = 0; ; reloads++) {
+        const state = await Promise.race([
+          shows(frame, '#status[data-state="connected"]', 'connected'),
+          shows(frame, '#stalled', 'stalled'),
+        ]);
+        if (state === 'connected') return;
+        if (state === 'stalled' && changes > 0 && reloads < 3) {
+          console.error(
+            `framedTerminal: ${frame.url()} lost its script to a network change, reloading it: ${trace()}`,
+          );
+          await frame.click('#stalled a');
+          continue;
+        }
+        throw new Error(
+          `the framed terminal at ${frame.url()} did not connect (${state}): ${trace()}`,
+        );
+      }
+    },
+  };
 }
 
 /** Types a line into the terminal as keystrokes, then Enter. */
