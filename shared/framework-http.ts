@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Request, Response } from 'express';
+import { sendError, unavailable } from './http.ts';
 import { log } from './log.ts';
 
 /**
@@ -27,10 +28,7 @@ const wrappers = frameworkRequire('./function_wrappers.js') as {
 
 function answerFailure(res: Response, error: unknown): void {
   log.error('function failed', { error });
-  if (res.headersSent) return;
-  res
-    .status(503)
-    .json({ error: { code: 'UNAVAILABLE', message: 'the service is busy, try again' } });
+  if (!res.headersSent) sendError(res, unavailable());
 }
 
 if (!wrappers.__ctWrapped) {

@@ -17,6 +17,9 @@ export class HttpError extends Error {
 
 export const notFound = (what = 'workshop') => new HttpError(404, 'NOT_FOUND', `${what} not found`);
 export const invalidRequest = (message: string) => new HttpError(400, 'INVALID_REQUEST', message);
+/** What a failure of ours is answered with: a dependency failed; the call is safe to retry. */
+export const unavailable = () =>
+  new HttpError(503, 'UNAVAILABLE', 'the service is busy, try again');
 
 export function sendError(res: Response, error: HttpError): void {
   res
@@ -60,7 +63,7 @@ export function httpHandler(
       }
       log.error(`${name} failed`, { error, path: req.path, method: req.method });
       if (!res.headersSent) {
-        sendError(res, new HttpError(503, 'UNAVAILABLE', 'the service is busy, try again'));
+        sendError(res, unavailable());
       }
     }
   };
