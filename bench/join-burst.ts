@@ -14,12 +14,13 @@
  * sends it; the classes are made beforehand through the bench's local stack. Like Cloud Run's
  * front end, it keeps at most the instance's concurrency (80, deploy.sh) in flight on connections
  * it keeps open, and holds the rest until one is free (each learner's time includes that wait).
- * Before, each request had a connection of its own and all 500 reached the instance at once: a
- * burst one instance is never sent when deployed, and connection set-up the bench's own process
- * paid for on the cores it shares (1.0–1.2 ms of CPU per learner, now 0.2–0.4 ms). Before, the functions and the floor ran inside this process,
- * whose event loop then served the 500 requests, their handlers and the load generator at once,
- * and the Functions Framework's per-request `domain` (it enables async hooks for the whole
- * process) slowed the floor as well. Production scales a function out to many instances; this
+ * Until 2026-12-06 each request had a connection of its own and all 500 reached the instance at
+ * once: a burst one instance is never sent when deployed, and connection set-up the bench's own
+ * process paid for on the cores it shares (1.0–1.2 ms of CPU per learner, now 0.2–0.4 ms).
+ * Before 2026-12-05, the functions and the floor ran inside this process, whose event loop then
+ * served the 500 requests, their handlers and the load generator at once, and the Functions
+ * Framework's per-request `domain` (it enables async hooks for the whole process) slowed the
+ * floor as well. Production scales a function out to many instances; this
  * machine's cores are shared by one instance, the emulator and this process, so one instance
  * takes the whole burst: the figure is the worst case of one instance, not a model of many.
  *
