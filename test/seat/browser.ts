@@ -106,12 +106,13 @@ function traceOf(page: Page): () => string {
   };
 }
 
-/** Whether the page's terminal says `connected` within `ms`. */
-const connects = (page: Page, ms: number) =>
-  page.waitForSelector('#status[data-state="connected"]', { timeout: ms }).then(
+/** Whether `selector` shows in the page or frame within WAIT_MS. */
+const shows = (where: Page | Frame, selector: string) =>
+  where.waitForSelector(selector, { state: 'visible', timeout: WAIT_MS }).then(
     () => true,
     () => false,
   );
+const CONNECTED = '#status[data-state="connected"]';
 
 /**
  * Opens a terminal page (any URL serving it, token query included) and waits for `connected`.
@@ -151,7 +152,7 @@ export async function openTerminal(page: Page, url: string): Promise<void> {
       continue;
     }
     const changed = new Promise<false>((resolve) => (wake = () => resolve(false)));
-    if (await Promise.race([connects(page, WAIT_MS), changed])) break;
+    if (await Promise.race([shows(page, CONNECTED), changed])) break;
     if (changes > seen && reloads < 3) continue;
     // What the learner would have seen instead: the page's own words say why.
     const shown = await page.evaluate(() => document.body?.innerText.slice(0, 300)).catch(() => '');
@@ -176,17 +177,12 @@ export function framedTerminal(page: Page): { connect(frame: Frame): Promise<voi
   page.on('requestfailed', (r) => {
     if (r.failure()?.errorText === 'net::ERR_NETWORK_CHANGED') changes++;
   });
-  const shows = (frame: Frame, selector: string, what: string) =>
-    frame.waitForSelector(selector, { state: 'visible', timeout: WAIT_MS }).then(
-      () => what,
-      () => 'nothing',
-    );
   return {
     async connect(frame) {
       for (let reloads = 0; ; reloads++) {
         const state = await Promise.race([
-          shows(frame, '#status[data-state="connected"]', 'connected'),
-          shows(frame, '#stalled', 'stalled'),
+          shows(frame, CONNECTED).then((yes) => (yes ? 'connected' : 'nothing')),
+          shows(frame, '#stalled').then((yes) => (yes ? 'stalled' : 'nothing')),
         ]);
         if (state === 'connected') return;
         if (state === 'stalled' && changes > 0 && reloads < 3) {
