@@ -131,9 +131,11 @@ export async function openTerminal(page: Page, url: string): Promise<void> {
     changes++;
     wake();
   });
-  // The token URL may be opened again: the exchange only sets the same cookie again.
+  // The token URL may be opened again: the exchange only sets the same cookie again. Its page
+  // moves on to the seat at once (a meta refresh), which would interrupt a goto waiting for the
+  // exchange page's own load: the goto ends at its response, and `connected` is waited for below.
   const open = () =>
-    page.goto(url).then(
+    page.goto(url, { waitUntil: 'commit' }).then(
       () => undefined,
       (error: Error) => {
         if (!error.message.includes('ERR_NETWORK_CHANGED')) throw error;
